@@ -1,0 +1,235 @@
+//! SPEC §2 and §5: the config file — registries listed there (including a loopback
+//! `localhost:PORT` test registry) are treated as ACR, per-registry identities and
+//! tenants, the XDG default path, and a clear one-line error for a malformed file.
+
+use serde_json::json;
+
+use crate::support::*;
+
+const CLIENT: &str = "dddddddd-1111-2222-3333-444444444444";
+const SECRET: &str = "config-test-secret";
+const TENANT: &str = "tenant-config-0001";
+
+fn write_config(env: &TestEnv, value: &serde_json::Value) -> String {
+    env.write("config.json", value.to_string())
+        .display()
+        .to_string()
+}
+
+#[test]
+fn listed_localhost_registry_mints_without_connect_to() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start_localhost();
+    let host = acr.host();
+    assert_eq!(host, format!("localhost:{}", acr.port()));
+    let config = write_config(
+        &env,
+        &json!({"registries": {&host: {"credential": "client-secret"}}}),
+    );
+    for input in [
+        host.clone(),
+        format!("https://{host}"),
+        format!("https://{host}/v2/\n"),
+    ] {
+        let out = env
+            .get(&input)
+            .env("ACR_ENTRA_CONFIG", &config)
+            .env("ACR_ENTRA_NO_CACHE", "1")
+            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+            .run();
+        out.assert_answer(
+            input.trim(),
+            acr.issued().last().map_or("<none>", |s| s.as_str()),
+        );
+    }
+    let exchanges = acr.exchanges();
+    assert_eq!(exchanges.len(), 3);
+    for ex in &exchanges {
+        assert_eq!(ex.get("service"), Some(host.as_str()));
+        assert_eq!(ex.get("tenant"), Some(TENANT));
+        assert_eq!(ex.req.header("host"), Some(host.as_str()));
+    }
+}
+
+#[test]
+fn unlisted_localhost_is_not_found_without_request() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start_localhost();
+    let listed = FakeAcr::start_localhost();
+    let config = write_config(
+        &env,
+        &json!({"registries": {listed.host(): {"credential": "client-secret"}}}),
+    );
+    let out = env
+        .get(&acr.host())
+        .env("ACR_ENTRA_CONFIG", &config)
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .run();
+    out.assert_not_found();
+    assert_eq!(acr.server.connection_count(), 0);
+    assert_eq!(entra.server.connection_count(), 0);
+}
+
+#[test]
+fn config_in_xdg_config_home_is_read_by_default() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start_localhost();
+    let dir = env.path("xdg-config").join("acr-entra");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        json!({"registries": {acr.host(): {"credential": "client-secret"}}}).to_string(),
+    )
+    .unwrap();
+    let out = env
+        .get(&acr.host())
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .run();
+    out.assert_answer(
+        &acr.host(),
+        acr.issued().first().map_or("<none>", |s| s.as_str()),
+    );
+}
+
+#[test]
+fn config_credential_beats_environment_auto_pick() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let az = FakeCli::install(&env.bin, Tool::Az, CliMode::Ok);
+    let acr = FakeAcr::start("myacr.azurecr.io");
+    let config = write_config(
+        &env,
+        &json!({"registries": {"myacr.azurecr.io": {"credential": "azure-cli"}}}),
+    );
+    let out = env
+        .get("myacr.azurecr.io")
+        .env("ACR_ENTRA_CONFIG", &config)
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .connect_to(&acr.connect_to())
+        .run();
+    out.assert_answer(
+        "myacr.azurecr.io",
+        acr.issued().first().map_or("<none>", |s| s.as_str()),
+    );
+    assert_eq!(entra.request_count(), 0, "the config chose azure-cli");
+    assert_eq!(az.scopes(), [ACR_SCOPE]);
+}
+
+#[test]
+fn malformed_config_is_one_line_error_naming_the_file() {
+    let env = TestEnv::new();
+    let acr = FakeAcr::start("myacr.azurecr.io");
+    for (name, text) in [
+        (
+            "broken.json",
+            r#"{"registries": {"myacr.azurecr.io": {"credential": "client-secret"}"#.to_string(),
+        ),
+        (
+            "unknown-kind.json",
+            json!({"registries": {"myacr.azurecr.io": {"credential": "telepathy"}}}).to_string(),
+        ),
+        ("not-an-object.json", "[1, 2, 3]".to_string()),
+    ] {
+        let path = env.write(name, text);
+        let out = env
+            .get("myacr.azurecr.io")
+            .env("ACR_ENTRA_CONFIG", path.display().to_string())
+            .connect_to(&acr.connect_to())
+            .run();
+        let line = out.assert_loud_error();
+        assert!(
+            line.contains(&path.display().to_string()),
+            "{name}: the error names the file: {line}"
+        );
+        assert_eq!(out.stderr, "", "{out:?}");
+    }
+    assert_eq!(acr.server.connection_count(), 0);
+}
+
+#[test]
+fn two_registries_two_service_principals_in_two_tenants() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let one = FakeAcr::start("myacr.azurecr.io");
+    let two = FakeAcr::start("other.azurecr.io");
+    let config = write_config(
+        &env,
+        &json!({"registries": {
+            "myacr.azurecr.io": {"credential": "client-secret", "tenant_id": "tenant-a", "client_id": "app-a"},
+            "other.azurecr.io": {"credential": "client-secret", "tenant_id": "tenant-b", "client_id": "app-b"},
+        }}),
+    );
+    let run = |host: &str| {
+        env.get(host)
+            .env("ACR_ENTRA_CONFIG", &config)
+            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+            .connect_to(&one.connect_to())
+            .connect_to(&two.connect_to())
+            .run()
+    };
+    let out_one = run("myacr.azurecr.io");
+    out_one.assert_answer(
+        "myacr.azurecr.io",
+        one.issued().first().map_or("<none>", |s| s.as_str()),
+    );
+    let out_two = run("other.azurecr.io");
+    out_two.assert_answer(
+        "other.azurecr.io",
+        two.issued().first().map_or("<none>", |s| s.as_str()),
+    );
+    let reqs = entra.token_requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(
+        (reqs[0].tenant.as_str(), reqs[0].get("client_id")),
+        ("tenant-a", Some("app-a"))
+    );
+    assert_eq!(
+        (reqs[1].tenant.as_str(), reqs[1].get("client_id")),
+        ("tenant-b", Some("app-b"))
+    );
+    assert_eq!(one.exchanges()[0].get("tenant"), Some("tenant-a"));
+    assert_eq!(two.exchanges()[0].get("tenant"), Some("tenant-b"));
+    assert_eq!(one.exchanges()[0].get("service"), Some("myacr.azurecr.io"));
+    assert_eq!(two.exchanges()[0].get("service"), Some("other.azurecr.io"));
+    assert_eq!(jwt::decode(&one.issued()[0]).1["appid"], "app-a");
+    assert_eq!(jwt::decode(&two.issued()[0]).1["appid"], "app-b");
+}
+
+#[test]
+fn two_registries_two_managed_identities() {
+    let env = TestEnv::new();
+    let imds = FakeImds::start();
+    let one = FakeAcr::start("myacr.azurecr.io");
+    let two = FakeAcr::start("other.azurecr.io");
+    let config = write_config(
+        &env,
+        &json!({"registries": {
+            "myacr.azurecr.io": {"credential": "managed-identity", "client_id": "uami-a", "tenant_id": "tenant-a"},
+            "other.azurecr.io": {"credential": "managed-identity", "client_id": "uami-b", "tenant_id": "tenant-b"},
+        }}),
+    );
+    for (host, acr) in [("myacr.azurecr.io", &one), ("other.azurecr.io", &two)] {
+        let out = env
+            .get(host)
+            .env("ACR_ENTRA_CONFIG", &config)
+            .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", imds.authority())
+            .connect_to(&one.connect_to())
+            .connect_to(&two.connect_to())
+            .run();
+        out.assert_answer(host, acr.issued().first().map_or("<none>", |s| s.as_str()));
+    }
+    let ids: Vec<Option<String>> = imds
+        .token_requests()
+        .iter()
+        .map(|r| r.query_param("client_id"))
+        .collect();
+    assert_eq!(
+        ids,
+        [Some("uami-a".to_string()), Some("uami-b".to_string())]
+    );
+    assert_eq!(one.exchanges()[0].get("tenant"), Some("tenant-a"));
+    assert_eq!(two.exchanges()[0].get("tenant"), Some("tenant-b"));
+}

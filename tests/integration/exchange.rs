@@ -1,0 +1,246 @@
+//! SPEC §3: the exchange itself — exact form fields, tenant precedence (config >
+//! `AZURE_TENANT_ID` > the token's `tid`), the ARM-audience fallback after a 401 and
+//! the config's `audience` override.
+
+use crate::support::identity::MI_TENANT;
+use crate::support::*;
+
+const HOST: &str = "myacr.azurecr.io";
+const CLIENT: &str = "bbbbbbbb-1111-2222-3333-444444444444";
+const SECRET: &str = "exchange-test-secret";
+const TENANT: &str = "tenant-exchange-0001";
+
+#[test]
+fn exchange_form_fields_are_exact() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .connect_to(&acr.connect_to())
+        .run();
+    out.assert_answer(HOST, &acr.issued()[0]);
+    let exchanges = acr.exchanges();
+    assert_eq!(exchanges.len(), 1);
+    let ex = &exchanges[0];
+    assert_eq!(ex.req.method, "POST");
+    assert_eq!(ex.req.path, "/oauth2/exchange");
+    assert_eq!(ex.req.query, "", "nothing in the query string");
+    assert!(
+        ex.req
+            .header("content-type")
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded")),
+        "{:?}",
+        ex.req.headers
+    );
+    let mut keys: Vec<&str> = ex.form.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["access_token", "grant_type", "service", "tenant"],
+        "exactly these fields"
+    );
+    assert_eq!(ex.get("grant_type"), Some("access_token"));
+    assert_eq!(ex.get("service"), Some(HOST));
+    assert_eq!(ex.get("tenant"), Some(TENANT));
+    assert_eq!(ex.get("access_token"), Some(entra.issued()[0].as_str()));
+    assert_eq!(ex.audience(), ACR_AUDIENCE);
+    assert_eq!(
+        ex.req.header("authorization"),
+        None,
+        "the exchange carries no other credential"
+    );
+    // The challenge request carries no credentials either.
+    let v2: Vec<_> = acr
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v2/")
+        .collect();
+    assert_eq!(v2.len(), 1);
+    assert_eq!(v2[0].method, "GET");
+    assert_eq!(v2[0].header("authorization"), None);
+}
+
+/// App Service managed identity: its token's `tid` is MI_TENANT, so the exchange's tenant
+/// shows which source won.
+fn mi_get(env: &TestEnv, msi: &FakeAppService, acr: &FakeAcr) -> env::Helper {
+    env.get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", "managed-identity")
+        .env("IDENTITY_ENDPOINT", msi.endpoint())
+        .env("IDENTITY_HEADER", &msi.secret)
+        .connect_to(&acr.connect_to())
+}
+
+#[test]
+fn tenant_falls_back_to_the_token_tid() {
+    let env = TestEnv::new();
+    let msi = FakeAppService::start();
+    let acr = FakeAcr::start(HOST);
+    let out = mi_get(&env, &msi, &acr).run();
+    out.assert_answer(HOST, &acr.issued()[0]);
+    assert_eq!(acr.exchanges()[0].get("tenant"), Some(MI_TENANT));
+}
+
+#[test]
+fn tenant_from_azure_tenant_id_beats_tid() {
+    let env = TestEnv::new();
+    let msi = FakeAppService::start();
+    let acr = FakeAcr::start(HOST);
+    let out = mi_get(&env, &msi, &acr)
+        .env("AZURE_TENANT_ID", "env-tenant-0002")
+        .run();
+    out.assert_answer(HOST, &acr.issued()[0]);
+    assert_eq!(acr.exchanges()[0].get("tenant"), Some("env-tenant-0002"));
+}
+
+#[test]
+fn tenant_from_config_beats_azure_tenant_id() {
+    let env = TestEnv::new();
+    let msi = FakeAppService::start();
+    let acr = FakeAcr::start(HOST);
+    let config = env.write(
+        "config.json",
+        serde_json::json!({"registries": {HOST: {"credential": "managed-identity", "tenant_id": "config-tenant-0003"}}})
+            .to_string(),
+    );
+    let out = mi_get(&env, &msi, &acr)
+        .env("AZURE_TENANT_ID", "env-tenant-0002")
+        .env("ACR_ENTRA_CONFIG", config.display().to_string())
+        .run();
+    out.assert_answer(HOST, &acr.issued()[0]);
+    assert_eq!(acr.exchanges()[0].get("tenant"), Some("config-tenant-0003"));
+}
+
+#[test]
+fn arm_audience_fallback_after_401() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    acr.reject_audience(ACR_AUDIENCE);
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .connect_to(&acr.connect_to())
+        .run();
+    let scopes: Vec<String> = entra
+        .token_requests()
+        .iter()
+        .map(|r| r.scope().to_string())
+        .collect();
+    assert_eq!(
+        scopes,
+        [ACR_SCOPE, ARM_SCOPE],
+        "ACR audience first, then ARM once: {out:?}"
+    );
+    let exchanges = acr.exchanges();
+    assert_eq!(exchanges.len(), 2);
+    assert_eq!(exchanges[0].audience(), ACR_AUDIENCE);
+    assert_eq!(exchanges[1].audience(), ARM_AUDIENCE);
+    assert_eq!(
+        exchanges[1].get("access_token"),
+        Some(entra.issued()[1].as_str())
+    );
+    assert_eq!(acr.issued().len(), 1);
+    out.assert_answer(HOST, &acr.issued()[0]);
+}
+
+#[test]
+fn arm_audience_fallback_is_remembered() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    acr.reject_audience(ACR_AUDIENCE);
+    let run = || {
+        env.get(HOST)
+            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+            .connect_to(&acr.connect_to())
+            // Longer than the refresh token lives: the second get must mint again.
+            .env("ACR_ENTRA_MIN_TTL", "86400")
+            .run()
+    };
+    let first = run();
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let second = run();
+    second.assert_answer(HOST, acr.issued().last().unwrap());
+    let scopes: Vec<String> = entra
+        .token_requests()
+        .iter()
+        .map(|r| r.scope().to_string())
+        .collect();
+    assert_eq!(
+        scopes,
+        [ACR_SCOPE, ARM_SCOPE, ARM_SCOPE],
+        "the second mint goes straight to the audience that worked"
+    );
+}
+
+#[test]
+fn both_audiences_rejected_is_a_loud_error() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    acr.reject_audience(ACR_AUDIENCE);
+    acr.reject_audience(ARM_AUDIENCE);
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .connect_to(&acr.connect_to())
+        .run();
+    out.assert_loud_error();
+    assert_eq!(acr.exchange_count(), 2, "one retry, no more");
+    assert_eq!(entra.request_count(), 2);
+}
+
+#[test]
+fn config_audience_arm_forces_arm_first() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let config = env.write(
+        "config.json",
+        serde_json::json!({"registries": {HOST: {"credential": "client-secret", "audience": "arm"}}}).to_string(),
+    );
+    let out = env
+        .get(HOST)
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .env("ACR_ENTRA_CONFIG", config.display().to_string())
+        .connect_to(&acr.connect_to())
+        .run();
+    out.assert_answer(HOST, &acr.issued()[0]);
+    let scopes: Vec<String> = entra
+        .token_requests()
+        .iter()
+        .map(|r| r.scope().to_string())
+        .collect();
+    assert_eq!(scopes, [ARM_SCOPE]);
+    assert_eq!(acr.exchanges()[0].audience(), ARM_AUDIENCE);
+}
+
+#[test]
+fn config_audience_arm_with_azure_cli_asks_az_for_arm() {
+    let env = TestEnv::new();
+    let az = FakeCli::install(&env.bin, Tool::Az, CliMode::Ok);
+    let acr = FakeAcr::start(HOST);
+    let config = env.write(
+        "config.json",
+        serde_json::json!({"registries": {HOST: {"credential": "azure-cli", "audience": "arm"}}})
+            .to_string(),
+    );
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_CONFIG", config.display().to_string())
+        .connect_to(&acr.connect_to())
+        .run();
+    out.assert_answer(HOST, &acr.issued()[0]);
+    assert_eq!(az.scopes(), [ARM_SCOPE]);
+    assert_eq!(
+        acr.exchanges()[0].get("access_token"),
+        Some(az.arm_token.as_str())
+    );
+}

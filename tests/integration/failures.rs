@@ -1,0 +1,302 @@
+//! SPEC §2–§4 failure paths: no redirect following, and every dead, hanging or slow
+//! party (Entra, the exchange, `/v2/`, `az`) ends in one loud line on stdout, exit 1,
+//! well within a generous bound with `ACR_ENTRA_TIMEOUT=2`. Also the challenge fallback
+//! when `/v2/` gives no challenge.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+const HOST: &str = "myacr.azurecr.io";
+const CLIENT: &str = "cccccccc-1111-2222-3333-444444444444";
+const SECRET: &str = "failures-test-secret";
+const TENANT: &str = "tenant-failures-0001";
+/// "Did not hang": far above what two-second timeouts need, far below forever.
+const BOUND: Duration = Duration::from_secs(20);
+
+fn secret_get(env: &TestEnv, authority: &str, acr: &FakeAcr) -> env::Helper {
+    env.get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+        .env("ACR_ENTRA_TIMEOUT", "2")
+        .client_secret(authority, CLIENT, SECRET, TENANT)
+        .connect_to(&acr.connect_to())
+}
+
+#[test]
+fn exchange_redirect_is_not_followed() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let elsewhere = FakeAcr::start_localhost();
+    acr.set_exchange(ExchangeMode::Redirect(format!(
+        "https://localhost:{}/oauth2/exchange",
+        elsewhere.port()
+    )));
+    let out = secret_get(&env, &entra.authority(), &acr).run();
+    out.assert_loud_error();
+    assert_eq!(
+        elsewhere.server.connection_count(),
+        0,
+        "the redirect target was never contacted"
+    );
+    assert!(acr.exchange_count() >= 1);
+    out.assert_within(BOUND);
+}
+
+#[test]
+fn dead_entra_fails_fast() {
+    let env = TestEnv::new();
+    let acr = FakeAcr::start(HOST);
+    let authority = format!("https://localhost:{}", http::dead_port());
+    let out = secret_get(&env, &authority, &acr).run();
+    out.assert_loud_error();
+    assert_eq!(acr.exchange_count(), 0);
+    out.assert_within(BOUND);
+}
+
+#[test]
+fn black_holed_entra_fails_within_bound() {
+    let env = TestEnv::new();
+    let acr = FakeAcr::start(HOST);
+    let black_hole = http::Server::hang_after_accept();
+    let authority = format!("https://localhost:{}", black_hole.port());
+    let out = secret_get(&env, &authority, &acr).run();
+    out.assert_loud_error();
+    assert_eq!(acr.exchange_count(), 0);
+    out.assert_within(BOUND);
+}
+
+#[test]
+fn hanging_entra_response_fails_within_bound() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    entra.set_mode(EntraMode::Hang);
+    let acr = FakeAcr::start(HOST);
+    let out = secret_get(&env, &entra.authority(), &acr).run();
+    out.assert_loud_error();
+    assert!(
+        entra.request_count() >= 1,
+        "the request reached the fake: {out:?}"
+    );
+    assert_eq!(acr.exchange_count(), 0);
+    out.assert_within(BOUND);
+}
+
+#[test]
+fn entra_rejecting_the_secret_is_a_loud_error_with_entras_reason() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    entra.set_mode(EntraMode::Fail(401));
+    let acr = FakeAcr::start(HOST);
+    let out = secret_get(&env, &entra.authority(), &acr).run();
+    let line = out.assert_loud_error();
+    assert!(
+        line.contains("AADSTS7000215") || line.contains("invalid_client"),
+        "the user needs Entra's reason: {line}"
+    );
+    assert!(!line.contains(SECRET));
+    assert_eq!(acr.exchange_count(), 0);
+    out.assert_within(BOUND);
+}
+
+#[test]
+fn entra_400_and_500_are_loud_errors() {
+    for status in [400, 500] {
+        let env = TestEnv::new();
+        let entra = FakeEntra::start();
+        entra.set_mode(EntraMode::Fail(status));
+        let acr = FakeAcr::start(HOST);
+        let out = secret_get(&env, &entra.authority(), &acr).run();
+        out.assert_loud_error();
+        assert_eq!(acr.exchange_count(), 0, "{status}");
+        out.assert_within(BOUND);
+    }
+}
+
+#[test]
+fn hanging_exchange_fails_within_bound() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    acr.set_exchange(ExchangeMode::Hang);
+    let out = secret_get(&env, &entra.authority(), &acr).run();
+    out.assert_loud_error();
+    assert!(acr.exchange_count() >= 1, "{out:?}");
+    out.assert_within(BOUND);
+}
+
+#[test]
+fn trickling_exchange_fails_within_bound() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    acr.set_exchange(ExchangeMode::Trickle);
+    let out = secret_get(&env, &entra.authority(), &acr).run();
+    out.assert_loud_error();
+    out.assert_within(BOUND);
+}
+
+#[test]
+fn black_holed_registry_fails_within_bound() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let black_hole = http::Server::hang_after_accept();
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+        .env("ACR_ENTRA_TIMEOUT", "2")
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .connect_to(&format!("{HOST}:443:127.0.0.1:{}", black_hole.port()))
+        .run();
+    out.assert_loud_error();
+    out.assert_within(BOUND);
+}
+
+#[test]
+fn hanging_v2_ends_within_bound() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    acr.set_v2(V2Mode::Hang);
+    let out = secret_get(&env, &entra.authority(), &acr).run();
+    out.assert_within(BOUND);
+    // An unreadable challenge may fall back to `https://HOST/oauth2/exchange` (which works
+    // here) or fail; either way one line and no hang.
+    match out.code {
+        Some(0) => out.assert_answer(HOST, &acr.issued()[0]),
+        _ => {
+            out.assert_loud_error();
+        }
+    }
+}
+
+fn assert_fallback_exchange(v2: V2Mode) {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    acr.set_v2(v2.clone());
+    let out = secret_get(&env, &entra.authority(), &acr).run();
+    out.assert_answer(
+        HOST,
+        acr.issued().first().map_or("<none issued>", |s| s.as_str()),
+    );
+    let exchanges = acr.exchanges();
+    assert_eq!(exchanges.len(), 1, "{v2:?}");
+    assert_eq!(
+        exchanges[0].get("service"),
+        Some(HOST),
+        "service falls back to the host"
+    );
+    assert_eq!(
+        exchanges[0]
+            .req
+            .header("host")
+            .map(|h| h.trim_end_matches(":443")),
+        Some(HOST)
+    );
+}
+
+#[test]
+fn v2_200_without_challenge_falls_back_to_host_exchange() {
+    assert_fallback_exchange(V2Mode::Ok);
+}
+
+#[test]
+fn v2_404_without_challenge_falls_back_to_host_exchange() {
+    assert_fallback_exchange(V2Mode::NotFound);
+}
+
+fn cli_get(env: &TestEnv, kind: &str, acr: &FakeAcr) -> env::Helper {
+    env.get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", kind)
+        .env("ACR_ENTRA_TIMEOUT", "2")
+        .connect_to(&acr.connect_to())
+}
+
+#[test]
+fn hanging_az_fails_within_bound() {
+    let env = TestEnv::new();
+    let az = FakeCli::install(&env.bin, Tool::Az, CliMode::Hang);
+    let acr = FakeAcr::start(HOST);
+    let out = cli_get(&env, "azure-cli", &acr).run();
+    out.assert_loud_error();
+    assert_eq!(az.invocations().len(), 1, "{out:?}");
+    assert_eq!(acr.exchange_count(), 0);
+    assert_eq!(out.stderr, "");
+    out.assert_within(BOUND);
+}
+
+#[test]
+fn hanging_azd_fails_within_bound() {
+    let env = TestEnv::new();
+    let _azd = FakeCli::install(&env.bin, Tool::Azd, CliMode::Hang);
+    let acr = FakeAcr::start(HOST);
+    let out = cli_get(&env, "azd", &acr).run();
+    out.assert_loud_error();
+    assert_eq!(acr.exchange_count(), 0);
+    out.assert_within(BOUND);
+}
+
+#[test]
+fn az_not_logged_in_is_one_line_and_prints_nothing_of_az() {
+    let env = TestEnv::new();
+    let _az = FakeCli::install(&env.bin, Tool::Az, CliMode::Fail);
+    let acr = FakeAcr::start(HOST);
+    let out = cli_get(&env, "azure-cli", &acr).run();
+    let line = out.assert_loud_error();
+    assert!(line.contains("az login"), "the fix is `az login`: {line}");
+    assert_eq!(out.stderr, "", "az's stderr is not passed through");
+    assert_eq!(acr.exchange_count(), 0);
+}
+
+#[test]
+fn azd_not_logged_in_is_one_line() {
+    let env = TestEnv::new();
+    let _azd = FakeCli::install(&env.bin, Tool::Azd, CliMode::Fail);
+    let acr = FakeAcr::start(HOST);
+    let out = cli_get(&env, "azd", &acr).run();
+    let line = out.assert_loud_error();
+    assert!(
+        line.contains("azd auth login"),
+        "the fix is `azd auth login`: {line}"
+    );
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn az_garbage_output_is_one_line_and_not_echoed() {
+    let env = TestEnv::new();
+    let _az = FakeCli::install(&env.bin, Tool::Az, CliMode::Garbage);
+    let acr = FakeAcr::start(HOST);
+    let out = cli_get(&env, "azure-cli", &acr).run();
+    out.assert_loud_error();
+    assert_eq!(out.stderr, "");
+    assert_eq!(acr.exchange_count(), 0);
+}
+
+#[test]
+fn missing_az_when_forced_is_one_line() {
+    let env = TestEnv::new();
+    let acr = FakeAcr::start(HOST);
+    let out = cli_get(&env, "azure-cli", &acr).run();
+    out.assert_loud_error();
+    assert_eq!(out.stderr, "");
+    out.assert_within(BOUND);
+}
+
+#[test]
+fn forced_client_secret_without_variables_names_them() {
+    let env = TestEnv::new();
+    let acr = FakeAcr::start(HOST);
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+        .connect_to(&acr.connect_to())
+        .run();
+    let line = out.assert_loud_error();
+    assert!(
+        line.contains("AZURE_CLIENT_SECRET") || line.contains("AZURE_CLIENT_ID"),
+        "{line}"
+    );
+    assert_eq!(acr.exchange_count(), 0);
+}

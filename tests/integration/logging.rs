@@ -1,0 +1,173 @@
+//! SPEC §5 `ACR_ENTRA_LOG`: trace logging on a full mint shows the steps on stderr and
+//! never a secret: no client secret, identity header, federated token, client assertion,
+//! Entra access token or ACR refresh token.
+
+use crate::support::*;
+
+const HOST: &str = "myacr.azurecr.io";
+const CLIENT: &str = "eeeeeeee-1111-2222-3333-444444444444";
+const SECRET: &str = "Very~Secret~Client~Value~0123456789";
+const TENANT: &str = "tenant-logging-0001";
+
+/// `secret` (and, for JWTs, its signature segment) must not be in stderr.
+fn assert_hidden(out: &Output, what: &str, secret: &str) {
+    assert!(!secret.is_empty());
+    assert!(
+        !out.stderr.contains(secret),
+        "stderr shows the {what}:\n{}",
+        out.stderr
+    );
+    assert!(
+        !out.stdout.contains(secret) || what.contains("refresh"),
+        "stdout shows the {what}"
+    );
+    if let Some((_, sig)) = secret.rsplit_once('.') {
+        if sig.len() > 8 {
+            assert!(
+                !out.stderr.contains(sig),
+                "stderr shows the {what}'s signature:\n{}",
+                out.stderr
+            );
+        }
+    }
+}
+
+fn assert_steps_logged(out: &Output) {
+    assert!(
+        !out.stderr.is_empty(),
+        "trace shows the steps on stderr: {out:?}"
+    );
+    assert!(
+        out.stderr.lines().count() >= 3,
+        "several steps: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn trace_log_of_client_secret_mint_hides_every_secret() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    // Also go through the ARM fallback so both Entra tokens pass through the logs.
+    acr.reject_audience(ACR_AUDIENCE);
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_LOG", "trace")
+        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .connect_to(&acr.connect_to())
+        .run();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout_line(), answer_json(HOST, &acr.issued()[0]));
+    assert_steps_logged(&out);
+    assert_hidden(&out, "client secret", SECRET);
+    for token in entra.issued() {
+        assert_hidden(&out, "Entra token", &token);
+    }
+    assert_hidden(&out, "refresh token", &acr.issued()[0]);
+}
+
+#[test]
+fn trace_log_of_certificate_mint_hides_the_assertion() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let cert = tls::client_cert(CLIENT);
+    let path = env.write("client.pem", &cert.pem);
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_LOG", "trace")
+        .env("ACR_ENTRA_CREDENTIAL", "client-certificate")
+        .env("AZURE_AUTHORITY_HOST", entra.authority())
+        .env("AZURE_CLIENT_ID", CLIENT)
+        .env("AZURE_TENANT_ID", TENANT)
+        .env("AZURE_CLIENT_CERTIFICATE_PATH", path.display().to_string())
+        .connect_to(&acr.connect_to())
+        .run();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_steps_logged(&out);
+    let assertion = entra.token_requests()[0]
+        .get("client_assertion")
+        .unwrap()
+        .to_string();
+    assert_hidden(&out, "client assertion", &assertion);
+    assert_hidden(&out, "Entra token", &entra.issued()[0]);
+    assert_hidden(&out, "refresh token", &acr.issued()[0]);
+    assert!(!out.stderr.contains("PRIVATE KEY"), "{}", out.stderr);
+}
+
+#[test]
+fn trace_log_of_workload_identity_mint_hides_the_federated_token() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let federated = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJsb2dnaW5nIn0.ZmVkZXJhdGVkLXNpZ25hdHVyZQ";
+    let file = env.write("federated-token", federated);
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_LOG", "trace")
+        .env("ACR_ENTRA_CREDENTIAL", "workload-identity")
+        .env("AZURE_AUTHORITY_HOST", entra.authority())
+        .env("AZURE_CLIENT_ID", CLIENT)
+        .env("AZURE_TENANT_ID", TENANT)
+        .env("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string())
+        .connect_to(&acr.connect_to())
+        .run();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_steps_logged(&out);
+    assert_hidden(&out, "federated token", federated);
+    assert_hidden(&out, "Entra token", &entra.issued()[0]);
+    assert_hidden(&out, "refresh token", &acr.issued()[0]);
+}
+
+#[test]
+fn trace_log_of_managed_identity_mint_hides_the_identity_header() {
+    let env = TestEnv::new();
+    let msi = FakeAppService::start();
+    let acr = FakeAcr::start(HOST);
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_LOG", "trace")
+        .env("ACR_ENTRA_CREDENTIAL", "managed-identity")
+        .env("IDENTITY_ENDPOINT", msi.endpoint())
+        .env("IDENTITY_HEADER", &msi.secret)
+        .connect_to(&acr.connect_to())
+        .run();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_steps_logged(&out);
+    assert_hidden(&out, "identity header", &msi.secret);
+    assert_hidden(&out, "Entra token", &msi.issued()[0]);
+    assert_hidden(&out, "refresh token", &acr.issued()[0]);
+}
+
+#[test]
+fn trace_log_of_azure_cli_mint_hides_the_token() {
+    let env = TestEnv::new();
+    let az = FakeCli::install(&env.bin, Tool::Az, CliMode::Ok);
+    let acr = FakeAcr::start(HOST);
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_LOG", "trace")
+        .env("ACR_ENTRA_CREDENTIAL", "azure-cli")
+        .connect_to(&acr.connect_to())
+        .run();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_steps_logged(&out);
+    assert_hidden(&out, "az token", &az.acr_token);
+    assert_hidden(&out, "refresh token", &acr.issued()[0]);
+}
+
+#[test]
+fn logging_off_by_default_means_empty_stderr() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .connect_to(&acr.connect_to())
+        .run();
+    out.assert_answer(HOST, &acr.issued()[0]);
+}

@@ -1,0 +1,16 @@
+//! One integration test binary: it runs the built `docker-credential-acr-entra` with a
+//! cleared environment against loopback fakes (Entra, managed identity endpoints, ACR,
+//! `az`/`azd` scripts) that each test starts for itself, and checks exact stdout, stderr
+//! and exit codes against SPEC.md. Tests share nothing but the test CA, so they run in
+//! parallel.
+
+#![allow(clippy::pedantic)]
+
+mod support;
+
+mod config;
+mod credentials;
+mod exchange;
+mod failures;
+mod logging;
+mod protocol;

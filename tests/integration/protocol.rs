@@ -1,0 +1,208 @@
+//! SPEC §1: the docker credential-helper wire protocol — exact `get` answers for every
+//! input form, not-found for non-ACR hosts without any network request, and one-line
+//! errors on stdout for everything else.
+
+use crate::support::*;
+
+const CLIENT: &str = "11111111-2222-3333-4444-555555555555";
+const SECRET: &str = "client-secret-value-protocol";
+const TENANT: &str = "tenant-protocol";
+
+#[test]
+fn get_answers_every_input_form_exactly() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start("myacr.azurecr.io");
+    let forms = [
+        "myacr.azurecr.io",
+        "https://myacr.azurecr.io",
+        "https://myacr.azurecr.io/v2/",
+        "https://myacr.azurecr.io/",
+        "  myacr.azurecr.io\n",
+        "\thttps://myacr.azurecr.io/v2/ \r\n",
+    ];
+    for form in forms {
+        let out = env
+            .get(form)
+            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+            .connect_to(&acr.connect_to())
+            .run();
+        let issued = acr.issued();
+        let secret = issued.last().expect("the fake ACR issued a refresh token");
+        out.assert_answer(form.trim(), secret);
+    }
+}
+
+#[test]
+fn get_non_acr_host_is_not_found_without_any_request() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let imds = FakeImds::start();
+    // Hostile names are routed to a fake ACR too, so a leaked token would be seen.
+    let acr = FakeAcr::start("myacr.azurecr.io");
+    let hosts = [
+        "docker.io",
+        "https://index.docker.io/v1/",
+        "ghcr.io",
+        "mcr.microsoft.com",
+        "localhost:5000",
+        "myacr.azurecr.io.evil.example",
+        "evil-azurecr.io",
+        "azurecr.io",
+    ];
+    let connect_to = [
+        "docker.io",
+        "index.docker.io",
+        "ghcr.io",
+        "mcr.microsoft.com",
+        "myacr.azurecr.io.evil.example",
+        "evil-azurecr.io",
+        "azurecr.io",
+    ]
+    .iter()
+    .map(|h| format!("{h}:443:127.0.0.1:{}", acr.port()))
+    .collect::<Vec<_>>()
+    .join(",");
+    for host in hosts {
+        let out = env
+            .get(&format!("{host}\n"))
+            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+            .env("ACR_ENTRA_CONNECT_TO", &connect_to)
+            .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", imds.authority())
+            .run();
+        out.assert_not_found();
+    }
+    assert_eq!(entra.server.connection_count(), 0, "no request to Entra");
+    assert_eq!(
+        imds.server.connection_count(),
+        0,
+        "no managed identity probe"
+    );
+    assert_eq!(
+        acr.server.connection_count(),
+        0,
+        "no request to any registry"
+    );
+}
+
+#[test]
+fn get_userinfo_host_is_never_sent_a_token() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start("myacr.azurecr.io");
+    for input in [
+        "myacr.azurecr.io@evil.example",
+        "https://user@myacr.azurecr.io",
+        "https://myacr.azurecr.io@evil.example/v2/",
+    ] {
+        let out = env
+            .get(input)
+            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+            .connect_to(&acr.connect_to())
+            .connect_to(&format!("evil.example:443:127.0.0.1:{}", acr.port()))
+            .run();
+        assert_eq!(out.code, Some(1), "{input}: {out:?}");
+        out.stdout_line();
+        assert!(!out.stdout.contains("Secret"), "{input}: {out:?}");
+    }
+    assert_eq!(entra.server.connection_count(), 0);
+    assert_eq!(acr.server.connection_count(), 0);
+}
+
+#[test]
+fn version_prints_one_line() {
+    let env = TestEnv::new();
+    let out = env.helper().arg("version").run();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let line = out.stdout_line();
+    assert!(
+        line.contains("docker-credential-acr-entra") || line.contains("acr-entra"),
+        "{out:?}"
+    );
+    assert!(line.contains(env!("CARGO_PKG_VERSION")), "{out:?}");
+    assert!(out.stdout.ends_with('\n'), "{out:?}");
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn help_exits_zero() {
+    let env = TestEnv::new();
+    for flag in ["--help", "-h"] {
+        let out = env.helper().arg(flag).run();
+        assert_eq!(out.code, Some(0), "{flag}: {out:?}");
+        assert!(
+            !out.stdout.trim().is_empty(),
+            "{flag}: usage expected: {out:?}"
+        );
+        for verb in ["get", "store", "erase", "list", "version"] {
+            assert!(
+                out.stdout.contains(verb),
+                "{flag}: usage should name `{verb}`: {out:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_verb_is_one_line_error() {
+    let env = TestEnv::new();
+    let out = env
+        .helper()
+        .arg("frobnicate")
+        .stdin("myacr.azurecr.io\n")
+        .run();
+    let line = out.assert_loud_error();
+    assert!(line.contains("frobnicate"), "{out:?}");
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn get_empty_stdin_is_one_line_error() {
+    let env = TestEnv::new();
+    for stdin in ["", "\n", "   \n"] {
+        let out = env.get(stdin).run();
+        out.assert_loud_error();
+        assert_eq!(out.stderr, "", "{out:?}");
+    }
+}
+
+#[test]
+fn get_binary_garbage_is_one_line_error() {
+    let env = TestEnv::new();
+    let garbage: Vec<u8> = (0u8..=255)
+        .chain([0, 0xff, 0xfe, b'\n', 0x1b, b'[', b'2', b'J'])
+        .collect();
+    let out = env.helper().arg("get").stdin(&garbage).run();
+    out.assert_loud_error();
+    assert_eq!(out.stderr, "", "{out:?}");
+    let out = env.get("myacr.azurecr.io\nsecond.azurecr.io\n").run();
+    assert_eq!(
+        out.code,
+        Some(1),
+        "two lines on stdin are not one server URL: {out:?}"
+    );
+    out.stdout_line();
+}
+
+#[test]
+fn stdout_carries_only_the_answer_even_with_logging() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start("myacr.azurecr.io");
+    let out = env
+        .get("myacr.azurecr.io\n")
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .connect_to(&acr.connect_to())
+        .env("ACR_ENTRA_LOG", "trace")
+        .run();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        out.stdout_line(),
+        answer_json("myacr.azurecr.io", &acr.issued()[0])
+    );
+    assert!(
+        !out.stderr.is_empty(),
+        "trace logging goes to stderr: {out:?}"
+    );
+}

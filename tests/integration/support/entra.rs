@@ -1,0 +1,230 @@
+//! Fake Microsoft Entra token endpoint (HTTPS): `POST /{tenant}/oauth2/v2.0/token` with
+//! `grant_type=client_credentials` and either a client secret or a JWT-bearer client
+//! assertion. Issues Entra-like access tokens whose `aud` follows the requested scope,
+//! and can be told to fail with Entra's JSON error shape.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use super::http::{Req, Resp, Server};
+use super::{jwt, tls};
+
+pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// What the fake answers.
+#[derive(Clone, Debug)]
+pub enum EntraMode {
+    Normal,
+    /// Answer every token request with this status and Entra's JSON error.
+    Fail(u16),
+    /// Read the request and never answer.
+    Hang,
+}
+
+#[derive(Default)]
+struct State {
+    mode: Option<EntraMode>,
+    issued: Vec<String>,
+    oid: Option<String>,
+}
+
+pub struct FakeEntra {
+    pub server: Server,
+    state: Arc<Mutex<State>>,
+}
+
+/// One token request as the fake understood it.
+#[derive(Clone, Debug)]
+pub struct TokenRequest {
+    pub tenant: String,
+    pub form: Vec<(String, String)>,
+}
+
+impl TokenRequest {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn scope(&self) -> &str {
+        self.get("scope").unwrap_or_default()
+    }
+}
+
+impl FakeEntra {
+    pub fn start() -> FakeEntra {
+        let state = Arc::new(Mutex::new(State::default()));
+        let s = state.clone();
+        let server = Server::start(Some(tls::server_config()), move |req| handle(req, &s));
+        FakeEntra { server, state }
+    }
+
+    pub fn set_mode(&self, mode: EntraMode) {
+        self.state.lock().unwrap().mode = Some(mode);
+    }
+
+    pub fn set_oid(&self, oid: &str) {
+        self.state.lock().unwrap().oid = Some(oid.to_string());
+    }
+
+    /// `AZURE_AUTHORITY_HOST` for the helper.
+    pub fn authority(&self) -> String {
+        format!("https://localhost:{}", self.server.port())
+    }
+
+    /// The token endpoint URL for a tenant, as a client assertion's `aud` names it.
+    pub fn token_url(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.authority())
+    }
+
+    /// Access tokens issued so far.
+    pub fn issued(&self) -> Vec<String> {
+        self.state.lock().unwrap().issued.clone()
+    }
+
+    /// Token requests received (every request, parsed).
+    pub fn token_requests(&self) -> Vec<TokenRequest> {
+        self.server
+            .requests()
+            .into_iter()
+            .map(|r| TokenRequest {
+                tenant: r
+                    .path
+                    .trim_start_matches('/')
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                form: r.form(),
+            })
+            .collect()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.server.request_count()
+    }
+}
+
+fn error(status: u16, code: &str, description: &str, number: u32) -> Resp {
+    Resp::json(
+        status,
+        &json!({
+            "error": code,
+            "error_description": format!("AADSTS{number}: {description} Trace ID: 00000000-0000-0000-0000-000000000000 Correlation ID: 00000000-0000-0000-0000-000000000000 Timestamp: 2026-01-01 00:00:00Z"),
+            "error_codes": [number],
+            "timestamp": "2026-01-01 00:00:00Z",
+            "trace_id": "00000000-0000-0000-0000-000000000000",
+            "correlation_id": "00000000-0000-0000-0000-000000000000",
+        }),
+    )
+}
+
+fn handle(req: &Req, state: &Mutex<State>) -> Resp {
+    let mode = state
+        .lock()
+        .unwrap()
+        .mode
+        .clone()
+        .unwrap_or(EntraMode::Normal);
+    match mode {
+        EntraMode::Hang => return Resp::hang(),
+        EntraMode::Fail(400) => {
+            return error(
+                400,
+                "invalid_request",
+                "The request body must contain the following parameter: 'scope'.",
+                900144,
+            );
+        }
+        EntraMode::Fail(500) => {
+            return error(
+                500,
+                "temporarily_unavailable",
+                "The service is temporarily unavailable.",
+                50196,
+            );
+        }
+        EntraMode::Fail(status) => {
+            return error(
+                status,
+                "invalid_client",
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+                7000215,
+            );
+        }
+        EntraMode::Normal => {}
+    }
+    let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
+    if req.method != "POST" || segments.len() != 4 || segments[1..] != ["oauth2", "v2.0", "token"] {
+        return error(404, "invalid_request", "Unknown endpoint.", 900561);
+    }
+    let tenant = segments[0];
+    if !req
+        .header("content-type")
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+    {
+        return error(
+            400,
+            "invalid_request",
+            "Content-Type must be application/x-www-form-urlencoded.",
+            900144,
+        );
+    }
+    let get = |name: &str| req.form_value(name);
+    if get("grant_type").as_deref() != Some("client_credentials") {
+        return error(
+            400,
+            "unsupported_grant_type",
+            "The grant type is not supported.",
+            70003,
+        );
+    }
+    let Some(client_id) = get("client_id") else {
+        return error(
+            400,
+            "invalid_request",
+            "The request body must contain the following parameter: 'client_id'.",
+            900144,
+        );
+    };
+    let Some(scope) = get("scope") else {
+        return error(
+            400,
+            "invalid_request",
+            "The request body must contain the following parameter: 'scope'.",
+            900144,
+        );
+    };
+    let has_secret = get("client_secret").is_some_and(|s| !s.is_empty());
+    let has_assertion = get("client_assertion").is_some_and(|s| !s.is_empty())
+        && get("client_assertion_type").as_deref() == Some(ASSERTION_TYPE);
+    if has_secret == has_assertion {
+        return error(
+            401,
+            "invalid_client",
+            "The request body must contain exactly one of 'client_secret' or 'client_assertion'.",
+            7000216,
+        );
+    }
+    let aud = jwt::audience_for_scope(scope.split(' ').next().unwrap_or_default());
+    let oid = state
+        .lock()
+        .unwrap()
+        .oid
+        .clone()
+        .unwrap_or_else(|| format!("oid-of-{client_id}"));
+    let token = jwt::entra_access_token(&aud, tenant, &oid, &client_id);
+    state.lock().unwrap().issued.push(token.clone());
+    Resp::json(
+        200,
+        &json!({
+            "token_type": "Bearer",
+            "expires_in": 3599,
+            "ext_expires_in": 3599,
+            "access_token": token,
+        }),
+    )
+}

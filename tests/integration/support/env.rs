@@ -1,0 +1,303 @@
+//! A test's private world and the runner for the built helper: a temp dir with HOME,
+//! a bin dir for fake CLIs, cache and XDG dirs and the test CA; every run starts the
+//! helper with `env_clear()` plus exactly the variables the test sets, feeds stdin, and
+//! returns stdout, stderr and the exit code. A run that outlives 60 s is killed and fails
+//! the test.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use super::tls;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_docker-credential-acr-entra");
+pub const NULL_GUID: &str = "00000000-0000-0000-0000-000000000000";
+pub const NOT_FOUND: &str = "credentials not found in native keychain";
+/// The most a run may take before the test calls it hung.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+pub struct TestEnv {
+    pub dir: TempDir,
+    pub home: PathBuf,
+    pub bin: PathBuf,
+    pub cache: PathBuf,
+    pub ca_pem: PathBuf,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("acr-entra-it-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().to_path_buf();
+        for sub in [
+            "home",
+            "bin",
+            "cache",
+            "xdg-config",
+            "xdg-cache",
+            "xdg-data",
+            "xdg-runtime",
+        ] {
+            fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        let ca_pem = root.join("ca.pem");
+        fs::write(&ca_pem, &tls::pki().ca_pem).unwrap();
+        TestEnv {
+            home: root.join("home"),
+            bin: root.join("bin"),
+            cache: root.join("cache"),
+            ca_pem,
+            dir,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Write a file in the test dir and return its path.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(name);
+        fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// A command with the base environment: HOME, PATH (fake bin first), cache and XDG
+    /// dirs, and the test CA as the only trusted root.
+    pub fn helper(&self) -> Helper {
+        let root = self.dir.path();
+        let s = |p: &Path| p.display().to_string();
+        Helper {
+            args: Vec::new(),
+            stdin: Vec::new(),
+            cwd: root.to_path_buf(),
+            vars: vec![
+                ("HOME".into(), s(&self.home)),
+                (
+                    "PATH".into(),
+                    format!("{}:/usr/bin:/bin", self.bin.display()),
+                ),
+                ("ACR_ENTRA_CACHE_DIR".into(), s(&self.cache)),
+                ("XDG_CONFIG_HOME".into(), s(&root.join("xdg-config"))),
+                ("XDG_CACHE_HOME".into(), s(&root.join("xdg-cache"))),
+                ("XDG_DATA_HOME".into(), s(&root.join("xdg-data"))),
+                ("XDG_RUNTIME_DIR".into(), s(&root.join("xdg-runtime"))),
+                ("SSL_CERT_FILE".into(), s(&self.ca_pem)),
+            ],
+        }
+    }
+
+    /// `helper()` running `get` with `stdin`.
+    pub fn get(&self, stdin: &str) -> Helper {
+        self.helper().arg("get").stdin(stdin)
+    }
+}
+
+pub struct Helper {
+    args: Vec<String>,
+    stdin: Vec<u8>,
+    cwd: PathBuf,
+    vars: Vec<(String, String)>,
+}
+
+impl Helper {
+    pub fn arg(mut self, arg: &str) -> Helper {
+        self.args.push(arg.to_string());
+        self
+    }
+
+    pub fn stdin(mut self, stdin: impl AsRef<[u8]>) -> Helper {
+        self.stdin = stdin.as_ref().to_vec();
+        self
+    }
+
+    /// Set a variable (replacing an earlier value).
+    pub fn env(mut self, name: &str, value: impl AsRef<str>) -> Helper {
+        self.vars.retain(|(k, _)| k != name);
+        self.vars
+            .push((name.to_string(), value.as_ref().to_string()));
+        self
+    }
+
+    pub fn env_remove(mut self, name: &str) -> Helper {
+        self.vars.retain(|(k, _)| k != name);
+        self
+    }
+
+    /// Add a `host:port:addr:port` rule to `ACR_ENTRA_CONNECT_TO`.
+    pub fn connect_to(self, rule: &str) -> Helper {
+        let current = self
+            .vars
+            .iter()
+            .find(|(k, _)| k == "ACR_ENTRA_CONNECT_TO")
+            .map(|(_, v)| v.clone());
+        let value = match current {
+            Some(v) => format!("{v},{rule}"),
+            None => rule.to_string(),
+        };
+        self.env("ACR_ENTRA_CONNECT_TO", value)
+    }
+
+    /// client-secret variables plus the fake authority.
+    pub fn client_secret(
+        self,
+        authority: &str,
+        client_id: &str,
+        secret: &str,
+        tenant: &str,
+    ) -> Helper {
+        self.env("AZURE_AUTHORITY_HOST", authority)
+            .env("AZURE_CLIENT_ID", client_id)
+            .env("AZURE_CLIENT_SECRET", secret)
+            .env("AZURE_TENANT_ID", tenant)
+    }
+
+    pub fn run(self) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&self.args)
+            .env_clear()
+            .envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(&self.cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let start = Instant::now();
+        let mut child = cmd.spawn().expect("spawn the helper binary");
+        let mut stdin = child.stdin.take().unwrap();
+        let input = self.stdin.clone();
+        // A helper that exits without reading stdin must not fail the test.
+        let writer = thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let (out_tx, out_rx) = mpsc::channel();
+        let (err_tx, err_rx) = mpsc::channel();
+        let mut out_pipe = child.stdout.take().unwrap();
+        let mut err_pipe = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = out_pipe.read_to_end(&mut buf);
+            let _ = out_tx.send(buf);
+        });
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = err_pipe.read_to_end(&mut buf);
+            let _ = err_tx.send(buf);
+        });
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if start.elapsed() > RUN_LIMIT {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        let elapsed = start.elapsed();
+        let _ = writer.join();
+        // A grandchild that kept a pipe open must not hang the test either.
+        let stdout = out_rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_default();
+        let stderr = err_rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_default();
+        let output = Output {
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            code: status.and_then(|s| s.code()),
+            elapsed,
+        };
+        assert!(
+            status.is_some(),
+            "helper `{}` still running after {RUN_LIMIT:?}; killed. {output:?}",
+            self.args.join(" ")
+        );
+        output
+    }
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: Option<i32>,
+    pub elapsed: Duration,
+}
+
+/// The exact `get` answer.
+pub fn answer_json(server_url: &str, secret: &str) -> String {
+    format!(
+        r#"{{"ServerURL":{},"Username":"{NULL_GUID}","Secret":{}}}"#,
+        serde_json::to_string(server_url).unwrap(),
+        serde_json::to_string(secret).unwrap()
+    )
+}
+
+impl Output {
+    /// stdout as exactly one line: `X` or `X\n`, nothing else.
+    pub fn stdout_line(&self) -> &str {
+        let line = self.stdout.strip_suffix('\n').unwrap_or(&self.stdout);
+        assert!(
+            !line.contains('\n') && !line.contains('\r'),
+            "stdout is not one line: {self:?}"
+        );
+        line
+    }
+
+    /// Exit 0, stdout exactly the answer, stderr empty.
+    pub fn assert_answer(&self, server_url: &str, secret: &str) {
+        assert_eq!(self.code, Some(0), "expected success: {self:?}");
+        assert_eq!(
+            self.stdout_line(),
+            answer_json(server_url, secret),
+            "{self:?}"
+        );
+        assert_eq!(
+            self.stderr, "",
+            "stderr must be empty without ACR_ENTRA_LOG: {self:?}"
+        );
+    }
+
+    /// Exit 1, stdout exactly the not-found text, stderr empty.
+    pub fn assert_not_found(&self) {
+        assert_eq!(self.code, Some(1), "expected exit 1: {self:?}");
+        assert_eq!(self.stdout_line(), NOT_FOUND, "{self:?}");
+        assert_eq!(self.stderr, "", "{self:?}");
+    }
+
+    /// Exit 1 with one non-empty line on stdout that is a real error (not the
+    /// not-found text); returns the line.
+    pub fn assert_loud_error(&self) -> &str {
+        assert_eq!(self.code, Some(1), "expected exit 1: {self:?}");
+        let line = self.stdout_line();
+        assert!(!line.trim().is_empty(), "empty error line: {self:?}");
+        assert_ne!(
+            line, NOT_FOUND,
+            "a real failure must not look like not-found: {self:?}"
+        );
+        assert!(
+            !line.starts_with('{'),
+            "an error must not look like an answer: {self:?}"
+        );
+        line
+    }
+
+    /// Ended in well under `limit`.
+    pub fn assert_within(&self, limit: Duration) {
+        assert!(
+            self.elapsed < limit,
+            "took {:?}, limit {limit:?}: {self:?}",
+            self.elapsed
+        );
+    }
+}
