@@ -12,5 +12,6 @@ mod config;
 mod credentials;
 mod exchange;
 mod failures;
+mod fakes_selftest;
 mod logging;
 mod protocol;
