@@ -220,7 +220,7 @@ fn hanging_az_fails_within_bound() {
     let acr = FakeAcr::start(HOST);
     let out = cli_get(&env, "azure-cli", &acr).run();
     out.assert_loud_error();
-    assert_eq!(az.invocations().len(), 1, "{out:?}");
+    assert!(!az.invocations().is_empty(), "az was run: {out:?}");
     assert_eq!(acr.exchange_count(), 0);
     assert_eq!(out.stderr, "");
     out.assert_within(BOUND);

@@ -21,14 +21,14 @@ fn assert_hidden(out: &Output, what: &str, secret: &str) {
         !out.stdout.contains(secret) || what.contains("refresh"),
         "stdout shows the {what}"
     );
-    if let Some((_, sig)) = secret.rsplit_once('.') {
-        if sig.len() > 8 {
-            assert!(
-                !out.stderr.contains(sig),
-                "stderr shows the {what}'s signature:\n{}",
-                out.stderr
-            );
-        }
+    if let Some((_, sig)) = secret.rsplit_once('.')
+        && sig.len() > 8
+    {
+        assert!(
+            !out.stderr.contains(sig),
+            "stderr shows the {what}'s signature:\n{}",
+            out.stderr
+        );
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod cache;
 mod config;
 mod credentials;
 mod exchange;
