@@ -360,7 +360,9 @@ echo "e2e: helper $("$BIN" version 2>/dev/null | head -1 || echo '(no version)')
 
 # ============================================================ helper, directly
 begin "helper: version prints one line and exits 0"
-if run sh -c '"$0" version | tee /dev/stderr | wc -l | grep -qx 1' "$W/bin/docker-credential-acr-entra"; then pass; else fail; fi
+out=$(timeout 10 "$BIN" version 2>>"$OUT" </dev/null); rc=$?
+echo "$out" >> "$OUT"
+if [ "$rc" = 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] && grep -qi "acr-entra" <<<"$out"; then pass; else fail "rc=$rc"; fi
 
 begin "helper: get for docker.io answers not-found, no network"
 before=$(( $(entra_calls) ))
