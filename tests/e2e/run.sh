@@ -433,8 +433,10 @@ elif grep -q "$NOT_FOUND" "$OUT" || ! grep -qi "credential" "$OUT" || [ "$(state
 else pass; fi
 
 # ============================================================ podman / buildah
-check "podman: login $ACR (no -u: validates the helper's credentials)" \
-    "${PODMAN[@]}" login --authfile "$AUTH_HELPERS" "$ACR"
+begin "podman: login $ACR (no -u: gets and validates the helper's credentials)"
+if run "${PODMAN[@]}" login --authfile "$AUTH_HELPERS" "$ACR"; then
+    if [ "$(calls get "$ACR")" -ge 1 ] && calls_ok get; then pass; else fail "helper get calls: $(calls get)"; fi
+else fail; fi
 
 check "podman: pull $ACR/e2e/hello:v1" \
     "${PODMAN[@]}" pull --authfile "$AUTH_HELPERS" --signature-policy "$W/policy.json" "$ACR/e2e/hello:v1"
@@ -451,6 +453,21 @@ begin "podman: logout $ACR calls the helper's erase, which succeeds"
 cp "$AUTH_HELPERS" "$W/auth/podman-logout.json"
 if run "${PODMAN[@]}" logout --authfile "$W/auth/podman-logout.json" "$ACR"; then
     if [ "$(calls erase "$ACR")" -ge 1 ] && calls_ok erase; then pass; else fail "erase calls: $(calls erase)"; fi
+else fail; fi
+
+begin "podman: logout --all erases each credHelpers host"
+printf '{"credHelpers":{"%s":"acr-entra"}}\n' "$ACR" > "$W/auth/podman-logout-all.json"
+if run "${PODMAN[@]}" logout --authfile "$W/auth/podman-logout-all.json" --all; then
+    if [ "$(calls erase "$ACR")" -ge 1 ] && calls_ok erase; then pass
+    else fail "helper erase calls: $(calls erase)"; fi
+else fail; fi
+
+begin "podman: logout --all with global credential-helpers lists, then erases"
+if CONTAINERS_REGISTRIES_CONF=$W/registries-helper.conf run podman --root "$W/storage" \
+        --runroot "$W/runroot" --storage-driver vfs --cgroup-manager cgroupfs --events-backend file \
+        logout --authfile "$AUTH_EMPTY" --all; then
+    if [ "$(calls list)" -ge 1 ] && calls_ok list && calls_ok erase; then pass
+    else fail "helper calls: list=$(calls list) erase=$(calls erase)"; fi
 else fail; fi
 
 begin "buildah: from scratch + copy + commit, push to $ACR/e2e/buildah:v1"
