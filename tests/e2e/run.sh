@@ -462,12 +462,19 @@ if run "${PODMAN[@]}" logout --authfile "$W/auth/podman-logout-all.json" --all; 
     else fail "helper erase calls: $(calls erase)"; fi
 else fail; fi
 
-begin "podman: logout --all with global credential-helpers lists, then erases"
-if CONTAINERS_REGISTRIES_CONF=$W/registries-helper.conf run podman --root "$W/storage" \
-        --runroot "$W/runroot" --storage-driver vfs --cgroup-manager cgroupfs --events-backend file \
+PODMAN_GLOBAL=(podman --root "$W/storage" --runroot "$W/runroot" --storage-driver vfs
+               --cgroup-manager cgroupfs --events-backend file)
+begin "podman: login -u --password-stdin $LOCAL stores through global credential-helpers"
+if printf '%s' "$SCOPED_PASSWORD" | CONTAINERS_REGISTRIES_CONF=$W/registries-helper.conf ACR_ENTRA_CONFIG=$CFG \
+        timeout 60 "${PODMAN_GLOBAL[@]}" login --authfile "$AUTH_EMPTY" -u "$SCOPED_USER" --password-stdin "$LOCAL" >>"$OUT" 2>&1; then
+    if [ "$(calls store "$LOCAL user=$SCOPED_USER")" -ge 1 ] && calls_ok store; then pass; else fail "no successful store"; fi
+else fail; fi
+
+begin "podman: logout --all with global credential-helpers lists, then erases what it listed"
+if CONTAINERS_REGISTRIES_CONF=$W/registries-helper.conf ACR_ENTRA_CONFIG=$CFG run "${PODMAN_GLOBAL[@]}" \
         logout --authfile "$AUTH_EMPTY" --all; then
-    if [ "$(calls list)" -ge 1 ] && calls_ok list && calls_ok erase; then pass
-    else fail "helper calls: list=$(calls list) erase=$(calls erase)"; fi
+    if [ "$(calls list)" -ge 1 ] && [ "$(calls erase "$LOCAL")" -ge 1 ] && calls_ok list && calls_ok erase; then pass
+    else fail "helper calls: list=$(calls list) erase $LOCAL=$(calls erase "$LOCAL")"; fi
 else fail; fi
 
 begin "buildah: from scratch + copy + commit, push to $ACR/e2e/buildah:v1"
