@@ -244,3 +244,36 @@ fn config_audience_arm_with_azure_cli_asks_az_for_arm() {
         Some(az.arm_token.as_str())
     );
 }
+
+#[test]
+fn sovereign_hosts_fall_back_to_their_clouds_arm_scope() {
+    for (host, arm_scope) in [
+        (
+            "fabrikam.azurecr.cn",
+            "https://management.chinacloudapi.cn/.default",
+        ),
+        (
+            "contoso.azurecr.us",
+            "https://management.usgovcloudapi.net/.default",
+        ),
+    ] {
+        let env = TestEnv::new();
+        let entra = FakeEntra::start();
+        let acr = FakeAcr::start(host);
+        acr.reject_audience(ACR_AUDIENCE);
+        let out = env
+            .get(host)
+            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+            .connect_to(&acr.connect_to())
+            .run();
+        out.assert_answer(host, acr.issued().first().map_or("<none>", |s| s.as_str()));
+        let scopes: Vec<String> = entra
+            .token_requests()
+            .iter()
+            .map(|r| r.scope().to_string())
+            .collect();
+        assert_eq!(scopes, [ACR_SCOPE, arm_scope], "{host}");
+        assert_eq!(acr.exchanges()[1].get("service"), Some(host));
+    }
+}
