@@ -545,6 +545,15 @@ if dk "$DK_HELPERS" "$NO_ENGINE" logout "$ACR"; then
     if [ "$(calls erase)" -ge 1 ] && calls_ok erase; then pass; else fail "erase calls=$(calls erase)"; fi
 else fail; fi
 
+begin "docker: login -u --password-stdin $PLAIN (non-ACR basic auth, credHelpers)"
+if printf '%s' "$BASIC_PASSWORD" | DOCKER_CONFIG="$DK_HELPERS" DOCKER_HOST="$NO_ENGINE" \
+        timeout 60 docker login -u "$BASIC_USER" --password-stdin "$PLAIN" >>"$OUT" 2>&1 \
+   && [ "$(calls store "$PLAIN user=$BASIC_USER")" -ge 1 ] && calls_ok store; then pass; else fail; fi
+
+begin "docker: logout $PLAIN (credHelpers: erase through the helper)"
+if dk "$DK_HELPERS" "$NO_ENGINE" logout "$PLAIN" && [ "$(calls erase "$PLAIN")" -ge 1 ] && calls_ok erase; then pass
+else fail "erase calls=$(calls erase)"; fi
+
 begin "docker: login -u --password-stdin $PLAIN (non-ACR basic auth, credsStore)"
 if printf '%s' "$BASIC_PASSWORD" | DOCKER_CONFIG="$DK_STORE" DOCKER_HOST="$NO_ENGINE" \
         timeout 60 docker login -u "$BASIC_USER" --password-stdin "$PLAIN" >>"$OUT" 2>&1 \
