@@ -115,7 +115,7 @@ chmod 700 "$W/run"
 LOGS=$W/logs
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # wait_port PORT [tls]
+wait_port() { # wait_port PORT
     local i
     for i in $(seq 1 100); do
         (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -337,7 +337,8 @@ fail() {
     return 0
 }
 skip() { SKIPPED=$((SKIPPED+1)); printf 'SKIP %s (%s)\n' "$E2E_CHECK" "$1"; }
-# check NAME -- CMD...    runs CMD (2 min limit), PASS on exit 0
+# begin NAME starts a check; run CMD... runs a client (2 min limit, output kept for a FAIL);
+# check NAME CMD... is begin + run, PASS on exit 0.
 begin() { export E2E_CHECK=$1; : > "$OUT"; }
 run() { timeout 120 "$@" >>"$OUT" 2>&1 </dev/null; }
 check() { local name=$1; shift; begin "$name"; if run "$@"; then pass; else fail; fi; }
