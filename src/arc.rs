@@ -1,0 +1,119 @@
+//! Managed identity on Azure Arc-enabled servers, which `azure_identity` 1.0 does not
+//! support: the local agent answers a first request with `401` and a `Basic realm` naming
+//! a key file that only privileged local users can read; the second request proves
+//! access by sending that file's contents. The file must live in the agent's token
+//! directory and be small, so a hostile endpoint cannot make us read arbitrary files.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::config::Settings;
+use crate::entra::Identity;
+use crate::exchange::form;
+use crate::http::{Http, HttpRequest, HttpResponse};
+
+/// Where the Arc agent writes its challenge key files on Linux.
+const ARC_KEY_DIR: &str = "/var/opt/azcmagent/tokens/";
+
+#[derive(Deserialize)]
+struct ArcAnswer {
+    access_token: Option<String>,
+}
+
+pub fn token(
+    settings: &Settings,
+    http: &Http,
+    identity: &Identity,
+    scope: &str,
+) -> Result<crate::secret::EntraToken, String> {
+    let endpoint = settings
+        .azure
+        .identity_endpoint
+        .clone()
+        .ok_or("IDENTITY_ENDPOINT is not set")?;
+    let resource = scope.trim_end_matches("/.default");
+    let mut query = vec![("api-version", "2020-06-01"), ("resource", resource)];
+    if let Some(id) = identity.client_id.as_deref() {
+        query.push(("client_id", id));
+    }
+    let url = format!("{endpoint}?{}", form(&query));
+    let first = http
+        .send(&HttpRequest::get(&url).header("metadata", "true"))
+        .map_err(|e| e.message)?;
+    let answer = if first.status == 401 {
+        let realm = first
+            .header("www-authenticate")
+            .and_then(|h| h.trim().strip_prefix("Basic realm="))
+            .map(|r| r.trim_matches('"').to_string())
+            .ok_or("the Arc agent's 401 carried no Basic realm")?;
+        let key = read_key(Path::new(&realm))?;
+        http.send(
+            &HttpRequest::get(&url)
+                .header("metadata", "true")
+                .header("authorization", &format!("Basic {key}")),
+        )
+        .map_err(|e| e.message)?
+    } else {
+        first
+    };
+    parse(&answer)
+}
+
+fn read_key(path: &Path) -> Result<String, String> {
+    let shown = path.display();
+    if !path.starts_with(ARC_KEY_DIR)
+        || path.extension().is_none_or(|e| e != "key")
+        || path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(format!(
+            "the Arc agent named key file `{shown}`, which is outside {ARC_KEY_DIR}; refused"
+        ));
+    }
+    let meta = std::fs::metadata(path).map_err(|e| format!("`{shown}`: {e}"))?;
+    if meta.len() > 4096 {
+        return Err(format!("the Arc key file `{shown}` is too large"));
+    }
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| format!("`{shown}`: {e} (reading it needs the himds group or root)"))
+}
+
+fn parse(response: &HttpResponse) -> Result<crate::secret::EntraToken, String> {
+    if response.status != 200 {
+        return Err(format!(
+            "the Arc agent answered {} ({})",
+            response.status,
+            crate::exchange::server_message(response)
+        ));
+    }
+    let answer: ArcAnswer = serde_json::from_slice(&response.body)
+        .map_err(|_| "the Arc agent's answer is not JSON".to_string())?;
+    answer
+        .access_token
+        .filter(|t| !t.is_empty())
+        .map(|t| crate::secret::EntraToken(crate::secret::Secret::new(t)))
+        .ok_or_else(|| "the Arc agent's answer has no access_token".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_files_outside_the_agent_directory_are_refused() {
+        for p in [
+            "/etc/shadow",
+            "/var/opt/azcmagent/tokens/../../../etc/shadow.key",
+            "/var/opt/azcmagent/tokens/x.txt",
+            "relative.key",
+        ] {
+            assert!(
+                read_key(Path::new(p)).unwrap_err().contains(p) || p.contains(".."),
+                "{p}"
+            );
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The shared token cache: one versioned JSON file per (login server, cloud, tenant,
+//! credential kind, identity, audience), named by a SHA-256 digest of those (never a
+//! secret), plus one file per registry host remembering its challenge and the audience
+//! that worked. Reads are lock-free (files are replaced atomically); minting happens
+//! under a per-host lock with the double check fresh? → lock → re-read → mint → write.
+//! A corrupt, foreign or unreadable file counts as empty: the cache never fails a `get`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::Audience;
+use crate::entra::Identity;
+use crate::error::Result;
+use crate::exchange::Challenge;
+use crate::files::{Lock, private_dir, read_small, write_atomic};
+use crate::registry::RegistryHost;
+use crate::secret::{AcrRefreshToken, Secret};
+
+/// The on-disk format version; other versions are ignored and rewritten.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+/// What identifies one cached token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenKey {
+    digest: String,
+    login_server: String,
+}
+
+impl TokenKey {
+    pub fn new(host: &RegistryHost, identity: &Identity, audience: Option<&Audience>) -> TokenKey {
+        let parts = [
+            host.key(),
+            identity.cloud.name().to_string(),
+            identity.tenant.clone().unwrap_or_default(),
+            identity.kind.name().to_string(),
+            identity.id(),
+            audience.map_or_else(|| "auto".to_string(), |a| a.name().to_string()),
+            identity.authority.clone(),
+        ];
+        TokenKey {
+            digest: digest(&parts),
+            login_server: host.key(),
+        }
+    }
+
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+}
+
+fn digest(parts: &[String]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"acr-entra cache key v1");
+    for p in parts {
+        hasher.update((p.len() as u64).to_le_bytes());
+        hasher.update(p.as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .take(20)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TokenFile {
+    version: u32,
+    login_server: String,
+    credential: String,
+    refresh_token: String,
+    expires_on: i64,
+    created_on: i64,
+}
+
+/// A cached refresh token.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub token: AcrRefreshToken,
+    pub expires_on: i64,
+    pub created_on: i64,
+    pub path: PathBuf,
+}
+
+impl Entry {
+    /// Fresh while it has more than `min_ttl` to live.
+    pub fn is_fresh(&self, now: i64, min_ttl: Duration) -> bool {
+        self.expires_on - now > min_ttl.as_secs() as i64
+    }
+
+    /// Still usable at all (the fallback when a re-mint fails).
+    pub fn is_valid(&self, now: i64) -> bool {
+        self.expires_on - now > 60
+    }
+}
+
+/// What we learnt about a registry host: its challenge and the audience that worked.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub challenge: Option<Challenge>,
+    pub audience: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct HostFile {
+    version: u32,
+    login_server: String,
+    #[serde(flatten)]
+    info: HostInfo,
+}
+
+impl Cache {
+    /// Open (creating if needed) the cache directory.
+    pub fn open(dir: &Path) -> Result<Cache> {
+        private_dir(dir)?;
+        Ok(Cache {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The cache in `dir` without creating or checking anything: for reads on the hot
+    /// path, where a missing directory simply means a miss.
+    pub fn at(dir: &Path) -> Cache {
+        Cache {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn token_path(&self, key: &TokenKey) -> PathBuf {
+        self.dir.join(format!("token-{}.json", key.digest))
+    }
+
+    fn host_path(&self, host: &RegistryHost) -> PathBuf {
+        self.dir
+            .join(format!("host-{}.json", digest(&[host.key()])))
+    }
+
+    /// The lock serialising mints for one registry host.
+    pub fn lock_path(&self, host: &RegistryHost) -> PathBuf {
+        self.dir
+            .join(format!("host-{}.lock", digest(&[host.key()])))
+    }
+
+    pub fn lock(&self, host: &RegistryHost, timeout: Duration) -> Result<Lock> {
+        private_dir(&self.dir)?;
+        Lock::acquire(&self.lock_path(host), timeout)
+    }
+
+    /// The cached token for `key`, if there is a readable one of this version.
+    pub fn get(&self, key: &TokenKey) -> Option<Entry> {
+        let path = self.token_path(key);
+        let bytes = match read_small(&path) {
+            Ok(Some(b)) => b,
+            Ok(None) => return None,
+            Err(e) => {
+                crate::debug!("cache file unreadable, treating as empty: {}", e.one_line());
+                return None;
+            }
+        };
+        let file: TokenFile = match serde_json::from_slice(&bytes) {
+            Ok(f) => f,
+            Err(_) => {
+                crate::debug!(
+                    "cache file `{}` is corrupt; treating as empty",
+                    path.display()
+                );
+                return None;
+            }
+        };
+        if file.version != FORMAT_VERSION
+            || file.login_server != key.login_server
+            || file.refresh_token.is_empty()
+        {
+            crate::debug!(
+                "cache file `{}` is of another version or host; ignoring",
+                path.display()
+            );
+            return None;
+        }
+        Some(Entry {
+            token: AcrRefreshToken(Secret::new(file.refresh_token)),
+            expires_on: file.expires_on,
+            created_on: file.created_on,
+            path,
+        })
+    }
+
+    /// Write a token; only callable while holding the host's lock.
+    pub fn put(
+        &self,
+        _lock: &Lock,
+        key: &TokenKey,
+        credential: &str,
+        token: &AcrRefreshToken,
+        expires_on: i64,
+        now: i64,
+    ) -> Result<()> {
+        let file = TokenFile {
+            version: FORMAT_VERSION,
+            login_server: key.login_server.clone(),
+            credential: credential.to_string(),
+            refresh_token: token.0.expose().to_string(),
+            expires_on,
+            created_on: now,
+        };
+        let bytes = serde_json::to_vec(&file).unwrap_or_default();
+        write_atomic(&self.token_path(key), &bytes)
+    }
+
+    pub fn host_info(&self, host: &RegistryHost) -> HostInfo {
+        let Ok(Some(bytes)) = read_small(&self.host_path(host)) else {
+            return HostInfo::default();
+        };
+        match serde_json::from_slice::<HostFile>(&bytes) {
+            Ok(f) if f.version == FORMAT_VERSION && f.login_server == host.key() => f.info,
+            _ => HostInfo::default(),
+        }
+    }
+
+    pub fn put_host_info(&self, _lock: &Lock, host: &RegistryHost, info: &HostInfo) -> Result<()> {
+        let file = HostFile {
+            version: FORMAT_VERSION,
+            login_server: host.key(),
+            info: info.clone(),
+        };
+        write_atomic(
+            &self.host_path(host),
+            &serde_json::to_vec(&file).unwrap_or_default(),
+        )
+    }
+
+    /// Remove every cached token and host record for `host` (used by `erase`).
+    pub fn remove_host(&self, _lock: &Lock, host: &RegistryHost) -> Result<usize> {
+        let mut removed = 0;
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Ok(0);
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with("token-") || !name.ends_with(".json") {
+                continue;
+            }
+            let path = entry.path();
+            let belongs = read_small(&path)
+                .ok()
+                .flatten()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v.get("login_server")?.as_str().map(str::to_string))
+                .is_some_and(|s| s == host.key());
+            if belongs && std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        let _ = std::fs::remove_file(self.host_path(host));
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CredentialKind;
+    use crate::registry::Cloud;
+
+    fn identity(kind: CredentialKind, client: Option<&str>, tenant: Option<&str>) -> Identity {
+        Identity {
+            kind,
+            why: String::new(),
+            skipped: vec![],
+            cloud: Cloud::Public,
+            authority: "https://login.microsoftonline.com".into(),
+            tenant: tenant.map(Into::into),
+            client_id: client.map(Into::into),
+            object_id: None,
+            resource_id: None,
+            managed_source: None,
+            inline_assertion: None,
+            tenant_from_config: false,
+        }
+    }
+
+    #[test]
+    fn keys_differ_by_every_part_and_hold_no_secret() {
+        let h = RegistryHost::parse("myacr.azurecr.io").unwrap();
+        let h2 = RegistryHost::parse("other.azurecr.io").unwrap();
+        let a = identity(CredentialKind::ClientSecret, Some("c1"), Some("t1"));
+        let keys = [
+            TokenKey::new(&h, &a, None),
+            TokenKey::new(&h2, &a, None),
+            TokenKey::new(
+                &h,
+                &identity(CredentialKind::ClientSecret, Some("c2"), Some("t1")),
+                None,
+            ),
+            TokenKey::new(
+                &h,
+                &identity(CredentialKind::ClientSecret, Some("c1"), Some("t2")),
+                None,
+            ),
+            TokenKey::new(
+                &h,
+                &identity(CredentialKind::WorkloadIdentity, Some("c1"), Some("t1")),
+                None,
+            ),
+            TokenKey::new(&h, &a, Some(&Audience::Arm)),
+        ];
+        for (i, x) in keys.iter().enumerate() {
+            assert_eq!(x.digest().len(), 40);
+            assert!(x.digest().bytes().all(|b| b.is_ascii_hexdigit()));
+            for y in &keys[i + 1..] {
+                assert_ne!(x.digest(), y.digest());
+            }
+        }
+        assert_eq!(TokenKey::new(&h, &a, None), TokenKey::new(&h, &a, None));
+    }
+
+    #[test]
+    fn round_trip_and_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&dir.path().join("c")).unwrap();
+        let h = RegistryHost::parse("myacr.azurecr.io").unwrap();
+        let key = TokenKey::new(&h, &identity(CredentialKind::AzureCli, None, None), None);
+        assert!(cache.get(&key).is_none());
+        let lock = cache.lock(&h, Duration::from_secs(1)).unwrap();
+        let tok = AcrRefreshToken(Secret::new("rt"));
+        cache
+            .put(&lock, &key, "azure-cli", &tok, 5000, 1000)
+            .unwrap();
+        let e = cache.get(&key).unwrap();
+        assert_eq!(e.token, tok);
+        assert!(e.is_fresh(1000, Duration::from_secs(1800)));
+        assert!(!e.is_fresh(4000, Duration::from_secs(1800)));
+        assert!(e.is_valid(4000));
+        for junk in [&b"{"[..], b"", b"null", br#"{"version":2,"login_server":"myacr.azurecr.io","credential":"x","refresh_token":"r","expires_on":9,"created_on":1}"#] {
+            std::fs::write(cache.token_path(&key), junk).unwrap();
+            assert!(cache.get(&key).is_none());
+        }
+        cache
+            .put(&lock, &key, "azure-cli", &tok, 5000, 1000)
+            .unwrap();
+        assert_eq!(cache.remove_host(&lock, &h).unwrap(), 1);
+        assert!(cache.get(&key).is_none());
+    }
+}

@@ -1,0 +1,582 @@
+//! Every environment variable and the optional JSON config file; nothing else in the
+//! crate reads the environment. `Env` is a snapshot taken once in `main` (tests build
+//! their own), `Settings` is what the helper needs from it, and `FileConfig` holds the
+//! per-registry entries of `config.json`. Variable names are constants here so the README
+//! and the code cannot drift apart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::log::Level;
+use crate::registry::{Cloud, RegistryHost};
+use crate::secret::Secret;
+
+pub const ACR_ENTRA_CREDENTIAL: &str = "ACR_ENTRA_CREDENTIAL";
+pub const ACR_ENTRA_CONFIG: &str = "ACR_ENTRA_CONFIG";
+pub const ACR_ENTRA_CACHE_DIR: &str = "ACR_ENTRA_CACHE_DIR";
+pub const ACR_ENTRA_NO_CACHE: &str = "ACR_ENTRA_NO_CACHE";
+pub const ACR_ENTRA_LOG: &str = "ACR_ENTRA_LOG";
+pub const ACR_ENTRA_MIN_TTL: &str = "ACR_ENTRA_MIN_TTL";
+pub const ACR_ENTRA_TIMEOUT: &str = "ACR_ENTRA_TIMEOUT";
+pub const ACR_ENTRA_CONNECT_TO: &str = "ACR_ENTRA_CONNECT_TO";
+pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+pub const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
+pub const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
+pub const AZURE_CLIENT_CERTIFICATE_PATH: &str = "AZURE_CLIENT_CERTIFICATE_PATH";
+pub const AZURE_CLIENT_CERTIFICATE_PASSWORD: &str = "AZURE_CLIENT_CERTIFICATE_PASSWORD";
+pub const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+pub const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
+pub const AZURE_POD_IDENTITY_AUTHORITY_HOST: &str = "AZURE_POD_IDENTITY_AUTHORITY_HOST";
+pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
+pub const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
+pub const IMDS_ENDPOINT: &str = "IMDS_ENDPOINT";
+
+/// Default `ACR_ENTRA_MIN_TTL`: a returned token has at least this long to live, so a
+/// long push does not start with a nearly dead token.
+pub const DEFAULT_MIN_TTL: Duration = Duration::from_secs(30 * 60);
+/// Default `ACR_ENTRA_TIMEOUT`: the most one network call may take.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A snapshot of the process environment. Empty values count as unset.
+#[derive(Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, OsString>,
+}
+
+impl Env {
+    pub fn from_process() -> Env {
+        Env {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+                .collect(),
+        }
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Env {
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), OsString::from(v)))
+                .collect(),
+        }
+    }
+
+    /// A variable's value; empty and non-UTF-8 values count as unset.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .and_then(|v| v.to_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn path(&self, name: &str) -> Option<PathBuf> {
+        self.vars
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    }
+
+    pub fn os(&self, name: &str) -> Option<&OsString> {
+        self.vars.get(name).filter(|v| !v.is_empty())
+    }
+}
+
+/// How an Entra token is obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    ClientSecret,
+    ClientCertificate,
+    WorkloadIdentity,
+    ManagedIdentity,
+    AzureCli,
+    Azd,
+}
+
+impl CredentialKind {
+    /// The auto-pick order of SPEC §4.
+    pub const ALL: [CredentialKind; 6] = [
+        CredentialKind::ClientSecret,
+        CredentialKind::ClientCertificate,
+        CredentialKind::WorkloadIdentity,
+        CredentialKind::ManagedIdentity,
+        CredentialKind::AzureCli,
+        CredentialKind::Azd,
+    ];
+
+    pub fn parse(text: &str) -> Option<CredentialKind> {
+        CredentialKind::ALL
+            .into_iter()
+            .find(|k| k.name() == text.trim().to_ascii_lowercase())
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CredentialKind::ClientSecret => "client-secret",
+            CredentialKind::ClientCertificate => "client-certificate",
+            CredentialKind::WorkloadIdentity => "workload-identity",
+            CredentialKind::ManagedIdentity => "managed-identity",
+            CredentialKind::AzureCli => "azure-cli",
+            CredentialKind::Azd => "azd",
+        }
+    }
+}
+
+/// Which audience the Entra token is requested for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Audience {
+    Acr,
+    Arm,
+    /// A full audience URI or scope, as written in the config.
+    Custom(String),
+}
+
+impl Audience {
+    pub fn parse(text: &str) -> Option<Audience> {
+        let text = text.trim();
+        match text.to_ascii_lowercase().as_str() {
+            "acr" => Some(Audience::Acr),
+            "arm" => Some(Audience::Arm),
+            _ if text.starts_with("https://") => Some(Audience::Custom(text.to_string())),
+            _ => None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Audience::Acr => "acr",
+            Audience::Arm => "arm",
+            Audience::Custom(uri) => uri,
+        }
+    }
+
+    /// The OAuth scope to ask Entra for.
+    pub fn scope(&self, cloud: Cloud) -> String {
+        match self {
+            Audience::Acr => crate::registry::ACR_SCOPE.to_string(),
+            Audience::Arm => cloud.arm_scope().to_string(),
+            Audience::Custom(uri) if uri.ends_with("/.default") => uri.clone(),
+            Audience::Custom(uri) => format!("{}/.default", uri.trim_end_matches('/')),
+        }
+    }
+}
+
+/// One entry of the config file's `registries` map.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    #[serde(default, deserialize_with = "de_kind")]
+    pub credential: Option<CredentialKind>,
+    pub client_id: Option<String>,
+    pub object_id: Option<String>,
+    pub resource_id: Option<String>,
+    pub tenant_id: Option<String>,
+    #[serde(default, deserialize_with = "de_audience")]
+    pub audience: Option<Audience>,
+    #[serde(default, deserialize_with = "de_cloud")]
+    pub cloud: Option<Cloud>,
+}
+
+fn de_kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<CredentialKind>, D::Error> {
+    let s = String::deserialize(d)?;
+    CredentialKind::parse(&s).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "unknown credential `{s}` (expected one of client-secret, client-certificate, \
+             workload-identity, managed-identity, azure-cli, azd)"
+        ))
+    })
+}
+
+fn de_audience<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Audience>, D::Error> {
+    let s = String::deserialize(d)?;
+    Audience::parse(&s).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "unknown audience `{s}` (expected acr, arm or an https:// URI)"
+        ))
+    })
+}
+
+fn de_cloud<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cloud>, D::Error> {
+    let s = String::deserialize(d)?;
+    Cloud::parse(&s).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "unknown cloud `{s}` (expected public, china or usgov)"
+        ))
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFileConfig {
+    #[serde(default, rename = "$schema")]
+    _schema: Option<String>,
+    #[serde(default)]
+    registries: BTreeMap<String, RegistryConfig>,
+}
+
+/// The parsed config file: registries keyed by normalised `host[:port]`.
+#[derive(Debug, Default)]
+pub struct FileConfig {
+    pub path: PathBuf,
+    pub registries: BTreeMap<String, RegistryConfig>,
+}
+
+impl FileConfig {
+    /// Read the config file; a missing file is an empty config, anything else that
+    /// cannot be read or parsed is an error naming the file.
+    pub fn load(path: &Path) -> Result<FileConfig> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(FileConfig {
+                    path: path.to_path_buf(),
+                    registries: BTreeMap::new(),
+                });
+            }
+            Err(e) => return Err(Error::file(path, e)),
+        };
+        FileConfig::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<FileConfig> {
+        let bad = |why: String| {
+            Error::Config(format!(
+                "config file `{}` is not valid: {why}",
+                path.display()
+            ))
+        };
+        let raw: RawFileConfig = if text.trim().is_empty() {
+            RawFileConfig::default()
+        } else {
+            serde_json::from_str(text).map_err(|e| bad(e.to_string()))?
+        };
+        let mut registries = BTreeMap::new();
+        for (name, entry) in raw.registries {
+            let host = RegistryHost::parse(&name)
+                .map_err(|_| bad(format!("`{name}` is not a registry host name")))?;
+            registries.insert(host.key(), entry);
+        }
+        Ok(FileConfig {
+            path: path.to_path_buf(),
+            registries,
+        })
+    }
+
+    pub fn registry(&self, host: &RegistryHost) -> Option<&RegistryConfig> {
+        self.registries.get(&host.key())
+    }
+}
+
+/// `host:port:addr:port` pairs from `ACR_ENTRA_CONNECT_TO` (curl's `--connect-to`): the
+/// TCP connection goes to `addr:port` while TLS and the Host header keep the name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectTo {
+    pub host: String,
+    pub port: u16,
+    pub target: String,
+}
+
+/// The standard Azure variables, read once.
+#[derive(Clone, Debug, Default)]
+pub struct AzureEnv {
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub tenant_id: Option<String>,
+    pub certificate_path: Option<PathBuf>,
+    pub certificate_password: Option<Secret>,
+    pub federated_token_file: Option<PathBuf>,
+    pub authority_host: Option<String>,
+    pub identity_endpoint: Option<String>,
+    pub identity_header: Option<Secret>,
+    pub imds_endpoint: Option<String>,
+    pub pod_identity_host: Option<String>,
+}
+
+/// Everything the helper takes from the environment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub log_level: Level,
+    pub credential: Option<CredentialKind>,
+    pub config_path: PathBuf,
+    pub cache_dir: Option<PathBuf>,
+    pub no_cache: bool,
+    pub min_ttl: Duration,
+    pub timeout: Duration,
+    pub connect_to: Vec<ConnectTo>,
+    pub azure: AzureEnv,
+    /// `PATH`, to find `az` and `azd`.
+    pub path: Option<OsString>,
+    pub home: Option<PathBuf>,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Result<Settings> {
+        let log_level = match env.get(ACR_ENTRA_LOG) {
+            None => Level::Off,
+            Some(v) => Level::parse(v).ok_or_else(|| {
+                Error::Config(format!(
+                    "{ACR_ENTRA_LOG}=`{v}` is not a level (use error, warn, info, debug or trace)"
+                ))
+            })?,
+        };
+        let credential = match env.get(ACR_ENTRA_CREDENTIAL) {
+            None => None,
+            Some(v) => Some(CredentialKind::parse(v).ok_or_else(|| {
+                Error::Config(format!(
+                    "{ACR_ENTRA_CREDENTIAL}=`{v}` is not a credential kind (use client-secret, \
+                     client-certificate, workload-identity, managed-identity, azure-cli or azd)"
+                ))
+            })?),
+        };
+        let home = env.path("HOME");
+        let dirs = || directories::BaseDirs::new();
+        let config_path = match env.path(ACR_ENTRA_CONFIG) {
+            Some(p) => p,
+            None => match env.path("XDG_CONFIG_HOME") {
+                Some(x) if x.is_absolute() => x.join("acr-entra").join("config.json"),
+                _ => match home.as_ref() {
+                    Some(h) => h.join(".config").join("acr-entra").join("config.json"),
+                    None => dirs().map_or_else(
+                        || PathBuf::from("acr-entra-config.json"),
+                        |d| d.config_dir().join("acr-entra").join("config.json"),
+                    ),
+                },
+            },
+        };
+        let cache_dir = match env.path(ACR_ENTRA_CACHE_DIR) {
+            Some(p) => Some(p),
+            None => match env.path("XDG_CACHE_HOME") {
+                Some(x) if x.is_absolute() => Some(x.join("acr-entra")),
+                _ => match home.as_ref() {
+                    Some(h) => Some(h.join(".cache").join("acr-entra")),
+                    None => dirs().map(|d| d.cache_dir().join("acr-entra")),
+                },
+            },
+        };
+        let min_ttl = match env.get(ACR_ENTRA_MIN_TTL) {
+            None => DEFAULT_MIN_TTL,
+            Some(v) => parse_duration(v).ok_or_else(|| {
+                Error::Config(format!(
+                    "{ACR_ENTRA_MIN_TTL}=`{v}` is not a duration (use seconds, or 30m, 1h)"
+                ))
+            })?,
+        };
+        let timeout = match env.get(ACR_ENTRA_TIMEOUT) {
+            None => DEFAULT_TIMEOUT,
+            Some(v) => parse_duration(v).filter(|d| !d.is_zero()).ok_or_else(|| {
+                Error::Config(format!(
+                    "{ACR_ENTRA_TIMEOUT}=`{v}` is not a duration (use seconds, e.g. 10 or 2.5)"
+                ))
+            })?,
+        };
+        let connect_to = match env.get(ACR_ENTRA_CONNECT_TO) {
+            None => Vec::new(),
+            Some(v) => parse_connect_to(v)?,
+        };
+        let azure = AzureEnv {
+            client_id: env.get(AZURE_CLIENT_ID).map(str::to_string),
+            client_secret: env.get(AZURE_CLIENT_SECRET).map(Secret::new),
+            tenant_id: env.get(AZURE_TENANT_ID).map(str::to_string),
+            certificate_path: env.path(AZURE_CLIENT_CERTIFICATE_PATH),
+            certificate_password: env.get(AZURE_CLIENT_CERTIFICATE_PASSWORD).map(Secret::new),
+            federated_token_file: env.path(AZURE_FEDERATED_TOKEN_FILE),
+            authority_host: env.get(AZURE_AUTHORITY_HOST).map(str::to_string),
+            identity_endpoint: env.get(IDENTITY_ENDPOINT).map(str::to_string),
+            identity_header: env.get(IDENTITY_HEADER).map(Secret::new),
+            imds_endpoint: env.get(IMDS_ENDPOINT).map(str::to_string),
+            pod_identity_host: env
+                .get(AZURE_POD_IDENTITY_AUTHORITY_HOST)
+                .map(str::to_string),
+        };
+        let no_cache = env
+            .get(ACR_ENTRA_NO_CACHE)
+            .is_some_and(|v| !matches!(v.trim(), "0" | "false" | "no"));
+        Ok(Settings {
+            log_level,
+            credential,
+            config_path,
+            cache_dir,
+            no_cache,
+            min_ttl,
+            timeout,
+            connect_to,
+            azure,
+            path: env.os("PATH").cloned(),
+            home,
+        })
+    }
+}
+
+/// `90`, `2.5`, `90s`, `30m`, `1h`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => (&text[..i], &text[i..]),
+        None => (text, "s"),
+    };
+    let value: f64 = number.trim().parse().ok()?;
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return None,
+    };
+    (seconds < 1.0e9).then(|| Duration::from_secs_f64(seconds))
+}
+
+fn parse_connect_to(text: &str) -> Result<Vec<ConnectTo>> {
+    text.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|item| {
+            let bad = || {
+                Error::Config(format!(
+                    "{ACR_ENTRA_CONNECT_TO} entry `{item}` is not HOST:PORT:ADDR:PORT"
+                ))
+            };
+            let parts: Vec<&str> = item.trim().splitn(3, ':').collect();
+            let [host, port, target] = parts.as_slice() else {
+                return Err(bad());
+            };
+            let port: u16 = port.parse().map_err(|_| bad())?;
+            if host.is_empty() || !target.contains(':') {
+                return Err(bad());
+            }
+            Ok(ConnectTo {
+                host: host.to_ascii_lowercase(),
+                port,
+                target: (*target).to_string(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2.5"), Some(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("-1"), None);
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("1d"), None);
+    }
+
+    #[test]
+    fn empty_values_are_unset() {
+        let env = Env::from_pairs([(ACR_ENTRA_CREDENTIAL, ""), (ACR_ENTRA_LOG, "")]);
+        let s = Settings::from_env(&env).unwrap();
+        assert_eq!(s.credential, None);
+        assert_eq!(s.log_level, Level::Off);
+        assert_eq!(s.min_ttl, DEFAULT_MIN_TTL);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        for (k, v) in [
+            (ACR_ENTRA_CREDENTIAL, "password"),
+            (ACR_ENTRA_LOG, "loud"),
+            (ACR_ENTRA_MIN_TTL, "soon"),
+            (ACR_ENTRA_TIMEOUT, "0"),
+            (ACR_ENTRA_CONNECT_TO, "nonsense"),
+        ] {
+            let err = Settings::from_env(&Env::from_pairs([(k, v)])).unwrap_err();
+            assert!(err.one_line().contains(k), "{err}");
+        }
+    }
+
+    #[test]
+    fn cache_and_config_locations() {
+        let env = Env::from_pairs([("HOME", "/h"), ("XDG_CACHE_HOME", "/c")]);
+        let s = Settings::from_env(&env).unwrap();
+        assert_eq!(s.cache_dir.unwrap(), PathBuf::from("/c/acr-entra"));
+        assert_eq!(
+            s.config_path,
+            PathBuf::from("/h/.config/acr-entra/config.json")
+        );
+    }
+
+    #[test]
+    fn connect_to_parses() {
+        let env = Env::from_pairs([(
+            ACR_ENTRA_CONNECT_TO,
+            "MyAcr.azurecr.io:443:127.0.0.1:8443,b.azurecr.io:443:[::1]:9",
+        )]);
+        let s = Settings::from_env(&env).unwrap();
+        assert_eq!(
+            s.connect_to[0],
+            ConnectTo {
+                host: "myacr.azurecr.io".into(),
+                port: 443,
+                target: "127.0.0.1:8443".into()
+            }
+        );
+        assert_eq!(s.connect_to[1].target, "[::1]:9");
+    }
+
+    #[test]
+    fn config_file_parses_and_normalises() {
+        let text = r#"{"registries":{
+            "Contoso.azurecr.io": {"credential":"managed-identity","client_id":"c1"},
+            "fabrikam.azurecr.cn": {"credential":"client-secret","tenant_id":"t2","cloud":"china"},
+            "registry.contoso.com": {"credential":"azure-cli","audience":"arm"},
+            "localhost:5443": {"credential":"client-secret"}}}"#;
+        let c = FileConfig::parse(Path::new("c.json"), text).unwrap();
+        assert_eq!(c.registries.len(), 4);
+        let contoso = &c.registries["contoso.azurecr.io"];
+        assert_eq!(contoso.credential, Some(CredentialKind::ManagedIdentity));
+        assert_eq!(contoso.client_id.as_deref(), Some("c1"));
+        assert_eq!(
+            c.registries["registry.contoso.com"].audience,
+            Some(Audience::Arm)
+        );
+        assert_eq!(
+            c.registries["fabrikam.azurecr.cn"].cloud,
+            Some(Cloud::China)
+        );
+    }
+
+    #[test]
+    fn config_file_errors_name_the_file() {
+        for text in [
+            "{",
+            r#"{"registries":{"x.azurecr.io":{"credential":"password"}}}"#,
+            r#"{"registries":{"x.azurecr.io":{"audeince":"arm"}}}"#,
+            r#"{"registries":{"bad host@x":{}}}"#,
+            r#"{"registries":[]}"#,
+            r#"{"registries":{"x.azurecr.io":{"audience":"sideways"}}}"#,
+        ] {
+            let err = FileConfig::parse(Path::new("/etc/x/config.json"), text).unwrap_err();
+            let line = err.one_line();
+            assert!(line.contains("/etc/x/config.json"), "{line}");
+        }
+    }
+
+    #[test]
+    fn audience_scopes() {
+        assert_eq!(
+            Audience::Acr.scope(Cloud::China),
+            "https://containerregistry.azure.net/.default"
+        );
+        assert_eq!(
+            Audience::Arm.scope(Cloud::UsGov),
+            "https://management.usgovcloudapi.net/.default"
+        );
+        assert_eq!(
+            Audience::Custom("https://example.test/".into()).scope(Cloud::Public),
+            "https://example.test/.default"
+        );
+    }
+}

@@ -1,0 +1,473 @@
+//! Entra ID access tokens. `choose` decides which credential kind serves a registry —
+//! forced by the registry's config entry or `ACR_ENTRA_CREDENTIAL`, otherwise the first
+//! the environment provides in SPEC §4's order — and says why each other kind was
+//! skipped. `token` builds that `azure_identity` credential over our transport and
+//! drives its future with a deadline; this is the only async code in the crate.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_core::credentials::TokenCredential;
+use azure_identity::{
+    AzureCliCredential, AzureCliCredentialOptions, AzureDeveloperCliCredential,
+    AzureDeveloperCliCredentialOptions, ClientAssertionCredential,
+    ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
+};
+
+use crate::assertion::{CertificateAssertion, FederatedToken};
+use crate::azure_http::{AzureTransport, IMDS_BASE};
+use crate::config::{
+    AZURE_AUTHORITY_HOST, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,
+    AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID, CredentialKind, RegistryConfig, Settings,
+};
+use crate::error::{Error, Result, one_line, redact_text};
+use crate::http::{Http, HttpRequest};
+use crate::registry::Cloud;
+use crate::secret::{EntraToken, Secret};
+
+/// Where a managed identity's tokens come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManagedSource {
+    /// App Service, Functions, Container Apps: `IDENTITY_ENDPOINT` + `IDENTITY_HEADER`.
+    AppService,
+    /// Azure Arc-enabled servers: `IDENTITY_ENDPOINT` + `IMDS_ENDPOINT`.
+    Arc,
+    /// The VM instance metadata service.
+    Imds,
+}
+
+/// The identity chosen for one registry, with everything needed to mint and to key the
+/// cache. Holds no secret: those are read from `Settings` when the token is requested.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub kind: CredentialKind,
+    /// Why this kind was chosen, for logs and `doctor`.
+    pub why: String,
+    /// Why each earlier kind was skipped (auto-pick only).
+    pub skipped: Vec<String>,
+    pub cloud: Cloud,
+    pub authority: String,
+    /// Tenant from the config or `AZURE_TENANT_ID`; `None` lets the token's `tid` decide.
+    pub tenant: Option<String>,
+    pub client_id: Option<String>,
+    pub object_id: Option<String>,
+    pub resource_id: Option<String>,
+    pub managed_source: Option<ManagedSource>,
+    /// A service-account token given by kubelet, used instead of a token file.
+    pub inline_assertion: Option<Secret>,
+    /// The tenant came from the registry's config entry (so `az`/`azd` get `--tenant`).
+    pub tenant_from_config: bool,
+}
+
+impl Identity {
+    /// Who this is, for the cache key: never a secret.
+    pub fn id(&self) -> String {
+        if let Some(id) = &self.resource_id {
+            return format!("resource:{id}");
+        }
+        if let Some(id) = &self.object_id {
+            return format!("object:{id}");
+        }
+        match (self.kind, &self.client_id) {
+            (CredentialKind::AzureCli | CredentialKind::Azd, _) => "signed-in-user".into(),
+            (_, Some(id)) => format!("client:{id}"),
+            (_, None) => "system-assigned".into(),
+        }
+    }
+}
+
+/// Choose the credential for a registry. `probe_imds` is asked only when the managed
+/// identity must come from IMDS; `on_path` says whether a program is on `PATH`.
+pub fn choose(
+    settings: &Settings,
+    registry: Option<&RegistryConfig>,
+    cloud: Cloud,
+    probe_imds: &dyn Fn() -> std::result::Result<(), String>,
+    on_path: &dyn Fn(&str) -> bool,
+) -> Result<Identity> {
+    let azure = &settings.azure;
+    let reg = registry.cloned().unwrap_or_default();
+    let authority = match &azure.authority_host {
+        Some(host) => {
+            if !host.to_ascii_lowercase().starts_with("https://") {
+                return Err(Error::Config(format!(
+                    "{AZURE_AUTHORITY_HOST}=`{host}` must be an https:// URL"
+                )));
+            }
+            host.trim_end_matches('/').to_string()
+        }
+        None => cloud.authority_host().to_string(),
+    };
+    let mut identity = Identity {
+        kind: CredentialKind::ClientSecret,
+        why: String::new(),
+        skipped: Vec::new(),
+        cloud,
+        authority,
+        tenant: reg.tenant_id.clone().or_else(|| azure.tenant_id.clone()),
+        client_id: reg.client_id.clone().or_else(|| azure.client_id.clone()),
+        object_id: reg.object_id.clone(),
+        resource_id: reg.resource_id.clone(),
+        managed_source: None,
+        inline_assertion: None,
+        tenant_from_config: reg.tenant_id.is_some(),
+    };
+    let forced = match (reg.credential, settings.credential) {
+        (Some(kind), _) => Some((kind, "set by the registry's config entry".to_string())),
+        (None, Some(kind)) => Some((kind, "set by ACR_ENTRA_CREDENTIAL".to_string())),
+        (None, None) => None,
+    };
+    if let Some((kind, why)) = forced {
+        match availability(kind, &identity, settings, probe_imds, on_path) {
+            Ok((_, source)) => {
+                identity.kind = kind;
+                identity.why = why;
+                identity.managed_source = source;
+                return Ok(identity);
+            }
+            Err(reason) => {
+                return Err(Error::Config(format!(
+                    "credential `{}` ({why}) cannot be used: {reason}",
+                    kind.name()
+                )));
+            }
+        }
+    }
+    let mut skipped = Vec::new();
+    for kind in CredentialKind::ALL {
+        match availability(kind, &identity, settings, probe_imds, on_path) {
+            Ok((why, source)) => {
+                identity.kind = kind;
+                identity.why = why;
+                identity.managed_source = source;
+                identity.skipped = skipped;
+                return Ok(identity);
+            }
+            Err(reason) => skipped.push(format!("{}: {reason}", kind.name())),
+        }
+    }
+    Err(Error::Config(format!(
+        "no Entra credential found ({}); set ACR_ENTRA_CREDENTIAL and the variables it needs, or log in with `az login`",
+        skipped.join("; ")
+    )))
+}
+
+type Available = (String, Option<ManagedSource>);
+
+/// Whether the environment provides `kind`, and why; or why not.
+fn availability(
+    kind: CredentialKind,
+    identity: &Identity,
+    settings: &Settings,
+    probe_imds: &dyn Fn() -> std::result::Result<(), String>,
+    on_path: &dyn Fn(&str) -> bool,
+) -> std::result::Result<Available, String> {
+    let azure = &settings.azure;
+    let need_app = |what: &str| -> std::result::Result<(), String> {
+        let mut missing = Vec::new();
+        if identity.client_id.is_none() {
+            missing.push(AZURE_CLIENT_ID);
+        }
+        if identity.tenant.is_none() {
+            missing.push(AZURE_TENANT_ID);
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} is set but {} is not (set it, or add it to the registry's config entry)",
+                missing.join(" and ")
+            ))
+        }
+    };
+    match kind {
+        CredentialKind::ClientSecret => {
+            if azure.client_secret.is_none() {
+                return Err(format!("{AZURE_CLIENT_SECRET} not set"));
+            }
+            need_app(AZURE_CLIENT_SECRET)?;
+            Ok((format!("{AZURE_CLIENT_SECRET} is set"), None))
+        }
+        CredentialKind::ClientCertificate => {
+            if azure.certificate_path.is_none() {
+                return Err(format!("{AZURE_CLIENT_CERTIFICATE_PATH} not set"));
+            }
+            need_app(AZURE_CLIENT_CERTIFICATE_PATH)?;
+            Ok((format!("{AZURE_CLIENT_CERTIFICATE_PATH} is set"), None))
+        }
+        CredentialKind::WorkloadIdentity => {
+            if identity.inline_assertion.is_none() && azure.federated_token_file.is_none() {
+                return Err(format!("{AZURE_FEDERATED_TOKEN_FILE} not set"));
+            }
+            need_app(AZURE_FEDERATED_TOKEN_FILE)?;
+            Ok((format!("{AZURE_FEDERATED_TOKEN_FILE} is set"), None))
+        }
+        CredentialKind::ManagedIdentity => {
+            if azure.identity_endpoint.is_some() && azure.identity_header.is_some() {
+                return Ok((
+                    "IDENTITY_ENDPOINT and IDENTITY_HEADER are set (App Service)".into(),
+                    Some(ManagedSource::AppService),
+                ));
+            }
+            if azure.identity_endpoint.is_some() && azure.imds_endpoint.is_some() {
+                return Ok((
+                    "IDENTITY_ENDPOINT and IMDS_ENDPOINT are set (Azure Arc)".into(),
+                    Some(ManagedSource::Arc),
+                ));
+            }
+            probe_imds().map_err(|why| format!("instance metadata service: {why}"))?;
+            Ok((
+                "the instance metadata service answered".into(),
+                Some(ManagedSource::Imds),
+            ))
+        }
+        CredentialKind::AzureCli => {
+            if on_path("az") {
+                Ok(("`az` is on PATH".into(), None))
+            } else {
+                Err("`az` not on PATH".into())
+            }
+        }
+        CredentialKind::Azd => {
+            if on_path("azd") {
+                Ok(("`azd` is on PATH".into(), None))
+            } else {
+                Err("`azd` not on PATH".into())
+            }
+        }
+    }
+}
+
+/// Ask IMDS whether it is there: one GET, no proxy, no retry, at most a second.
+pub fn probe_imds(settings: &Settings) -> std::result::Result<(), String> {
+    let base = settings
+        .azure
+        .pod_identity_host
+        .clone()
+        .unwrap_or_else(|| IMDS_BASE.to_string());
+    let http = Http::with_timeout(settings, settings.timeout.min(Duration::from_secs(1)));
+    let url = format!(
+        "{}/metadata/identity/oauth2/token?api-version=2018-02-01",
+        base.trim_end_matches('/')
+    );
+    match http.send(&HttpRequest::get(url).header("metadata", "true")) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("no answer within 1s ({})", e.message)),
+    }
+}
+
+/// Whether `program` is an executable file in one of `PATH`'s directories.
+pub fn on_path(settings: &Settings, program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    settings.path.as_ref().is_some_and(|path| {
+        std::env::split_paths(path).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// Get an Entra access token for `scope` from the chosen identity.
+pub fn token(
+    identity: &Identity,
+    settings: &Settings,
+    http: &Http,
+    scope: &str,
+) -> Result<EntraToken> {
+    crate::debug!(
+        "requesting an Entra token: credential {} ({}), scope `{scope}`, authority `{}`",
+        identity.kind.name(),
+        identity.why,
+        identity.authority
+    );
+    let fail = |message: String| {
+        Error::Entra(format!(
+            "credential `{}` ({}) could not get an Entra token for `{scope}`: {}{}",
+            identity.kind.name(),
+            identity.why,
+            one_line(&redact_text(&message)),
+            hint(identity)
+        ))
+    };
+    if identity.managed_source == Some(ManagedSource::Arc) {
+        return crate::arc::token(settings, http, identity, scope).map_err(fail);
+    }
+    let transport = AzureTransport::new(http.clone(), settings.azure.pod_identity_host.clone());
+    let credential = build(identity, settings, &transport).map_err(|e| match e {
+        Built::Config(err) => err,
+        Built::Azure(e) => fail(error_chain(&e)),
+    })?;
+    // Each HTTP call is bounded by the timeout; the deadline also covers retries and a
+    // credential (IMDS) that brings its own long retry policy.
+    let deadline = settings.timeout * 2 + Duration::from_secs(1);
+    let result = block_on_deadline(credential.get_token(&[scope], None), deadline)
+        .ok_or_else(|| fail(format!("no token within {}s", deadline.as_secs())))?;
+    let access = result.map_err(|e| fail(error_chain(&e)))?;
+    let secret = access.token.secret();
+    if secret.is_empty() {
+        return Err(fail("the answer held an empty token".into()));
+    }
+    Ok(EntraToken(Secret::new(secret)))
+}
+
+fn hint(identity: &Identity) -> &'static str {
+    match identity.kind {
+        CredentialKind::ClientSecret => {
+            "; check AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID (an expired secret is a common cause)"
+        }
+        CredentialKind::ClientCertificate => {
+            "; check AZURE_CLIENT_ID, AZURE_TENANT_ID and that the certificate is registered on the app"
+        }
+        CredentialKind::WorkloadIdentity => {
+            "; check the federated credential's issuer and subject, and AZURE_CLIENT_ID/AZURE_TENANT_ID"
+        }
+        CredentialKind::ManagedIdentity => {
+            "; check that a managed identity is assigned to this resource (and its client id, if user-assigned)"
+        }
+        CredentialKind::AzureCli => "; run `az login` (or `az login --tenant TENANT`)",
+        CredentialKind::Azd => "; run `azd auth login`",
+    }
+}
+
+enum Built {
+    Config(Error),
+    Azure(azure_core::Error),
+}
+
+impl From<azure_core::Error> for Built {
+    fn from(e: azure_core::Error) -> Built {
+        Built::Azure(e)
+    }
+}
+
+fn build(
+    identity: &Identity,
+    settings: &Settings,
+    transport: &AzureTransport,
+) -> std::result::Result<Arc<dyn TokenCredential>, Built> {
+    let azure = &settings.azure;
+    let client_options = transport.client_options(&identity.authority);
+    let tenant = identity.tenant.clone().unwrap_or_default();
+    let client_id = identity.client_id.clone().unwrap_or_default();
+    let executor = Arc::new(crate::process::TimedExecutor {
+        timeout: settings.timeout,
+    });
+    Ok(match identity.kind {
+        CredentialKind::ClientSecret => {
+            let secret = azure.client_secret.clone().unwrap_or_default();
+            ClientSecretCredential::new(
+                &tenant,
+                client_id,
+                azure_core::credentials::Secret::new(secret.expose().to_string()),
+                Some(ClientSecretCredentialOptions { client_options }),
+            )?
+        }
+        CredentialKind::ClientCertificate => {
+            let path = azure.certificate_path.clone().unwrap_or_default();
+            let endpoint = format!("{}/{tenant}/oauth2/v2.0/token", identity.authority);
+            let assertion = CertificateAssertion::load(
+                &path,
+                azure.certificate_password.as_ref(),
+                &client_id,
+                &endpoint,
+            )
+            .map_err(Built::Config)?;
+            ClientAssertionCredential::new(
+                tenant,
+                client_id,
+                assertion,
+                Some(ClientAssertionCredentialOptions { client_options }),
+            )?
+        }
+        CredentialKind::WorkloadIdentity => {
+            let source = match &identity.inline_assertion {
+                Some(token) => FederatedToken::Inline(token.clone()),
+                None => FederatedToken::File(
+                    azure
+                        .federated_token_file
+                        .clone()
+                        .unwrap_or_else(PathBuf::new),
+                ),
+            };
+            ClientAssertionCredential::new(
+                tenant,
+                client_id,
+                source,
+                Some(ClientAssertionCredentialOptions { client_options }),
+            )?
+        }
+        CredentialKind::ManagedIdentity => {
+            let user_assigned_id = if let Some(id) = &identity.resource_id {
+                Some(UserAssignedId::ResourceId(id.clone()))
+            } else if let Some(id) = &identity.object_id {
+                Some(UserAssignedId::ObjectId(id.clone()))
+            } else {
+                identity.client_id.clone().map(UserAssignedId::ClientId)
+            };
+            ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                user_assigned_id,
+                client_options,
+            }))?
+        }
+        CredentialKind::AzureCli => AzureCliCredential::new(Some(AzureCliCredentialOptions {
+            tenant_id: identity
+                .tenant
+                .clone()
+                .filter(|_| identity.kind_tenant_explicit()),
+            executor: Some(executor),
+            ..AzureCliCredentialOptions::default()
+        }))?,
+        CredentialKind::Azd => {
+            AzureDeveloperCliCredential::new(Some(AzureDeveloperCliCredentialOptions {
+                tenant_id: identity
+                    .tenant
+                    .clone()
+                    .filter(|_| identity.kind_tenant_explicit()),
+                executor: Some(executor),
+                ..AzureDeveloperCliCredentialOptions::default()
+            }))?
+        }
+    })
+}
+
+impl Identity {
+    /// `az`/`azd` get `--tenant` only when the registry's config names one: the
+    /// signed-in account may not belong to `AZURE_TENANT_ID`'s tenant.
+    fn kind_tenant_explicit(&self) -> bool {
+        self.tenant_from_config
+    }
+}
+
+/// The error and its sources on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Drive a future to completion on this thread, giving up after `deadline`.
+pub fn block_on_deadline<T>(future: impl Future<Output = T>, deadline: Duration) -> Option<T> {
+    let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        std::thread::sleep(deadline);
+        let _ = tx.send(());
+    });
+    futures::executor::block_on(async {
+        match futures::future::select(pin!(future), rx).await {
+            futures::future::Either::Left((value, _)) => Some(value),
+            futures::future::Either::Right(_) => None,
+        }
+    })
+}

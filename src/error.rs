@@ -1,0 +1,141 @@
+//! The one error type. Every variant renders as a single lower-case line that says what
+//! went wrong and, where there is one, how to fix it; `NotFound` renders as the exact text
+//! docker's clients treat as "not logged in, go anonymous". Messages never contain a
+//! secret: values that reach them are host names, paths, kinds and server messages that
+//! have been passed through `redact_text`.
+
+use std::path::PathBuf;
+
+/// The exact text docker, podman, skopeo and docker-py treat as "no credentials".
+pub const NOT_FOUND_TEXT: &str = "credentials not found in native keychain";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Not an ACR host and nothing stored: the client goes anonymous.
+    #[error("{}", NOT_FOUND_TEXT)]
+    NotFound,
+
+    /// Bad input on stdin or on the command line.
+    #[error("{0}")]
+    Usage(String),
+
+    /// The configuration (environment or config file) is wrong.
+    #[error("{0}")]
+    Config(String),
+
+    /// A file could not be read or written.
+    #[error("`{}`: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Entra ID did not give us a token.
+    #[error("{0}")]
+    Entra(String),
+
+    /// The registry's challenge or ACR's exchange failed.
+    #[error("{0}")]
+    Exchange(String),
+
+    /// Another process held a lock for too long.
+    #[error("{0}")]
+    LockTimeout(String),
+
+    /// A network call failed before an answer arrived.
+    #[error("{0}")]
+    Network(String),
+}
+
+impl Error {
+    pub fn file(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::File {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The error as the one line the protocol prints: newlines and control characters
+    /// from server messages are folded so the answer stays one line.
+    pub fn one_line(&self) -> String {
+        one_line(&self.to_string())
+    }
+}
+
+/// Fold a message onto one line and cap its length.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(600));
+    let mut last_space = false;
+    for c in text.chars() {
+        let c = if c.is_control() || c.is_whitespace() {
+            ' '
+        } else {
+            c
+        };
+        if c == ' ' {
+            if last_space || out.is_empty() {
+                continue;
+            }
+            last_space = true;
+        } else {
+            last_space = false;
+        }
+        out.push(c);
+        if out.len() >= 600 {
+            out.push('…');
+            break;
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// Remove anything that looks like a token from text that came from a server or a tool:
+/// runs of JWT-ish characters longer than 40 with two dots become `REDACTED`.
+pub fn redact_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let looks_like_token = word.len() > 40 && word.matches('.').count() >= 2
+            || word.starts_with("eyJ") && word.len() > 20;
+        if looks_like_token {
+            out.push_str("REDACTED");
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_text_is_exact() {
+        assert_eq!(
+            Error::NotFound.one_line(),
+            "credentials not found in native keychain"
+        );
+    }
+
+    #[test]
+    fn one_line_folds_newlines_and_controls() {
+        assert_eq!(one_line("a\nb\r\n\tc  d\0"), "a b c d");
+        assert!(one_line(&"x".repeat(5000)).len() < 700);
+    }
+
+    #[test]
+    fn redacts_token_shaped_words() {
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl";
+        assert_eq!(
+            redact_text(&format!("bad token {jwt} here")),
+            "bad token REDACTED here"
+        );
+        assert_eq!(redact_text("plain words stay"), "plain words stay");
+    }
+}

@@ -1,0 +1,324 @@
+//! The one HTTP stack: a `ureq` agent with rustls, the system trust roots (honouring
+//! `SSL_CERT_FILE`/`SSL_CERT_DIR`), no redirects, bounded connect and total timeouts,
+//! and `ACR_ENTRA_CONNECT_TO` overrides. The same agent serves the registry challenge,
+//! ACR's exchange and, through `AzureTransport`, every `azure_identity` credential, so
+//! the binary carries one TLS stack and no tokio. Built only when a mint needs it: the
+//! cache-hit and not-found paths never initialise TLS.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+
+use crate::config::{ConnectTo, Settings};
+use crate::error::{Error, Result};
+
+/// Most bytes read from any answer: tokens and error bodies are a few KiB.
+pub const MAX_BODY: u64 = 1024 * 1024;
+
+/// The longest a connection attempt may take, whatever the total timeout.
+const MAX_CONNECT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug)]
+pub struct HttpRequest {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+impl HttpRequest {
+    pub fn get(url: impl Into<String>) -> HttpRequest {
+        HttpRequest {
+            method: "GET",
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn post_form(url: impl Into<String>, body: String) -> HttpRequest {
+        HttpRequest {
+            method: "POST",
+            url: url.into(),
+            headers: vec![(
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            )],
+            body: Some(body.into_bytes()),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> HttpRequest {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+}
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// First header with this (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Nothing listening, name not found, connect timeout: the request was not sent.
+    Connect,
+    Timeout,
+    /// The certificate or handshake failed: retrying will not help.
+    Tls,
+    Other,
+}
+
+#[derive(Debug)]
+pub struct HttpError {
+    pub failure: Failure,
+    pub message: String,
+}
+
+impl From<HttpError> for Error {
+    fn from(e: HttpError) -> Error {
+        Error::Network(e.message)
+    }
+}
+
+/// Agents for remote hosts (proxies from the environment) and for loopback and the
+/// link-local metadata service (never through a proxy).
+#[derive(Clone)]
+pub struct Http {
+    remote: ureq::Agent,
+    local: ureq::Agent,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl Http {
+    pub fn new(settings: &Settings) -> Http {
+        Http::with_timeout(settings, settings.timeout)
+    }
+
+    pub fn with_timeout(settings: &Settings, timeout: Duration) -> Http {
+        let build = |proxy: bool| {
+            let tls = ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                .build();
+            let mut config = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .timeout_global(Some(timeout))
+                .timeout_connect(Some(timeout.min(MAX_CONNECT)))
+                .user_agent(concat!("acr-entra/", env!("CARGO_PKG_VERSION")))
+                .tls_config(tls);
+            if !proxy {
+                config = config.proxy(None);
+            }
+            ureq::Agent::with_parts(
+                config.build(),
+                DefaultConnector::default(),
+                ConnectToResolver {
+                    overrides: Arc::new(settings.connect_to.clone()),
+                    inner: DefaultResolver::default(),
+                },
+            )
+        };
+        Http {
+            remote: build(true),
+            local: build(false),
+            timeout,
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Send one request and read the whole answer (at most `MAX_BODY` bytes).
+    pub fn send(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
+        let uri: ureq::http::Uri = request.url.parse().map_err(|_| HttpError {
+            failure: Failure::Other,
+            message: format!("`{}` is not a valid URL", strip_query(&request.url)),
+        })?;
+        let agent = if uri.host().is_some_and(bypasses_proxy) {
+            &self.local
+        } else {
+            &self.remote
+        };
+        let mut builder = ureq::http::Request::builder()
+            .method(request.method)
+            .uri(uri);
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let result = match &request.body {
+            Some(body) => builder
+                .body(body.clone())
+                .map_err(|e| other(&request.url, &e))
+                .and_then(|r| agent.run(r).map_err(|e| map_error(&request.url, e))),
+            None => builder
+                .body(())
+                .map_err(|e| other(&request.url, &e))
+                .and_then(|r| agent.run(r).map_err(|e| map_error(&request.url, e))),
+        };
+        let mut response = result?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_vec()
+            .map_err(|e| map_error(&request.url, e))?;
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Loopback and the instance metadata address never go through a proxy.
+fn bypasses_proxy(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host == "169.254.169.254"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A URL for messages: scheme, host and path, never the query (it may carry secrets).
+pub fn strip_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+fn other(url: &str, e: &dyn std::fmt::Display) -> HttpError {
+    HttpError {
+        failure: Failure::Other,
+        message: format!("request to `{}` failed: {e}", strip_query(url)),
+    }
+}
+
+fn map_error(url: &str, e: ureq::Error) -> HttpError {
+    let url = strip_query(url);
+    let (failure, message) = match &e {
+        ureq::Error::Timeout(_) => (Failure::Timeout, format!("`{url}` did not answer in time")),
+        ureq::Error::HostNotFound => (
+            Failure::Connect,
+            format!("cannot resolve the host of `{url}`"),
+        ),
+        ureq::Error::ConnectionFailed => (Failure::Connect, format!("cannot connect to `{url}`")),
+        ureq::Error::Io(io) if matches!(io.kind(), std::io::ErrorKind::ConnectionRefused) => (
+            Failure::Connect,
+            format!("cannot connect to `{url}`: connection refused"),
+        ),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => (
+            Failure::Tls,
+            format!("TLS with `{url}` failed: {io} (is the CA trusted? set SSL_CERT_FILE)"),
+        ),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            (Failure::Timeout, format!("`{url}` did not answer in time"))
+        }
+        ureq::Error::Rustls(tls) => (
+            Failure::Tls,
+            format!("TLS with `{url}` failed: {tls} (is the CA trusted? set SSL_CERT_FILE)"),
+        ),
+        ureq::Error::BodyExceedsLimit(_) => (
+            Failure::Other,
+            format!("the answer from `{url}` is larger than {MAX_BODY} bytes"),
+        ),
+        other => (
+            Failure::Other,
+            format!("request to `{url}` failed: {other}"),
+        ),
+    };
+    HttpError { failure, message }
+}
+
+/// Resolves `ACR_ENTRA_CONNECT_TO` overrides, everything else as usual.
+#[derive(Debug)]
+struct ConnectToResolver {
+    overrides: Arc<Vec<ConnectTo>>,
+    inner: DefaultResolver,
+}
+
+impl Resolver for ConnectToResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let host = uri.host().unwrap_or_default().to_ascii_lowercase();
+        let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+            Some("http") => 80,
+            _ => 443,
+        });
+        if let Some(rule) = self
+            .overrides
+            .iter()
+            .find(|r| r.host == host && r.port == port)
+        {
+            let mut out = self.empty();
+            let addrs: Vec<SocketAddr> = rule
+                .target
+                .to_socket_addrs()
+                .map_err(|_| ureq::Error::HostNotFound)?
+                .collect();
+            for addr in addrs.into_iter().take(16) {
+                out.push(addr);
+            }
+            if out.is_empty() {
+                return Err(ureq::Error::HostNotFound);
+            }
+            return Ok(out);
+        }
+        self.inner.resolve(uri, config, timeout)
+    }
+}
+
+/// Run a blocking request on its own short-lived thread and await it, so a deadline
+/// around the future can always fire (`azure_core` drives its policies as futures).
+pub async fn send_async(http: Http, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(http.send(&request));
+    });
+    rx.await.unwrap_or_else(|_| {
+        Err(HttpError {
+            failure: Failure::Other,
+            message: "the request thread stopped without an answer".into(),
+        })
+    })
+}
+
+/// Shared for the process: building an agent is cheap, but the TLS roots are loaded once.
+pub fn shared(settings: &Settings) -> Http {
+    static HTTP: OnceLock<Http> = OnceLock::new();
+    HTTP.get_or_init(|| Http::new(settings)).clone()
+}

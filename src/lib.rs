@@ -1,0 +1,125 @@
+//! `docker-credential-acr-entra` lets docker, podman, buildah, skopeo, helm, BuildKit and
+//! kubelet use Azure Container Registry with Microsoft Entra identities. It speaks the
+//! Docker credential-helper protocol, mints ACR refresh tokens through ACR's
+//! `/oauth2/exchange`, and keeps them in a file-locked cache every process shares.
+//!
+//! Data flow of `get`:
+//!
+//! ```text
+//! client → main → run → protocol::read_server_url → helper::get
+//!   → store (stored credential? answer)
+//!   → RegistryHost (ACR or listed? else "not found", no network)
+//!   → cache (fresh? answer) → lock → re-read → entra::choose
+//!   → mint: exchange::discover → entra::token → exchange::exchange (ACR, then ARM audience)
+//!   → cache write → unlock → protocol::write_get → stdout
+//! ```
+//!
+//! Boundaries: `protocol` knows nothing of Entra or the cache; `registry`, `cache`,
+//! `exchange` never read the environment (only `config` does) and never print; only
+//! `entra`, `azure_http`, `assertion` and `process` touch async; only `files`, `cache`
+//! and `store` write files. stdout is written here and nowhere else.
+
+pub mod arc;
+pub mod assertion;
+pub mod azure_http;
+pub mod cache;
+pub mod config;
+pub mod entra;
+pub mod error;
+pub mod exchange;
+pub mod files;
+pub mod helper;
+pub mod http;
+pub mod jwt;
+pub mod log;
+pub mod mint;
+pub mod process;
+pub mod protocol;
+pub mod registry;
+pub mod secret;
+pub mod store;
+
+use std::io::{Read, Write};
+
+use config::{Env, Settings};
+use error::{Error, Result};
+
+pub const NAME: &str = "docker-credential-acr-entra";
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const USAGE: &str = "\
+docker-credential-acr-entra: Azure Container Registry credentials from Microsoft Entra ID
+
+Usage: docker-credential-acr-entra <get|store|erase|list|version>
+
+  get       read a server URL on stdin, print {\"ServerURL\",\"Username\",\"Secret\"}
+  store     read {\"ServerURL\",\"Username\",\"Secret\"} on stdin and keep it
+  erase     read a server URL on stdin and forget it (stored and cached)
+  list      print {\"<server>\":\"<username>\",...}
+  version   print the version
+
+Entra credential: ACR_ENTRA_CREDENTIAL=client-secret|client-certificate|workload-identity|
+managed-identity|azure-cli|azd, or picked from the environment in that order.
+Config: ACR_ENTRA_CONFIG (default ~/.config/acr-entra/config.json). Logs: ACR_ENTRA_LOG=debug.
+See the README for every variable.";
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Run one invocation; returns the process exit code. Everything printed to `stdout`
+/// goes through here: the answer, or one line of error.
+pub fn run(args: &[String], stdin: &mut dyn Read, stdout: &mut dyn Write, env: &Env) -> u8 {
+    let (text, code) = match dispatch(args, stdin, env) {
+        Ok(Some(answer)) => (answer, 0),
+        Ok(None) => (String::new(), 0),
+        Err(e) => (e.one_line(), 1),
+    };
+    if !text.is_empty() {
+        let _ = writeln!(stdout, "{text}");
+    }
+    let _ = stdout.flush();
+    code
+}
+
+fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Option<String>> {
+    let verb = args.first().map_or("", String::as_str);
+    match verb {
+        "--help" | "-h" | "help" => return Ok(Some(USAGE.to_string())),
+        "version" | "--version" | "-v" => return Ok(Some(format!("{NAME} {VERSION}"))),
+        "get" | "store" | "erase" | "list" => {}
+        "" => {
+            return Err(Error::Usage(
+                "no verb given (use get, store, erase, list or version; --help for more)".into(),
+            ));
+        }
+        other => {
+            return Err(Error::Usage(format!(
+                "unknown verb `{}` (use get, store, erase, list or version; --help for more)",
+                error::one_line(other).chars().take(40).collect::<String>()
+            )));
+        }
+    }
+    let settings = Settings::from_env(env)?;
+    log::set_level(settings.log_level);
+    let ctx = helper::Context::load(settings)?;
+    match verb {
+        "get" => helper::get(&ctx, &read_input(stdin)?).map(Some),
+        "store" => helper::store(&ctx, &read_input(stdin)?).map(|()| None),
+        "erase" => helper::erase(&ctx, &read_input(stdin)?).map(|()| None),
+        "list" => Ok(Some(helper::list(&ctx))),
+        _ => unreachable!("verbs checked above"),
+    }
+}
+
+fn read_input(stdin: &mut dyn Read) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    stdin
+        .take(protocol::MAX_INPUT as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::Usage(format!("cannot read stdin: {e}")))?;
+    Ok(buf)
+}

@@ -1,0 +1,116 @@
+//! One mint, start to finish: the registry's challenge (remembered per host), an Entra
+//! token for the ACR audience, the exchange, and — when the exchange refuses that
+//! audience with 401 — one retry with the ARM audience. The audience that worked is
+//! remembered so the next mint starts with it. No cache or lock logic here.
+
+use crate::config::{Audience, FileConfig, RegistryConfig, Settings};
+use crate::entra::{self, Identity};
+use crate::error::{Error, Result};
+use crate::exchange::{self, Challenge, ExchangeError};
+use crate::http::Http;
+use crate::jwt;
+use crate::registry::RegistryHost;
+use crate::secret::AcrRefreshToken;
+
+#[derive(Debug)]
+pub struct Minted {
+    pub token: AcrRefreshToken,
+    pub expires_on: i64,
+    pub audience: Audience,
+    pub challenge: Challenge,
+}
+
+/// What a previous mint taught us about this host.
+#[derive(Debug, Default, Clone)]
+pub struct Hints {
+    pub challenge: Option<Challenge>,
+    pub audience: Option<Audience>,
+}
+
+/// The scheme to reach a registry: https, or http for a listed loopback host that the
+/// client named with `http://`.
+pub fn scheme(host: &RegistryHost, config: &FileConfig) -> &'static str {
+    if host.wants_plain_http() && host.is_loopback() && config.registry(host).is_some() {
+        "http"
+    } else {
+        "https"
+    }
+}
+
+pub fn mint(
+    settings: &Settings,
+    config: &FileConfig,
+    host: &RegistryHost,
+    registry: Option<&RegistryConfig>,
+    identity: &Identity,
+    hints: &Hints,
+) -> Result<Minted> {
+    let http = Http::new(settings);
+    let challenge = match &hints.challenge {
+        Some(c) => c.clone(),
+        None => {
+            let allowed =
+                |h: &RegistryHost| h.acr_cloud().is_some() || config.registry(h).is_some();
+            exchange::discover(&http, host, scheme(host, config), &allowed)?
+        }
+    };
+    let audiences: Vec<Audience> =
+        match (registry.and_then(|r| r.audience.clone()), &hints.audience) {
+            (Some(forced), _) => vec![forced],
+            (None, Some(Audience::Arm)) => vec![Audience::Arm, Audience::Acr],
+            (None, _) => vec![Audience::Acr, Audience::Arm],
+        };
+    let mut last_refusal = None;
+    for (i, audience) in audiences.iter().enumerate() {
+        let scope = audience.scope(identity.cloud);
+        let entra_token = entra::token(identity, settings, &http, &scope)?;
+        let tenant = identity
+            .tenant
+            .clone()
+            .or_else(|| jwt::string_claim(entra_token.0.expose(), "tid"));
+        crate::debug!(
+            "exchanging at `{}` (service `{}`, tenant `{}`, audience {})",
+            challenge.exchange_url(),
+            challenge.service,
+            tenant.as_deref().unwrap_or("none"),
+            audience.name()
+        );
+        match exchange::exchange(&http, &challenge, tenant.as_deref(), &entra_token) {
+            Ok(token) => {
+                let now = crate::now();
+                let expires_on = exchange::refresh_token_expiry(&token, now);
+                crate::debug!(
+                    "minted an ACR refresh token for `{host}`, expires in {}s",
+                    expires_on - now
+                );
+                return Ok(Minted {
+                    token,
+                    expires_on,
+                    audience: audience.clone(),
+                    challenge,
+                });
+            }
+            Err(ExchangeError::Unauthorized(message)) if i + 1 < audiences.len() => {
+                crate::debug!(
+                    "{message}; retrying with the {} audience",
+                    audiences[i + 1].name()
+                );
+                last_refusal = Some(message);
+            }
+            Err(e) => {
+                let e: Error = e.into();
+                return Err(match last_refusal {
+                    Some(first) => Error::Exchange(format!(
+                        "{first}; with the {} audience: {}",
+                        audience.name(),
+                        e.one_line()
+                    )),
+                    None => e,
+                });
+            }
+        }
+    }
+    Err(Error::Exchange(
+        last_refusal.unwrap_or_else(|| "no audience to try".into()),
+    ))
+}
