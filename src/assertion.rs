@@ -132,7 +132,7 @@ impl CertificateAssertion {
             "aud": self.token_endpoint,
             "iss": self.client_id,
             "sub": self.client_id,
-            "jti": jti.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "jti": crate::cache::hex(&jti),
             "nbf": now - 60,
             "iat": now,
             "exp": now + 600,

@@ -63,12 +63,16 @@ fn digest(parts: &[String]) -> String {
         hasher.update((p.len() as u64).to_le_bytes());
         hasher.update(p.as_bytes());
     }
-    hasher
-        .finalize()
-        .iter()
-        .take(20)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&hasher.finalize()[..20])
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -249,7 +253,7 @@ impl Cache {
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.starts_with("token-") || !name.ends_with(".json") {
+            if !name.starts_with("token-") || !name.to_ascii_lowercase().ends_with(".json") {
                 continue;
             }
             let path = entry.path();

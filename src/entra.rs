@@ -5,7 +5,6 @@
 //! drives its future with a deadline; this is the only async code in the crate.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -386,12 +385,9 @@ fn build(
         CredentialKind::WorkloadIdentity => {
             let source = match &identity.inline_assertion {
                 Some(token) => FederatedToken::Inline(token.clone()),
-                None => FederatedToken::File(
-                    azure
-                        .federated_token_file
-                        .clone()
-                        .unwrap_or_else(PathBuf::new),
-                ),
+                None => {
+                    FederatedToken::File(azure.federated_token_file.clone().unwrap_or_default())
+                }
             };
             ClientAssertionCredential::new(
                 tenant,
@@ -428,7 +424,6 @@ fn build(
                     .clone()
                     .filter(|_| identity.kind_tenant_explicit()),
                 executor: Some(executor),
-                ..AzureDeveloperCliCredentialOptions::default()
             }))?
         }
     })

@@ -310,7 +310,10 @@ fn encode_into(out: &mut String, text: &str) {
                 out.push(b as char);
             }
             b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
+            _ => {
+                use std::fmt::Write;
+                let _ = write!(out, "%{b:02X}");
+            }
         }
     }
 }
@@ -326,7 +329,8 @@ mod tests {
 
     #[test]
     fn bearer_challenges() {
-        let cases: [(&str, Option<(&str, Option<&str>)>); 8] = [
+        type Case<'a> = (&'a str, Option<(&'a str, Option<&'a str>)>);
+        let cases: [Case; 8] = [
             (
                 r#"Bearer realm="https://myacr.azurecr.io/oauth2/token",service="myacr.azurecr.io""#,
                 Some((

@@ -122,10 +122,11 @@ pub fn acr_token(
     let auto = pod.is_none()
         && registry.and_then(|r| r.credential).is_none()
         && settings.credential.is_none();
-    if auto && candidates[0].managed_source == Some(ManagedSource::Imds) {
-        if let Ok(alt) = choose(&|| Err("assumed absent".into())) {
-            candidates.push(alt);
-        }
+    if auto
+        && candidates[0].managed_source == Some(ManagedSource::Imds)
+        && let Ok(alt) = choose(&|| Err("assumed absent".into()))
+    {
+        candidates.push(alt);
     }
     let now = crate::now();
     let cache = ctx.cache();
@@ -136,15 +137,15 @@ pub fn acr_token(
                 .filter(|e| e.is_fresh(now, settings.min_ttl))
         })
     };
-    if let Some(cache) = &cache {
-        if let Some(hit) = fresh(cache, &candidates) {
-            crate::debug!(
-                "`{host}`: cache hit `{}`, expires in {}s",
-                hit.path.display(),
-                hit.expires_on - now
-            );
-            return Ok((hit.token, hit.expires_on));
-        }
+    if let Some(cache) = &cache
+        && let Some(hit) = fresh(cache, &candidates)
+    {
+        crate::debug!(
+            "`{host}`: cache hit `{}`, expires in {}s",
+            hit.path.display(),
+            hit.expires_on - now
+        );
+        return Ok((hit.token, hit.expires_on));
     }
     let lock = match &cache {
         None => None,
@@ -157,11 +158,11 @@ pub fn acr_token(
             }
         },
     };
-    if let (Some(cache), Some(_)) = (&cache, &lock) {
-        if let Some(hit) = fresh(cache, &candidates) {
-            crate::debug!("`{host}`: another process minted while we waited");
-            return Ok((hit.token, hit.expires_on));
-        }
+    if let (Some(cache), Some(_)) = (&cache, &lock)
+        && let Some(hit) = fresh(cache, &candidates)
+    {
+        crate::debug!("`{host}`: another process minted while we waited");
+        return Ok((hit.token, hit.expires_on));
     }
     let identity = choose(&|| entra::probe_imds(settings))?;
     crate::debug!(

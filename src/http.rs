@@ -110,7 +110,7 @@ impl std::fmt::Debug for Http {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Http")
             .field("timeout", &self.timeout)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -175,11 +175,11 @@ impl Http {
             Some(body) => builder
                 .body(body.clone())
                 .map_err(|e| other(&request.url, &e))
-                .and_then(|r| agent.run(r).map_err(|e| map_error(&request.url, e))),
+                .and_then(|r| agent.run(r).map_err(|e| map_error(&request.url, &e))),
             None => builder
                 .body(())
                 .map_err(|e| other(&request.url, &e))
-                .and_then(|r| agent.run(r).map_err(|e| map_error(&request.url, e))),
+                .and_then(|r| agent.run(r).map_err(|e| map_error(&request.url, &e))),
         };
         let mut response = result?;
         let status = response.status().as_u16();
@@ -193,7 +193,7 @@ impl Http {
             .with_config()
             .limit(MAX_BODY)
             .read_to_vec()
-            .map_err(|e| map_error(&request.url, e))?;
+            .map_err(|e| map_error(&request.url, &e))?;
         Ok(HttpResponse {
             status,
             headers,
@@ -224,9 +224,9 @@ fn other(url: &str, e: &dyn std::fmt::Display) -> HttpError {
     }
 }
 
-fn map_error(url: &str, e: ureq::Error) -> HttpError {
+fn map_error(url: &str, e: &ureq::Error) -> HttpError {
     let url = strip_query(url);
-    let (failure, message) = match &e {
+    let (failure, message) = match e {
         ureq::Error::Timeout(_) => (Failure::Timeout, format!("`{url}` did not answer in time")),
         ureq::Error::HostNotFound => (
             Failure::Connect,
