@@ -266,9 +266,12 @@ fn managed_identity_imds_through_pod_identity_authority_host() {
     assert_eq!(reqs.len(), 1, "{out:?}");
     assert_eq!(reqs[0].method, "GET");
     assert_eq!(reqs[0].path, "/metadata/identity/oauth2/token");
-    assert_eq!(
-        reqs[0].query_param("api-version").as_deref(),
-        Some("2018-02-01")
+    // IMDS serves identity tokens at 2018-02-01 and 2019-08-01; azure_identity uses the
+    // latter for VMs, so either is correct against the real service.
+    let version = reqs[0].query_param("api-version");
+    assert!(
+        matches!(version.as_deref(), Some("2018-02-01" | "2019-08-01")),
+        "IMDS api-version: {version:?}"
     );
     assert_eq!(
         reqs[0].query_param("resource").as_deref(),
