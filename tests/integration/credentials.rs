@@ -581,6 +581,17 @@ fn auto_pick_with_nothing_available_names_every_kind() {
             "the failure should name `{kind}`: {line}"
         );
     }
+    // ... and why each was skipped: what each would have needed.
+    for need in [
+        "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_FEDERATED_TOKEN_FILE",
+    ] {
+        assert!(
+            line.contains(&need.to_ascii_lowercase()),
+            "the failure should say `{need}` is missing: {line}"
+        );
+    }
     assert_eq!(acr.exchange_count(), 0);
     assert_eq!(out.stderr, "");
     out.assert_within(Duration::from_secs(20));
