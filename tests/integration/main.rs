@@ -16,3 +16,4 @@ mod failures;
 mod fakes_selftest;
 mod logging;
 mod protocol;
+mod store;

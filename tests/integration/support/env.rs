@@ -268,6 +268,19 @@ impl Output {
         );
     }
 
+    /// Exit 0, stdout exactly an answer with this username, stderr empty.
+    pub fn assert_answer_as(&self, server_url: &str, username: &str, secret: &str) {
+        let expected = format!(
+            r#"{{"ServerURL":{},"Username":{},"Secret":{}}}"#,
+            serde_json::to_string(server_url).unwrap(),
+            serde_json::to_string(username).unwrap(),
+            serde_json::to_string(secret).unwrap()
+        );
+        assert_eq!(self.code, Some(0), "expected success: {self:?}");
+        assert_eq!(self.stdout_line(), expected, "{self:?}");
+        assert_eq!(self.stderr, "", "{self:?}");
+    }
+
     /// Exit 1, stdout exactly the not-found text, stderr empty.
     pub fn assert_not_found(&self) {
         assert_eq!(self.code, Some(1), "expected exit 1: {self:?}");
