@@ -9,6 +9,7 @@
 mod support;
 
 mod cache;
+mod cache_policy;
 mod config;
 mod credentials;
 mod exchange;
