@@ -277,3 +277,76 @@ fn sovereign_hosts_fall_back_to_their_clouds_arm_scope() {
         assert_eq!(acr.exchanges()[1].get("service"), Some(host));
     }
 }
+
+#[test]
+fn realm_on_a_non_acr_host_is_refused() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let evil = FakeAcr::start("evil.example");
+    acr.set_realm("https://evil.example/oauth2/token");
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .connect_to(&acr.connect_to())
+        .connect_to(&evil.connect_to())
+        .run();
+    out.assert_loud_error();
+    assert_eq!(
+        evil.server.connection_count(),
+        0,
+        "no token goes to the foreign realm"
+    );
+    assert_eq!(acr.exchange_count(), 0);
+}
+
+#[test]
+fn realm_over_plain_http_is_refused() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let plain = http::Server::start(None, |_| {
+        http::Resp::json(200, &serde_json::json!({"refresh_token": "x.y.z"}))
+    });
+    acr.set_realm("http://myacr.azurecr.io/oauth2/token");
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .connect_to(&acr.connect_to())
+        .connect_to(&format!("{HOST}:80:127.0.0.1:{}", plain.port()))
+        .run();
+    out.assert_loud_error();
+    assert_eq!(plain.connection_count(), 0, "no token over plain http");
+    assert_eq!(acr.exchange_count(), 0);
+}
+
+#[test]
+fn realm_on_another_acr_host_and_challenge_service_are_used() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let token_service = FakeAcr::start("other.azurecr.io");
+    acr.set_realm("https://other.azurecr.io/oauth2/token");
+    acr.set_service("myacr-service.example");
+    token_service.set_service("myacr-service.example");
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .connect_to(&acr.connect_to())
+        .connect_to(&token_service.connect_to())
+        .run();
+    out.assert_answer(
+        HOST,
+        token_service
+            .issued()
+            .first()
+            .map_or("<none>", |s| s.as_str()),
+    );
+    assert_eq!(acr.exchange_count(), 0);
+    let ex = &token_service.exchanges()[0];
+    assert_eq!(ex.get("service"), Some("myacr-service.example"));
+    assert_eq!(ex.get("tenant"), Some(TENANT));
+}

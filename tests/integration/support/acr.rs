@@ -41,6 +41,10 @@ struct State {
     exchange: ExchangeMode,
     reject_audiences: Vec<String>,
     issued: Vec<String>,
+    /// The realm URL in the challenge, when not `https://HOST/oauth2/token`.
+    realm: Option<String>,
+    /// The `service` in the challenge and expected by the exchange, when not HOST.
+    service: Option<String>,
 }
 
 pub struct FakeAcr {
@@ -88,6 +92,8 @@ impl FakeAcr {
             exchange: ExchangeMode::Normal,
             reject_audiences: Vec::new(),
             issued: Vec::new(),
+            realm: None,
+            service: None,
         }));
         let s = state.clone();
         let server = Server::start(Some(tls::server_config()), move |req| handle(req, &s));
@@ -116,6 +122,16 @@ impl FakeAcr {
 
     pub fn set_exchange(&self, mode: ExchangeMode) {
         self.state.lock().unwrap().exchange = mode;
+    }
+
+    /// Name another realm in the challenge.
+    pub fn set_realm(&self, realm: &str) {
+        self.state.lock().unwrap().realm = Some(realm.to_string());
+    }
+
+    /// Name another service in the challenge (and expect it in the exchange).
+    pub fn set_service(&self, service: &str) {
+        self.state.lock().unwrap().service = Some(service.to_string());
     }
 
     /// Answer 401 to exchanges whose Entra token has this `aud`.
@@ -165,13 +181,17 @@ fn acr_error(status: u16, code: &str, message: &str) -> Resp {
 }
 
 fn handle(req: &Req, state: &Mutex<State>) -> Resp {
-    let (host, v2, exchange, rejected) = {
+    let (host, v2, exchange, rejected, realm, service) = {
         let s = state.lock().unwrap();
         (
             s.host.clone(),
             s.v2.clone(),
             s.exchange.clone(),
             s.reject_audiences.clone(),
+            s.realm
+                .clone()
+                .unwrap_or_else(|| format!("https://{}/oauth2/token", s.host)),
+            s.service.clone().unwrap_or_else(|| s.host.clone()),
         )
     };
     match (req.method.as_str(), req.path.as_str()) {
@@ -179,7 +199,7 @@ fn handle(req: &Req, state: &Mutex<State>) -> Resp {
             V2Mode::Challenge => acr_error(401, "UNAUTHORIZED", "authentication required, visit https://aka.ms/acr/authorization for more information.")
                 .header(
                     "www-authenticate",
-                    &format!(r#"Bearer realm="https://{host}/oauth2/token",service="{host}""#),
+                    &format!(r#"Bearer realm="{realm}",service="{service}""#),
                 )
                 .header("docker-distribution-api-version", "registry/2.0"),
             V2Mode::Ok => Resp::json(200, &json!({})),
@@ -194,7 +214,7 @@ fn handle(req: &Req, state: &Mutex<State>) -> Resp {
                 }
                 ExchangeMode::Normal | ExchangeMode::Trickle => {}
             }
-            let resp = exchange_answer(req, &host, &rejected, state);
+            let resp = exchange_answer(req, &host, &service, &rejected, state);
             if exchange == ExchangeMode::Trickle {
                 resp.trickle()
             } else {
@@ -205,7 +225,13 @@ fn handle(req: &Req, state: &Mutex<State>) -> Resp {
     }
 }
 
-fn exchange_answer(req: &Req, host: &str, rejected: &[String], state: &Mutex<State>) -> Resp {
+fn exchange_answer(
+    req: &Req,
+    host: &str,
+    service: &str,
+    rejected: &[String],
+    state: &Mutex<State>,
+) -> Resp {
     if !req
         .header("content-type")
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
@@ -224,8 +250,8 @@ fn exchange_answer(req: &Req, host: &str, rejected: &[String], state: &Mutex<Sta
             "grant_type must be access_token",
         );
     }
-    if get("service").as_deref() != Some(host) {
-        return acr_error(400, "BAD_REQUEST", &format!("service must be {host}"));
+    if get("service").as_deref() != Some(service) {
+        return acr_error(400, "BAD_REQUEST", &format!("service must be {service}"));
     }
     let Some(tenant) = get("tenant") else {
         return acr_error(400, "BAD_REQUEST", "tenant is required");
