@@ -112,6 +112,25 @@ def rs256(claims):
     return f"{signing_input}.{b64u(sig)}"
 
 
+def rs256_valid(token, cert_path):
+    """Check a client assertion's RS256 signature against the registered certificate."""
+    import tempfile
+    parts = token.split(".")
+    if len(parts) != 3 or not cert_path:
+        return False
+    pub = subprocess.run(["openssl", "x509", "-pubkey", "-noout", "-in", cert_path],
+                         capture_output=True, check=True).stdout
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "pub.pem"), "wb") as fh:
+            fh.write(pub)
+        with open(os.path.join(d, "sig"), "wb") as fh:
+            fh.write(b64u_decode(parts[2]))
+        r = subprocess.run(["openssl", "dgst", "-sha256", "-verify", os.path.join(d, "pub.pem"),
+                            "-signature", os.path.join(d, "sig")],
+                           input=f"{parts[0]}.{parts[1]}".encode(), capture_output=True)
+    return r.returncode == 0
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     role = "?"
@@ -199,8 +218,13 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 c = jwt_claims(assertion) or {}
                 kind = "certificate"
+                endpoint = f"https://127.0.0.1:{self.server.server_port}{path}"
                 if c.get("iss") != CLIENT_ID or c.get("sub") != CLIENT_ID:
                     err = "invalid_client: AADSTS700027 assertion is not from this client"
+                elif c.get("aud") not in (endpoint, [endpoint]) or c.get("exp", 0) < time.time():
+                    err = "invalid_client: AADSTS700024 assertion audience or expiry"
+                elif not rs256_valid(assertion, ARGS.client_cert):
+                    err = "invalid_client: AADSTS700027 assertion signature does not match the certificate"
         else:
             err = "invalid_client: no credential"
         scope = one("scope")
@@ -545,6 +569,7 @@ def main():
     ap.add_argument("--signing-cert", required=True)
     ap.add_argument("--signing-key", required=True)
     ap.add_argument("--federated-token-file")
+    ap.add_argument("--client-cert", help="certificate registered for client assertions")
     ap.add_argument("--service", dest="services", action="append", default=[])
     ARGS = ap.parse_args()
     if ARGS.federated_token_file:

@@ -159,7 +159,7 @@ printf 'e2e-dummy-federated-token.%s\n' "$(date +%s)" > "$W/pki/federated-token"
 python3 "$HERE/fakes.py" --state-dir "$W" --ca-cert "$W/pki/ca.pem" \
     --server-cert "$W/pki/server.pem" --server-key "$W/pki/server.key" \
     --signing-cert "$W/pki/signing.pem" --signing-key "$W/pki/signing.key" \
-    --federated-token-file "$W/pki/federated-token" \
+    --federated-token-file "$W/pki/federated-token" --client-cert "$W/pki/client.pem" \
     --service "$ACR" --service "$LOCAL" 2>"$LOGS/fakes.log" &
 PIDS+=($!)
 for _ in $(seq 1 100); do [ -f "$W/ports.json" ] && break; sleep 0.1; done
