@@ -90,17 +90,7 @@ pub fn choose(
 ) -> Result<Identity> {
     let azure = &settings.azure;
     let reg = registry.cloned().unwrap_or_default();
-    let authority = match &azure.authority_host {
-        Some(host) => {
-            if !host.to_ascii_lowercase().starts_with("https://") {
-                return Err(Error::Config(format!(
-                    "{AZURE_AUTHORITY_HOST}=`{host}` must be an https:// URL"
-                )));
-            }
-            host.trim_end_matches('/').to_string()
-        }
-        None => cloud.authority_host().to_string(),
-    };
+    let authority = authority(settings, cloud)?;
     let mut identity = Identity {
         kind: CredentialKind::ClientSecret,
         why: String::new(),
@@ -153,6 +143,17 @@ pub fn choose(
         "no Entra credential found ({}); set ACR_ENTRA_CREDENTIAL and the variables it needs, or log in with `az login`",
         skipped.join("; ")
     )))
+}
+
+/// The Entra authority: `AZURE_AUTHORITY_HOST` (https only), else the cloud's.
+pub fn authority(settings: &Settings, cloud: Cloud) -> Result<String> {
+    match &settings.azure.authority_host {
+        Some(host) if !host.to_ascii_lowercase().starts_with("https://") => Err(Error::Config(
+            format!("{AZURE_AUTHORITY_HOST}=`{host}` must be an https:// URL"),
+        )),
+        Some(host) => Ok(host.trim_end_matches('/').to_string()),
+        None => Ok(cloud.authority_host().to_string()),
+    }
 }
 
 type Available = (String, Option<ManagedSource>);

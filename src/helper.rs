@@ -111,7 +111,7 @@ pub fn acr_token(
     let on_path = |p: &str| entra::on_path(settings, p);
     let choose = |probe: &dyn Fn() -> std::result::Result<(), String>| -> Result<Identity> {
         match pod {
-            Some(pod) => Ok(pod_identity(settings, registry, cloud, pod)),
+            Some(pod) => pod_identity(settings, registry, cloud, pod),
             None => entra::choose(settings, registry, cloud, probe, &on_path),
         }
     };
@@ -238,17 +238,9 @@ fn pod_identity(
     registry: Option<&RegistryConfig>,
     cloud: Cloud,
     pod: &PodIdentity,
-) -> Identity {
-    let authority = settings
-        .azure
-        .authority_host
-        .clone()
-        .filter(|h| h.to_ascii_lowercase().starts_with("https://"))
-        .map_or_else(
-            || cloud.authority_host().to_string(),
-            |h| h.trim_end_matches('/').to_string(),
-        );
-    Identity {
+) -> Result<Identity> {
+    let authority = entra::authority(settings, cloud)?;
+    Ok(Identity {
         kind: crate::config::CredentialKind::WorkloadIdentity,
         why: "kubelet passed a service-account token for this pod".into(),
         skipped: Vec::new(),
@@ -265,7 +257,7 @@ fn pod_identity(
         managed_source: None,
         inline_assertion: Some(pod.token.clone()),
         tenant_from_config: false,
-    }
+    })
 }
 
 pub fn store(ctx: &Context, input: &[u8]) -> Result<()> {
