@@ -18,3 +18,4 @@ mod fakes_selftest;
 mod logging;
 mod protocol;
 mod store;
+mod verbs;
