@@ -11,6 +11,7 @@ ports to STATE_DIR/ports.json:
           POST /oauth2/exchange, GET /oauth2/token (Basic), POST /oauth2/token.
   engine  HTTP. A stand-in for the Docker engine API that records the
           X-Registry-Auth the docker CLI built and proves it against the registry.
+  blackhole  a listening socket that never accepts: a black-holed registry.
 
 Every fake answers GET /_state with its counters; the token service also takes
 POST /_config (JSON) to change behaviour (e.g. reject the ACR audience).
@@ -574,8 +575,13 @@ def main():
     ARGS = ap.parse_args()
     if ARGS.federated_token_file:
         FEDERATED_TOKEN = open(ARGS.federated_token_file).read().strip()
+    # A black hole: the kernel completes TCP handshakes, nobody ever answers.
+    hole = __import__("socket").socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)
     ports = {"entra": serve("entra", tls=True), "mi": serve("mi"),
-             "acr": serve("acr"), "engine": serve("engine")}
+             "acr": serve("acr"), "engine": serve("engine"),
+             "blackhole": hole.getsockname()[1]}
     tmp = os.path.join(ARGS.state_dir, "ports.json.tmp")
     with open(tmp, "w") as fh:
         json.dump(ports, fh)

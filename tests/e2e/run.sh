@@ -168,6 +168,7 @@ ENTRA_PORT=$(jq -r .entra "$W/ports.json")
 MI_PORT=$(jq -r .mi "$W/ports.json")
 ACR_PORT=$(jq -r .acr "$W/ports.json")
 ENGINE_PORT=$(jq -r .engine "$W/ports.json")
+HOLE=localhost:$(jq -r .blackhole "$W/ports.json")   # config-listed, never answers
 
 # ------------------------------------------------------------ registries
 registry() { # registry NAME SERVICE|""  -> sets REG_PORT
@@ -287,7 +288,8 @@ printf 'credential-helpers = ["acr-entra"]\n' > "$W/registries-helper.conf"
 printf '{"credHelpers":{"%s":"acr-entra","%s":"acr-entra"}}\n' "$ACR" "$LOCAL" > "$W/auth/credhelpers.json"
 printf '{}\n' > "$W/auth/empty.json"
 CFG=$W/acr-entra-config.json
-printf '{"registries":{"%s":{"credential":"client-secret"}}}\n' "$LOCAL" > "$CFG"
+printf '{"registries":{"%s":{"credential":"client-secret"},"%s":{"credential":"client-secret"}}}\n' \
+    "$LOCAL" "$HOLE" > "$CFG"
 
 export PATH="$W/bin:$PATH"
 export HOME=$W/home XDG_RUNTIME_DIR=$W/run XDG_CONFIG_HOME=$W/xdg-config XDG_CACHE_HOME=$W/xdg-cache
@@ -379,6 +381,14 @@ if [ "$rc" = 0 ] && [ "$(jq -r .Username <<<"$out" 2>/dev/null)" = "$NULL_GUID" 
    && [ "$(jq -r .ServerURL <<<"$out")" = "$ACR" ] \
    && [ "$(jq -r '.Secret | split(".") | length' <<<"$out")" = 3 ]; then pass; else fail "rc=$rc"; fi
 
+begin "helper: get for a black-holed registry fails loudly within 30 s (ACR_ENTRA_TIMEOUT=3)"
+t0=$(date +%s)
+out=$(printf '%s' "$HOLE" | ACR_ENTRA_CONFIG=$CFG ACR_ENTRA_TIMEOUT=3 timeout 60 \
+      "$W/bin/docker-credential-acr-entra" get 2>>"$OUT"); rc=$?
+secs=$(( $(date +%s) - t0 )); echo "$out (${secs}s)" >> "$OUT"
+if [ "$rc" = 1 ] && [ -n "$out" ] && [ "$out" != "$NOT_FOUND" ] && [ "$secs" -le 30 ]; then pass
+else fail "rc=$rc after ${secs}s"; fi
+
 # ============================================================ skopeo
 AUTH_HELPERS=$W/auth/credhelpers.json AUTH_EMPTY=$W/auth/empty.json
 check "skopeo: copy image to $ACR (credHelpers in auth file, /etc/hosts path, zero helper config)" \
@@ -430,8 +440,10 @@ c=$(fresh_cache); rej=$(state .entra.rejected)
 if AZURE_CLIENT_SECRET=e2e-wrong-secret ACR_ENTRA_CACHE_DIR=$c run "${SKOPEO[@]}" inspect \
         --authfile "$AUTH_HELPERS" --registries-conf "$W/registries-plain.conf" "docker://$ACR/e2e/hello:v1"; then
     fail "skopeo succeeded with a wrong client secret"
-elif grep -q "$NOT_FOUND" "$OUT" || ! grep -qi "credential" "$OUT" || [ "$(state .entra.rejected)" = "$rej" ]; then
+elif grep -q "$NOT_FOUND" "$OUT" || [ "$(state .entra.rejected)" = "$rej" ]; then
     fail "expected a helper error (not not-found) after Entra refused the secret"
+elif ! grep -q "AADSTS7000215\|invalid_client" "$OUT"; then
+    fail "the client's error does not carry Entra's reason (AADSTS7000215 / invalid_client)"
 else pass; fi
 
 # ============================================================ podman / buildah
