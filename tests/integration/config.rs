@@ -233,3 +233,52 @@ fn two_registries_two_managed_identities() {
     assert_eq!(one.exchanges()[0].get("tenant"), Some("tenant-a"));
     assert_eq!(two.exchanges()[0].get("tenant"), Some("tenant-b"));
 }
+
+#[test]
+fn listed_loopback_registry_may_use_plain_http() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start_plain_loopback();
+    let host = acr.host();
+    let config = write_config(
+        &env,
+        &json!({"registries": {&host: {"credential": "client-secret"}}}),
+    );
+    let input = format!("http://{host}");
+    let out = env
+        .get(&input)
+        .env("ACR_ENTRA_CONFIG", &config)
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .run();
+    out.assert_answer(
+        &input,
+        acr.issued().first().map_or("<none>", |s| s.as_str()),
+    );
+    assert_eq!(acr.exchanges()[0].get("service"), Some(host.as_str()));
+}
+
+#[test]
+fn plain_http_input_for_a_public_acr_host_never_sends_a_token_over_http() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let tls_acr = FakeAcr::start("myacr.azurecr.io");
+    let plain = FakeAcr::start_plain_loopback();
+    let out = env
+        .get("http://myacr.azurecr.io")
+        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .connect_to(&tls_acr.connect_to())
+        .connect_to(&format!("myacr.azurecr.io:80:127.0.0.1:{}", plain.port()))
+        .run();
+    assert_eq!(
+        plain.server.connection_count(),
+        0,
+        "nothing over plain http: {out:?}"
+    );
+    // Either answered over https or refused; never a token on port 80.
+    if out.code == Some(0) {
+        out.assert_answer("http://myacr.azurecr.io", &tls_acr.issued()[0]);
+    } else {
+        out.assert_loud_error();
+    }
+}

@@ -85,7 +85,16 @@ impl FakeAcr {
         FakeAcr::start_inner(None)
     }
 
+    /// A plain-http fake registry that calls itself `127.0.0.1:PORT`, realm `http://…`.
+    pub fn start_plain_loopback() -> FakeAcr {
+        FakeAcr::start_with(None, false)
+    }
+
     fn start_inner(host: Option<&str>) -> FakeAcr {
+        FakeAcr::start_with(host, true)
+    }
+
+    fn start_with(host: Option<&str>, tls: bool) -> FakeAcr {
         let state = Arc::new(Mutex::new(State {
             host: host.unwrap_or_default().to_string(),
             v2: V2Mode::Challenge,
@@ -96,9 +105,15 @@ impl FakeAcr {
             service: None,
         }));
         let s = state.clone();
-        let server = Server::start(Some(tls::server_config()), move |req| handle(req, &s));
+        let server = Server::start(tls.then(tls::server_config), move |req| handle(req, &s));
         if host.is_none() {
-            state.lock().unwrap().host = format!("localhost:{}", server.port());
+            let mut st = state.lock().unwrap();
+            if tls {
+                st.host = format!("localhost:{}", server.port());
+            } else {
+                st.host = format!("127.0.0.1:{}", server.port());
+                st.realm = Some(format!("http://{}/oauth2/token", st.host));
+            }
         }
         FakeAcr { server, state }
     }
