@@ -304,3 +304,58 @@ fn forced_client_secret_without_variables_names_them() {
     );
     assert_eq!(acr.exchange_count(), 0);
 }
+
+#[test]
+fn unknown_credential_kind_is_one_line_error_naming_it() {
+    let env = TestEnv::new();
+    let acr = FakeAcr::start(HOST);
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", "telepathy")
+        .connect_to(&acr.connect_to())
+        .run();
+    let line = out.assert_loud_error();
+    assert!(line.contains("telepathy"), "{line}");
+    assert_eq!(acr.server.connection_count(), 0);
+}
+
+#[test]
+fn plain_http_authority_host_is_refused_without_sending_the_secret() {
+    let env = TestEnv::new();
+    let acr = FakeAcr::start(HOST);
+    let plain = http::Server::start(None, |_| http::Resp::text(500, "no"));
+    let authority = format!("http://localhost:{}", plain.port());
+    let out = secret_get(&env, &authority, &acr).run();
+    let line = out.assert_loud_error();
+    assert!(
+        line.contains("AZURE_AUTHORITY_HOST") || line.contains("https"),
+        "{line}"
+    );
+    assert_eq!(
+        plain.request_count(),
+        0,
+        "the client secret never goes over plain http"
+    );
+}
+
+#[test]
+fn empty_variables_count_as_unset() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", "")
+        .env("ACR_ENTRA_CONFIG", "")
+        .env("ACR_ENTRA_LOG", "")
+        .env("ACR_ENTRA_MIN_TTL", "")
+        .env("ACR_ENTRA_TIMEOUT", "")
+        .env("ACR_ENTRA_NO_CACHE", "")
+        .env("AZURE_CLIENT_CERTIFICATE_PATH", "")
+        .env("AZURE_FEDERATED_TOKEN_FILE", "")
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .connect_to(&acr.connect_to())
+        .run();
+    out.assert_answer(HOST, acr.issued().first().map_or("<none>", |s| s.as_str()));
+    assert_eq!(entra.token_requests()[0].get("client_secret"), Some(SECRET));
+}
