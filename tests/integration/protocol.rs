@@ -35,6 +35,52 @@ fn get_answers_every_input_form_exactly() {
 }
 
 #[test]
+fn get_accepts_mixed_case_regional_and_dnl_login_servers() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    for (input, host) in [
+        ("MyAcr.AzureCR.io", "myacr.azurecr.io"),
+        ("myacr.eastus.geo.azurecr.io", "myacr.eastus.geo.azurecr.io"),
+        (
+            "https://myacr-abh2c0fkbyfpgqd5.azurecr.io/v2/",
+            "myacr-abh2c0fkbyfpgqd5.azurecr.io",
+        ),
+    ] {
+        let acr = FakeAcr::start(host);
+        let out = env
+            .get(&format!("{input}\n"))
+            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+            .connect_to(&acr.connect_to())
+            .run();
+        out.assert_answer(input, acr.issued().first().map_or("<none>", |s| s.as_str()));
+        assert_eq!(acr.exchanges()[0].get("service"), Some(host));
+    }
+}
+
+#[test]
+fn get_rejects_control_characters_without_requests() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start("myacr.azurecr.io");
+    for input in [
+        "myacr.azurecr.io\u{0}.evil.example",
+        "myacr.azurecr.io\r.evil.example",
+    ] {
+        let out = env
+            .get(input)
+            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+            .connect_to(&acr.connect_to())
+            .run();
+        assert_eq!(out.code, Some(1), "{input:?}: {out:?}");
+        out.stdout_line();
+        assert!(!out.stdout.contains("Secret"), "{out:?}");
+    }
+    assert_eq!(acr.server.connection_count(), 0);
+    assert_eq!(entra.server.connection_count(), 0);
+}
+
+#[test]
 fn get_non_acr_host_is_not_found_without_any_request() {
     let env = TestEnv::new();
     let entra = FakeEntra::start();

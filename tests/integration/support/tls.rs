@@ -19,6 +19,8 @@ pub const SERVER_NAMES: &[&str] = &[
     "other.azurecr.io",
     "fabrikam.azurecr.cn",
     "contoso.azurecr.us",
+    "myacr.eastus.geo.azurecr.io",
+    "myacr-abh2c0fkbyfpgqd5.azurecr.io",
 ];
 
 pub struct Pki {
