@@ -359,3 +359,80 @@ fn empty_variables_count_as_unset() {
     out.assert_answer(HOST, acr.issued().first().map_or("<none>", |s| s.as_str()));
     assert_eq!(entra.token_requests()[0].get("client_secret"), Some(SECRET));
 }
+
+fn mi_get(env: &TestEnv, acr: &FakeAcr) -> env::Helper {
+    env.get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", "managed-identity")
+        .env("ACR_ENTRA_TIMEOUT", "2")
+        .connect_to(&acr.connect_to())
+}
+
+#[test]
+fn forced_managed_identity_with_dead_imds_fails_within_bound() {
+    let env = TestEnv::new();
+    let acr = FakeAcr::start(HOST);
+    let out = mi_get(&env, &acr)
+        .env(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            format!("http://127.0.0.1:{}", http::dead_port()),
+        )
+        .run();
+    out.assert_loud_error();
+    out.assert_within(BOUND);
+}
+
+#[test]
+fn forced_managed_identity_with_black_holed_imds_fails_within_bound() {
+    let env = TestEnv::new();
+    let acr = FakeAcr::start(HOST);
+    let black_hole = http::Server::hang_after_accept();
+    let out = mi_get(&env, &acr)
+        .env(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            format!("http://127.0.0.1:{}", black_hole.port()),
+        )
+        .run();
+    out.assert_loud_error();
+    assert!(black_hole.connection_count() >= 1);
+    out.assert_within(BOUND);
+}
+
+#[test]
+fn forced_managed_identity_with_failing_imds_fails_within_bound() {
+    let env = TestEnv::new();
+    let acr = FakeAcr::start(HOST);
+    // Answers every request (so a probe passes) with a server error, which the SDK's
+    // IMDS policy would retry for over a minute.
+    let imds = http::Server::start(None, |_| {
+        http::Resp::json(
+            500,
+            &serde_json::json!({"error": "unknown", "error_description": "IMDS is having a bad day"}),
+        )
+    });
+    let out = mi_get(&env, &acr)
+        .env(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            format!("http://127.0.0.1:{}", imds.port()),
+        )
+        .run();
+    out.assert_loud_error();
+    assert!(imds.request_count() >= 1);
+    out.assert_within(BOUND);
+}
+
+#[test]
+fn forced_managed_identity_with_hanging_app_service_endpoint_fails_within_bound() {
+    let env = TestEnv::new();
+    let acr = FakeAcr::start(HOST);
+    let endpoint = http::Server::start(None, |_| http::Resp::hang());
+    let out = mi_get(&env, &acr)
+        .env(
+            "IDENTITY_ENDPOINT",
+            format!("http://127.0.0.1:{}/msi/token", endpoint.port()),
+        )
+        .env("IDENTITY_HEADER", "header-secret")
+        .run();
+    out.assert_loud_error();
+    assert!(!out.stdout.contains("header-secret"));
+    out.assert_within(BOUND);
+}
