@@ -344,9 +344,8 @@ skip() { SKIPPED=$((SKIPPED+1)); printf 'SKIP %s (%s)\n' "$E2E_CHECK" "$1"; }
 begin() { export E2E_CHECK=$1; : > "$OUT"; }
 run() { timeout 120 "$@" >>"$OUT" 2>&1 </dev/null; }
 check() { local name=$1; shift; begin "$name"; if run "$@"; then pass; else fail; fi; }
-expect() { # expect DESCRIPTION CONDITION-CMD...  (after run)
-    if "${@:2}"; then return 0; fi
-    fail "$1"; return 1
+verdict() { # verdict RUN-STATUS FAILURE-TEXT CONDITION-CMD...: PASS only if the run and the condition hold
+    if [ "$1" != 0 ]; then fail; elif "${@:3}"; then pass; else fail "$2"; fi
 }
 state() { curl -sf "http://127.0.0.1:$ACR_PORT/_state" | jq -r "$1"; }
 exchanges() { state ".acr.exchanges[\"$1\"] // 0"; }
@@ -400,8 +399,9 @@ check "skopeo: inspect $ACR/e2e/hello:v1 (credHelpers)" \
     "docker://$ACR/e2e/hello:v1"
 
 begin "skopeo: copy from $ACR to an OCI layout (pull)"
-if run "${SKOPEO[@]}" copy --authfile "$AUTH_HELPERS" --registries-conf "$W/registries-plain.conf" \
-        "docker://$ACR/e2e/hello:v1" "oci:$W/pulled:v1" && expect "pulled layout has no index" test -s "$W/pulled/index.json"; then pass; fi
+run "${SKOPEO[@]}" copy --authfile "$AUTH_HELPERS" --registries-conf "$W/registries-plain.conf" \
+    "docker://$ACR/e2e/hello:v1" "oci:$W/pulled:v1"
+verdict $? "pulled layout has no index.json" test -s "$W/pulled/index.json"
 
 check "skopeo: copy image to $LOCAL (config-listed custom host, credHelpers)" \
     env ACR_ENTRA_CONFIG="$CFG" "${SKOPEO[@]}" copy --authfile "$AUTH_HELPERS" \
@@ -627,8 +627,8 @@ hm() { local cfg=$1; shift; HELM_REGISTRY_CONFIG=$cfg run helm "$@"; }
 helm_pull() { # helm_pull NAME CONFIG REF
     begin "$1"
     local d; d=$(mktemp -d "$W/chart/pulled.XXXXXX")
-    if hm "$2" pull "$3" --version 0.1.0 -d "$d" \
-       && expect "no chart file after pull" test -s "$d/e2e-chart-0.1.0.tgz"; then pass; fi
+    hm "$2" pull "$3" --version 0.1.0 -d "$d"
+    verdict $? "no chart file after pull" test -s "$d/e2e-chart-0.1.0.tgz"
 }
 begin "helm: package a tiny chart"
 if command -v helm >/dev/null && hm "$HELM_CFG_HELPERS" package "$W/chart/e2e-chart" -d "$W/chart"; then pass; else fail "helm missing or package failed"; fi
