@@ -331,17 +331,21 @@ ENGINE=tcp://127.0.0.1:$ENGINE_PORT
 # ------------------------------------------------------------ check machinery
 PASSED=0 FAILED=0 SKIPPED=0
 OUT=$W/check.out
-pass() { PASSED=$((PASSED+1)); printf 'PASS %s\n' "$E2E_CHECK"; }
+pass() { PENDING=""; PASSED=$((PASSED+1)); printf 'PASS %s\n' "$E2E_CHECK"; }
 fail() {
-    FAILED=$((FAILED+1)); printf 'FAIL %s\n' "$E2E_CHECK"
+    PENDING=""; FAILED=$((FAILED+1)); printf 'FAIL %s\n' "$E2E_CHECK"
     [ -n "${1:-}" ] && printf '    %s\n' "$1"
     [ -s "$OUT" ] && tail -n 12 "$OUT" | cut -c1-400 | sed 's/^/    | /'
     return 0
 }
-skip() { SKIPPED=$((SKIPPED+1)); printf 'SKIP %s (%s)\n' "$E2E_CHECK" "$1"; }
+skip() { PENDING=""; SKIPPED=$((SKIPPED+1)); printf 'SKIP %s (%s)\n' "$E2E_CHECK" "$1"; }
 # begin NAME starts a check; run CMD... runs a client (2 min limit, output kept for a FAIL);
 # check NAME CMD... is begin + run, PASS on exit 0.
-begin() { export E2E_CHECK=$1; : > "$OUT"; }
+PENDING=""   # a check that began and has not printed its verdict yet
+begin() {
+    [ -n "$PENDING" ] && { E2E_CHECK=$PENDING fail "harness bug: this check printed no verdict"; }
+    export E2E_CHECK=$1; PENDING=$1; : > "$OUT"
+}
 run() { timeout 120 "$@" >>"$OUT" 2>&1 </dev/null; }
 check() { local name=$1; shift; begin "$name"; if run "$@"; then pass; else fail; fi; }
 verdict() { # verdict RUN-STATUS FAILURE-TEXT CONDITION-CMD...: PASS only if the run and the condition hold
@@ -648,9 +652,9 @@ if ! token_available; then
 elif tok=$(timeout 30 "$BIN" token "$ACR" 2>>"$OUT" </dev/null) && [ -n "$tok" ] \
      && printf '%s' "$tok" | HELM_REGISTRY_CONFIG=$HELM_CFG_LOGIN timeout 60 helm registry login \
             -u "$NULL_GUID" --password-stdin "$ACR" >>"$OUT" 2>&1; then
+    pass
     helm_pull "helm: pull oci://$ACR/charts/e2e-chart after registry login with the token" \
         "$HELM_CFG_LOGIN" "oci://$ACR/charts/e2e-chart"
-    E2E_CHECK="helm: registry login --password-stdin fed by 'docker-credential-acr-entra token $ACR'" pass
 else fail; fi
 
 begin "token: 'token $ACR --json' prints loginServer and accessToken"
@@ -732,7 +736,7 @@ else fail; fi
 set_acr_config '{"reject_acr_audience":[]}'
 
 # ============================================================ summary
-export E2E_CHECK=summary
+begin summary; PENDING=""
 secs=$(( $(date +%s) - START_TIME ))
 echo "e2e: finished in ${secs}s; logs: $([ "${E2E_KEEP:-}" = 1 ] && echo "$W/logs" || echo "E2E_KEEP=1 to keep them")"
 echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
