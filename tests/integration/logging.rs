@@ -155,6 +155,11 @@ fn trace_log_of_azure_cli_mint_hides_the_token() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_steps_logged(&out);
     assert_hidden(&out, "az token", &az.acr_token);
+    assert!(
+        !out.stderr.contains("chatty on stderr"),
+        "the helper never prints az's output (SPEC §4): {}",
+        out.stderr
+    );
     assert_hidden(&out, "refresh token", &acr.issued()[0]);
 }
 

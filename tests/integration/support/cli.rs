@@ -80,6 +80,8 @@ impl FakeCli {
   https://management.*) token='{arm_token}' ;;
   *) token='{acr_token}' ;;
 esac
+# Real CLIs chatter on stderr; the helper must never pass it on.
+echo "WARNING: this fake {name} is chatty on stderr" >&2
 {answer}
 exit 0"#
             ),
