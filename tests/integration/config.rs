@@ -196,6 +196,9 @@ fn two_registries_two_service_principals_in_two_tenants() {
     assert_eq!(two.exchanges()[0].get("service"), Some("other.azurecr.io"));
     assert_eq!(jwt::decode(&one.issued()[0]).1["appid"], "app-a");
     assert_eq!(jwt::decode(&two.issued()[0]).1["appid"], "app-b");
+    // Each registry keeps its own cache entry: going back to the first is a hit.
+    run("myacr.azurecr.io").assert_answer("myacr.azurecr.io", &one.issued()[0]);
+    assert_eq!(entra.request_count(), 2);
 }
 
 #[test]
