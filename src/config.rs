@@ -35,6 +35,18 @@ pub const AZURE_POD_IDENTITY_AUTHORITY_HOST: &str = "AZURE_POD_IDENTITY_AUTHORIT
 pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
 pub const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
 pub const IMDS_ENDPOINT: &str = "IMDS_ENDPOINT";
+/// Where docker (and helm, oras) keep `config.json`: `configure docker` edits
+/// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// The containers tools' (podman, buildah, skopeo) auth file: `configure podman` edits it
+/// when set.
+pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
+/// Else `configure podman` edits `$XDG_RUNTIME_DIR/containers/auth.json`, podman's own
+/// default, and `~/.config/containers/auth.json` without it.
+pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
+/// helm's registry config file: `configure helm` edits it when set, else
+/// `$XDG_CONFIG_HOME/helm/registry/config.json` or `~/.config/helm/registry/config.json`.
+pub const HELM_REGISTRY_CONFIG: &str = "HELM_REGISTRY_CONFIG";
 
 /// Default `ACR_ENTRA_MIN_TTL`: a returned token has at least this long to live, so a
 /// long push does not start with a nearly dead token.
@@ -311,6 +323,44 @@ pub struct Settings {
     /// `PATH`, to find `az` and `azd`.
     pub path: Option<OsString>,
     pub home: Option<PathBuf>,
+    /// The client config files `configure` edits (SPEC §8).
+    pub clients: ClientFiles,
+}
+
+/// Where the clients keep the files `configure` edits, resolved from the environment
+/// the way each client resolves them.
+#[derive(Clone, Debug, Default)]
+pub struct ClientFiles {
+    /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+    pub docker: Option<PathBuf>,
+    /// `$REGISTRY_AUTH_FILE`, else `$XDG_RUNTIME_DIR/containers/auth.json`, else
+    /// `~/.config/containers/auth.json`.
+    pub containers: Option<PathBuf>,
+    /// `$HELM_REGISTRY_CONFIG`, else `$XDG_CONFIG_HOME/helm/registry/config.json`, else
+    /// `~/.config/helm/registry/config.json`.
+    pub helm: Option<PathBuf>,
+}
+
+impl ClientFiles {
+    fn from_env(env: &Env, home: Option<&PathBuf>) -> ClientFiles {
+        let absolute = |name: &str| env.path(name).filter(|p| p.is_absolute());
+        let config_home = absolute("XDG_CONFIG_HOME").or_else(|| home.map(|h| h.join(".config")));
+        ClientFiles {
+            docker: env
+                .path(DOCKER_CONFIG)
+                .or_else(|| home.map(|h| h.join(".docker")))
+                .map(|d| d.join("config.json")),
+            containers: env.path(REGISTRY_AUTH_FILE).or_else(|| {
+                absolute(XDG_RUNTIME_DIR)
+                    .map(|r| r.join("containers"))
+                    .or_else(|| home.map(|h| h.join(".config").join("containers")))
+                    .map(|d| d.join("auth.json"))
+            }),
+            helm: env.path(HELM_REGISTRY_CONFIG).or_else(|| {
+                config_home.map(|c| c.join("helm").join("registry").join("config.json"))
+            }),
+        }
+    }
 }
 
 impl Settings {
@@ -406,6 +456,7 @@ impl Settings {
             connect_to,
             azure,
             path: env.os("PATH").cloned(),
+            clients: ClientFiles::from_env(env, home.as_ref()),
             home,
         })
     }

@@ -1,7 +1,7 @@
 //! Private files: the 0700 directory, 0600 files created with that mode (never chmod-ed
 //! after the fact), atomic replacement through a temp file and `rename`, bounded reads,
 //! and cross-process locks (std's `File::lock`, with a `try_lock` loop for the timeout).
-//! `cache` and `store` build on these; nothing else touches files it writes.
+//! `cache`, `store` and `configure` build on these; nothing else touches files it writes.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Write};
@@ -51,6 +51,16 @@ pub fn private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Create `dir` and its missing parents as 0700, leaving existing directories alone:
+/// for client config directories (`~/.docker`), which are not ours to police.
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::file(dir, e))
+}
+
 /// Read a whole file of at most `MAX_FILE` bytes; `Ok(None)` when it does not exist.
 pub fn read_small(path: &Path) -> Result<Option<Vec<u8>>> {
     let file = match File::open(path) {
@@ -68,6 +78,12 @@ pub fn read_small(path: &Path) -> Result<Option<Vec<u8>>> {
 /// Replace `path` atomically with `bytes`: a 0600 temp file in the same directory,
 /// flushed to disk, then renamed over the old file. Readers see old or new, never half.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_mode(path, bytes, 0o600)
+}
+
+/// `write_atomic` with another mode, set on the temp file before the rename (so a
+/// client config edited by `configure` keeps its mode, whatever the umask).
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -86,6 +102,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             .open(&tmp)
             .map_err(|e| Error::file(&tmp, e))?;
         file.write_all(bytes).map_err(|e| Error::file(&tmp, e))?;
+        if mode != 0o600 {
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::file(&tmp, e))?;
+        }
         file.sync_all().map_err(|e| Error::file(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::file(path, e))
     })();

@@ -23,6 +23,7 @@ pub mod arc;
 pub mod assertion;
 pub mod azure_http;
 pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod entra;
 pub mod error;
@@ -51,12 +52,25 @@ const USAGE: &str = "\
 docker-credential-acr-entra: Azure Container Registry credentials from Microsoft Entra ID
 
 Usage: docker-credential-acr-entra <get|store|erase|list|version>
+       docker-credential-acr-entra <token|configure|doctor|kubelet> ...
 
   get       read a server URL on stdin, print {\"ServerURL\",\"Username\",\"Secret\"}
   store     read {\"ServerURL\",\"Username\",\"Secret\"} on stdin and keep it
   erase     read a server URL on stdin and forget it (stored and cached)
   list      print {\"<server>\":\"<username>\",...}
   version   print the version
+
+  token HOST [--json] [--scope repository:NAME:pull[,push]]
+            print HOST's ACR refresh token (for --password-stdin logins as user
+            00000000-0000-0000-0000-000000000000), or {\"loginServer\",\"accessToken\"};
+            with --scope, an access token for that scope
+  configure docker|podman|helm [HOST...] [--all] [--dry-run]
+            add credHelpers entries for HOST (default: the config file's registries),
+            or credsStore with --all, to the client's config file
+  doctor HOST
+            explain and time one mint for HOST, with hints when it fails
+  kubelet   kubelet image credential provider: CredentialProviderRequest on stdin,
+            CredentialProviderResponse on stdout
 
 Entra credential: ACR_ENTRA_CREDENTIAL=client-secret|client-certificate|workload-identity|
 managed-identity|azure-cli|azd, or picked from the environment in that order.
@@ -74,8 +88,9 @@ pub fn now() -> i64 {
 /// goes through here: the answer, or one line of error.
 pub fn run(args: &[String], stdin: &mut dyn Read, stdout: &mut dyn Write, env: &Env) -> u8 {
     let (text, code) = match dispatch(args, stdin, env) {
-        Ok(Some(answer)) => (answer, 0),
-        Ok(None) => (String::new(), 0),
+        Ok(Reply::Answer(answer)) => (answer, 0),
+        Ok(Reply::Nothing) => (String::new(), 0),
+        Ok(Reply::Failed(report)) => (report, 1),
         Err(e) => (e.one_line(), 1),
     };
     if !text.is_empty() {
@@ -85,20 +100,41 @@ pub fn run(args: &[String], stdin: &mut dyn Read, stdout: &mut dyn Write, env: &
     code
 }
 
-fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Option<String>> {
+/// What a verb leaves for stdout.
+enum Reply {
+    /// Exit 0 with this text.
+    Answer(String),
+    /// Exit 0, nothing printed.
+    Nothing,
+    /// Exit 1 with a multi-line report (`doctor`); errors are one line.
+    Failed(String),
+}
+
+fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
     let verb = args.first().map_or("", String::as_str);
     match verb {
-        "--help" | "-h" | "help" => return Ok(Some(USAGE.to_string())),
-        "version" | "--version" | "-v" => return Ok(Some(format!("{NAME} {VERSION}"))),
-        "get" | "store" | "erase" | "list" => {}
+        "--help" | "-h" | "help" => return Ok(Reply::Answer(USAGE.to_string())),
+        "version" | "--version" | "-v" => {
+            return Ok(Reply::Answer(format!("{NAME} {VERSION}")));
+        }
+        // doctor reports a broken environment or config file instead of failing on it.
+        "doctor" => {
+            let report = cli::doctor::run(&args[1..], env)?;
+            return Ok(if report.ok {
+                Reply::Answer(report.text)
+            } else {
+                Reply::Failed(report.text)
+            });
+        }
+        "get" | "store" | "erase" | "list" | "token" | "configure" | "kubelet" => {}
         "" => {
             return Err(Error::Usage(
-                "no verb given (use get, store, erase, list or version; --help for more)".into(),
+                "no verb given (use get, store, erase, list, version, token, configure, doctor or kubelet; --help for more)".into(),
             ));
         }
         other => {
             return Err(Error::Usage(format!(
-                "unknown verb `{}` (use get, store, erase, list or version; --help for more)",
+                "unknown verb `{}` (use get, store, erase, list, version, token, configure, doctor or kubelet; --help for more)",
                 error::one_line(other).chars().take(40).collect::<String>()
             )));
         }
@@ -106,11 +142,15 @@ fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Option<S
     let settings = Settings::from_env(env)?;
     log::set_level(settings.log_level);
     let ctx = helper::Context::load(settings)?;
+    let rest = &args[1..];
     match verb {
-        "get" => helper::get(&ctx, &read_input(stdin)?).map(Some),
-        "store" => helper::store(&ctx, &read_input(stdin)?).map(|()| None),
-        "erase" => helper::erase(&ctx, &read_input(stdin)?).map(|()| None),
-        "list" => Ok(Some(helper::list(&ctx))),
+        "get" => helper::get(&ctx, &read_input(stdin)?).map(Reply::Answer),
+        "store" => helper::store(&ctx, &read_input(stdin)?).map(|()| Reply::Nothing),
+        "erase" => helper::erase(&ctx, &read_input(stdin)?).map(|()| Reply::Nothing),
+        "list" => Ok(Reply::Answer(helper::list(&ctx))),
+        "token" => cli::token::run(&ctx, rest).map(Reply::Answer),
+        "configure" => cli::configure::run(&ctx, rest).map(Reply::Answer),
+        "kubelet" => cli::kubelet::run(&ctx, rest, &read_input(stdin)?).map(Reply::Answer),
         _ => unreachable!("verbs checked above"),
     }
 }

@@ -2,6 +2,9 @@
 //! token for the ACR audience, the exchange, and — when the exchange refuses that
 //! audience with 401 — one retry with the ARM audience. The audience that worked is
 //! remembered so the next mint starts with it. No cache or lock logic here.
+//! `mint_observed` reports each step with its duration, for `doctor`.
+
+use std::time::{Duration, Instant};
 
 use crate::config::{Audience, FileConfig, RegistryConfig, Settings};
 use crate::entra::{self, Identity};
@@ -27,6 +30,34 @@ pub struct Hints {
     pub audience: Option<Audience>,
 }
 
+/// One step of a mint as `doctor` shows it: which, how long, and how it ended. Holds no
+/// secret: `detail` carries host names, audiences and non-secret claims only.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub kind: StepKind,
+    pub elapsed: Duration,
+    pub detail: String,
+    /// The error's one line when the step failed.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    Challenge,
+    EntraToken,
+    Exchange,
+}
+
+impl StepKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StepKind::Challenge => "challenge",
+            StepKind::EntraToken => "entra token",
+            StepKind::Exchange => "exchange",
+        }
+    }
+}
+
 /// The scheme to reach a registry: https, or http for a listed loopback host that the
 /// client named with `http://`.
 pub fn scheme(host: &RegistryHost, config: &FileConfig) -> &'static str {
@@ -45,13 +76,55 @@ pub fn mint(
     identity: &Identity,
     hints: &Hints,
 ) -> Result<Minted> {
+    mint_observed(
+        settings,
+        config,
+        host,
+        registry,
+        identity,
+        hints,
+        &mut |_| {},
+    )
+}
+
+/// `mint`, telling `observe` about each step as it ends.
+pub fn mint_observed(
+    settings: &Settings,
+    config: &FileConfig,
+    host: &RegistryHost,
+    registry: Option<&RegistryConfig>,
+    identity: &Identity,
+    hints: &Hints,
+    observe: &mut dyn FnMut(Step),
+) -> Result<Minted> {
+    let mut timed = |kind, start: Instant, detail: String, error: Option<&Error>| {
+        observe(Step {
+            kind,
+            elapsed: start.elapsed(),
+            detail,
+            error: error.map(Error::one_line),
+        });
+    };
     let http = Http::new(settings);
     let challenge = match &hints.challenge {
         Some(c) => c.clone(),
         None => {
             let allowed =
                 |h: &RegistryHost| h.acr_cloud().is_some() || config.registry(h).is_some();
-            exchange::discover(&http, host, scheme(host, config), &allowed)?
+            let start = Instant::now();
+            let found = exchange::discover(&http, host, scheme(host, config), &allowed);
+            let detail = found.as_ref().map_or_else(
+                |_| format!("GET {}://{host}/v2/", scheme(host, config)),
+                |c| {
+                    format!(
+                        "exchange at `{}`, service `{}`",
+                        c.exchange_url(),
+                        c.service
+                    )
+                },
+            );
+            timed(StepKind::Challenge, start, detail, found.as_ref().err());
+            found?
         }
     };
     let audiences: Vec<Audience> =
@@ -63,7 +136,19 @@ pub fn mint(
     let mut last_refusal = None;
     for (i, audience) in audiences.iter().enumerate() {
         let scope = audience.scope(identity.cloud);
-        let entra_token = entra::token(identity, settings, &http, &scope)?;
+        let start = Instant::now();
+        let got = entra::token(identity, settings, &http, &scope);
+        let detail = match &got {
+            Ok(t) => format!(
+                "audience {} (`{scope}`): token for tenant `{}`, object id `{}`",
+                audience.name(),
+                jwt::string_claim(t.0.expose(), "tid").unwrap_or_else(|| "?".into()),
+                jwt::string_claim(t.0.expose(), "oid").unwrap_or_else(|| "?".into())
+            ),
+            Err(_) => format!("audience {} (`{scope}`)", audience.name()),
+        };
+        timed(StepKind::EntraToken, start, detail, got.as_ref().err());
+        let entra_token = got?;
         let tenant = identity
             .tenant
             .clone()
@@ -75,7 +160,24 @@ pub fn mint(
             tenant.as_deref().unwrap_or("none"),
             audience.name()
         );
-        match exchange::exchange(&http, &challenge, tenant.as_deref(), &entra_token) {
+        let start = Instant::now();
+        let exchanged = exchange::exchange(&http, &challenge, tenant.as_deref(), &entra_token);
+        let detail = format!(
+            "audience {}, tenant `{}`",
+            audience.name(),
+            tenant.as_deref().unwrap_or("none")
+        );
+        match &exchanged {
+            Ok(_) => timed(StepKind::Exchange, start, detail, None),
+            Err(ExchangeError::Unauthorized(m)) => timed(
+                StepKind::Exchange,
+                start,
+                detail,
+                Some(&Error::Exchange(m.clone())),
+            ),
+            Err(ExchangeError::Other(e)) => timed(StepKind::Exchange, start, detail, Some(e)),
+        }
+        match exchanged {
             Ok(token) => {
                 let now = crate::now();
                 let expires_on = exchange::refresh_token_expiry(&token, now);

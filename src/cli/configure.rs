@@ -1,0 +1,452 @@
+//! `configure docker|podman|helm [HOST…] [--all] [--dry-run]`: point a client at the
+//! helper by editing its config file — `credHelpers` entries (`"HOST": "acr-entra"`) for
+//! the hosts, or `credsStore: "acr-entra"` with `--all` for docker and helm. containers
+//! tools (podman, buildah, skopeo) ignore `credsStore`, so podman always gets per-host
+//! entries. The edit keeps every other key, is idempotent, is serialised between
+//! concurrent runs by a lock in the cache directory, keeps a backup of the previous file
+//! (`NAME.acr-entra.bak`), replaces the file atomically with its old mode (0600 for a new
+//! file), and refuses to touch a file that is not a JSON object. `--dry-run` prints the
+//! diff instead. This file owns the JSON merge and the diff; `files` does the writing.
+
+use std::fmt::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::cli::{Args, token};
+use crate::error::{Error, Result};
+use crate::files::{self, Lock};
+use crate::helper::Context;
+
+/// The helper's name in `credHelpers`/`credsStore`: clients run `docker-credential-NAME`.
+pub const HELPER_NAME: &str = "acr-entra";
+
+const USAGE: &str = "usage: configure docker|podman|helm [HOST...] [--all] [--dry-run]";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Client {
+    Docker,
+    Podman,
+    Helm,
+}
+
+impl Client {
+    fn parse(text: &str) -> Option<Client> {
+        match text {
+            "docker" => Some(Client::Docker),
+            "podman" | "buildah" | "skopeo" | "containers" => Some(Client::Podman),
+            "helm" => Some(Client::Helm),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Client::Docker => "docker",
+            Client::Podman => "podman",
+            Client::Helm => "helm",
+        }
+    }
+}
+
+/// What to add to a client config.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Wanted {
+    /// `credHelpers` keys, normalised `host[:port]`.
+    pub hosts: Vec<String>,
+    /// Set `credsStore`.
+    pub store: bool,
+}
+
+pub fn run(ctx: &Context, args: &[String]) -> Result<String> {
+    let args = Args::parse("configure", args, &["all", "dry-run"], &[])?;
+    let Some((client, hosts)) = args.positional.split_first() else {
+        return Err(Error::Usage(USAGE.into()));
+    };
+    let client = Client::parse(client).ok_or_else(|| {
+        Error::Usage(format!(
+            "`configure`: unknown client `{}` ({USAGE})",
+            crate::error::one_line(client)
+                .chars()
+                .take(40)
+                .collect::<String>()
+        ))
+    })?;
+    let all = args.has("all");
+    let mut wanted = Wanted {
+        hosts: Vec::new(),
+        store: all && client != Client::Podman,
+    };
+    for host in hosts {
+        let key = token::acr_host(ctx, host)?.key();
+        if !wanted.hosts.contains(&key) {
+            wanted.hosts.push(key);
+        }
+    }
+    if wanted.hosts.is_empty() && !wanted.store {
+        wanted.hosts = ctx.config.registries.keys().cloned().collect();
+        if wanted.hosts.is_empty() {
+            return Err(Error::Usage(format!(
+                "no HOST given and the config file `{}` lists no registries: name them (`configure {} myacr.azurecr.io`){}",
+                ctx.config.path.display(),
+                client.name(),
+                if client == Client::Podman {
+                    ", or add `credential-helpers = [\"acr-entra\"]` to registries.conf for every registry (podman ignores credsStore)"
+                } else {
+                    ", or use --all"
+                }
+            )));
+        }
+    }
+    let files = &ctx.settings.clients;
+    let path = match client {
+        Client::Docker => files.docker.clone(),
+        Client::Podman => files.containers.clone(),
+        Client::Helm => files.helm.clone(),
+    }
+    .ok_or_else(|| {
+        Error::Config(format!(
+            "cannot find {}'s config file: set HOME (or {})",
+            client.name(),
+            match client {
+                Client::Docker => crate::config::DOCKER_CONFIG,
+                Client::Podman => crate::config::REGISTRY_AUTH_FILE,
+                Client::Helm => crate::config::HELM_REGISTRY_CONFIG,
+            }
+        ))
+    })?;
+    let mut report = apply(ctx, client, &path, &wanted, args.has("dry-run"))?;
+    if all && client == Client::Podman {
+        report.push_str(
+            "\nnote: podman, buildah and skopeo ignore credsStore, so only the hosts above were configured; \
+             for every registry add `credential-helpers = [\"acr-entra\"]` to registries.conf",
+        );
+    }
+    Ok(report)
+}
+
+/// Edit `path` under the lock; returns the report (or the diff for `dry_run`).
+fn apply(
+    ctx: &Context,
+    client: Client,
+    path: &Path,
+    wanted: &Wanted,
+    dry_run: bool,
+) -> Result<String> {
+    // Edit the file a symlink points at (dotfile managers), not the link.
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(path).map_err(|e| Error::file(path, e))?
+        }
+        _ => path.to_path_buf(),
+    };
+    let _lock = if dry_run { None } else { lock(ctx, &path)? };
+    let (old, mode) = match std::fs::read(&path) {
+        Ok(bytes) => {
+            let mode = std::fs::metadata(&path).map_or(0o600, |m| m.permissions().mode() & 0o7777);
+            let text =
+                String::from_utf8(bytes).map_err(|_| malformed(&path, "it is not UTF-8 text"))?;
+            (Some(text), mode)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, 0o600),
+        Err(e) => return Err(Error::file(&path, e)),
+    };
+    let (merged, changes) = merge(old.as_deref(), wanted).map_err(|why| malformed(&path, &why))?;
+    let new = to_pretty(&merged);
+    let name = client.name();
+    if changes.is_empty() {
+        return Ok(format!(
+            "{name}: `{}` already configured ({}); nothing changed",
+            path.display(),
+            summary(wanted)
+        ));
+    }
+    if dry_run {
+        let before = old.as_deref().unwrap_or("");
+        return Ok(format!(
+            "--- {}\n+++ {} (after configure {name})\n{}",
+            path.display(),
+            path.display(),
+            diff(before, &new).trim_end()
+        ));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        files::ensure_dir(dir)?;
+    }
+    let mut report;
+    if let Some(old) = &old {
+        let backup = backup_path(&path);
+        files::write_atomic(&backup, old.as_bytes())?;
+        report = format!(
+            "{name}: updated `{}` (previous file kept as `{}`)",
+            path.display(),
+            backup.display()
+        );
+    } else {
+        report = format!("{name}: created `{}`", path.display());
+    }
+    files::write_atomic_mode(&path, new.as_bytes(), mode)?;
+    for change in changes {
+        report.push_str("\n  ");
+        report.push_str(&change);
+    }
+    Ok(report)
+}
+
+/// Serialise concurrent `configure` runs on one file, with a lock beside the cache (not
+/// beside the client's file, which is not ours to litter). No cache directory: unlocked.
+fn lock(ctx: &Context, path: &Path) -> Result<Option<Lock>> {
+    let Some(dir) = ctx.settings.cache_dir.as_deref() else {
+        return Ok(None);
+    };
+    if let Err(e) = files::private_dir(dir) {
+        crate::debug!("configure: no lock ({})", e.one_line());
+        return Ok(None);
+    }
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(path.as_os_str().as_encoded_bytes());
+    let name = format!("configure-{}.lock", crate::cache::hex(&digest[..10]));
+    Lock::acquire(&dir.join(name), Duration::from_secs(10)).map(Some)
+}
+
+pub fn backup_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".acr-entra.bak");
+    path.with_file_name(name)
+}
+
+fn malformed(path: &Path, why: &str) -> Error {
+    Error::Config(format!(
+        "`{}` is not a valid client config file ({why}); fix or move it and run configure again (nothing was changed)",
+        path.display()
+    ))
+}
+
+fn summary(wanted: &Wanted) -> String {
+    let mut parts = Vec::new();
+    if wanted.store {
+        parts.push(format!("credsStore {HELPER_NAME}"));
+    }
+    if !wanted.hosts.is_empty() {
+        parts.push(format!("credHelpers for {}", wanted.hosts.join(", ")));
+    }
+    parts.join(", ")
+}
+
+/// Merge `wanted` into the config text (absent or blank counts as `{}`): the merged
+/// document and one line per change, or why the text cannot be edited.
+pub fn merge(
+    text: Option<&str>,
+    wanted: &Wanted,
+) -> std::result::Result<(Value, Vec<String>), String> {
+    let mut root = match text.map(str::trim) {
+        None | Some("") => Map::new(),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err("the top level is not a JSON object".into()),
+            Err(e) => {
+                return Err(format!(
+                    "{} at line {} column {}",
+                    e.classify_name(),
+                    e.line(),
+                    e.column()
+                ));
+            }
+        },
+    };
+    let mut changes = Vec::new();
+    let helper = Value::String(HELPER_NAME.into());
+    let describe = |old: Option<&Value>| match old {
+        None => "added".to_string(),
+        Some(v) => format!("was {v}"),
+    };
+    if wanted.store && root.get("credsStore") != Some(&helper) {
+        changes.push(format!(
+            "credsStore: {HELPER_NAME} ({})",
+            describe(root.get("credsStore"))
+        ));
+        root.insert("credsStore".into(), helper.clone());
+    }
+    if !wanted.hosts.is_empty() {
+        let helpers = root
+            .entry("credHelpers")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(helpers) = helpers else {
+            return Err("`credHelpers` is not a JSON object".into());
+        };
+        for host in &wanted.hosts {
+            if helpers.get(host) != Some(&helper) {
+                changes.push(format!(
+                    "credHelpers: {host} → {HELPER_NAME} ({})",
+                    describe(helpers.get(host))
+                ));
+                helpers.insert(host.clone(), helper.clone());
+            }
+        }
+    }
+    Ok((Value::Object(root), changes))
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Eof => "unexpected end of file",
+            serde_json::error::Category::Syntax => "JSON syntax error",
+            serde_json::error::Category::Data | serde_json::error::Category::Io => "invalid JSON",
+        }
+    }
+}
+
+/// Tab-indented, as docker and podman write these files, with a final newline.
+pub fn to_pretty(value: &Value) -> String {
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    let _ = value.serialize(&mut ser);
+    let mut text = String::from_utf8(out).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// A line diff (` `, `-`, `+` prefixes) of two small texts, by longest common
+/// subsequence. Config files are small; past a few thousand lines show old then new.
+pub fn diff(old: &str, new: &str) -> String {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    let mut out = String::new();
+    if a.len() * b.len() > 4_000_000 {
+        for l in &a {
+            let _ = writeln!(out, "-{l}");
+        }
+        for l in &b {
+            let _ = writeln!(out, "+{l}");
+        }
+        return out;
+    }
+    // lcs[i][j]: length of the LCS of a[i..] and b[j..].
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            let _ = writeln!(out, " {}", a[i]);
+            i += 1;
+            j += 1;
+        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] > lcs[i + 1][j]) {
+            let _ = writeln!(out, "+{}", b[j]);
+            j += 1;
+        } else {
+            let _ = writeln!(out, "-{}", a[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn hosts(h: &[&str]) -> Wanted {
+        Wanted {
+            hosts: h.iter().map(|s| (*s).to_string()).collect(),
+            store: false,
+        }
+    }
+
+    #[test]
+    fn merge_absent_empty_and_populated() {
+        for text in [None, Some(""), Some("  \n"), Some("{}")] {
+            let (v, changes) = merge(text, &hosts(&["a.azurecr.io"])).unwrap();
+            assert_eq!(v, json!({"credHelpers": {"a.azurecr.io": "acr-entra"}}));
+            assert_eq!(changes, ["credHelpers: a.azurecr.io → acr-entra (added)"]);
+        }
+        let text = r#"{"auths":{"ghcr.io":{"auth":"eDp5"}},"credHelpers":{"gcr.io":"gcloud","a.azurecr.io":"acr-env"},"psFormat":"table","x":[1,{"y":null}]}"#;
+        let (v, changes) = merge(Some(text), &hosts(&["a.azurecr.io", "b.azurecr.io"])).unwrap();
+        assert_eq!(
+            v,
+            json!({"auths":{"ghcr.io":{"auth":"eDp5"}},"credHelpers":{"gcr.io":"gcloud","a.azurecr.io":"acr-entra","b.azurecr.io":"acr-entra"},"psFormat":"table","x":[1,{"y":null}]})
+        );
+        assert_eq!(
+            changes,
+            [
+                "credHelpers: a.azurecr.io → acr-entra (was \"acr-env\")",
+                "credHelpers: b.azurecr.io → acr-entra (added)"
+            ]
+        );
+        let (again, changes) = merge(Some(&to_pretty(&v)), &hosts(&["a.azurecr.io"])).unwrap();
+        assert_eq!(again, v);
+        assert!(changes.is_empty(), "idempotent");
+    }
+
+    #[test]
+    fn merge_store() {
+        let (v, changes) = merge(
+            Some(r#"{"credsStore":"desktop"}"#),
+            &Wanted {
+                hosts: vec![],
+                store: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(v, json!({"credsStore": "acr-entra"}));
+        assert_eq!(changes, ["credsStore: acr-entra (was \"desktop\")"]);
+    }
+
+    #[test]
+    fn merge_refuses_malformed() {
+        for (text, why) in [
+            ("{", "unexpected end of file at line 1 column 1"),
+            ("[]", "the top level is not a JSON object"),
+            ("{\"a\":1,}", "JSON syntax error at line 1 column 8"),
+            (
+                r#"{"credHelpers":"x"}"#,
+                "`credHelpers` is not a JSON object",
+            ),
+        ] {
+            assert_eq!(
+                merge(Some(text), &hosts(&["a.azurecr.io"])).unwrap_err(),
+                why,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn pretty_uses_tabs() {
+        assert_eq!(
+            to_pretty(&json!({"credHelpers": {"a.azurecr.io": "acr-entra"}})),
+            "{\n\t\"credHelpers\": {\n\t\t\"a.azurecr.io\": \"acr-entra\"\n\t}\n}\n"
+        );
+    }
+
+    #[test]
+    fn diffs() {
+        assert_eq!(diff("a\nb\nc\n", "a\nx\nc\n"), " a\n-b\n+x\n c\n");
+        assert_eq!(diff("", "a\n"), "+a\n");
+        assert_eq!(diff("a\n", "a\n"), " a\n");
+    }
+
+    #[test]
+    fn backup_names() {
+        assert_eq!(
+            backup_path(Path::new("/h/.docker/config.json")),
+            Path::new("/h/.docker/config.json.acr-entra.bak")
+        );
+    }
+}

@@ -1,0 +1,731 @@
+//! `doctor HOST`: a human-readable account, on stdout, of what `get` would do for HOST
+//! and why — the host verdict, the config entry, the credential kind chosen (and why the
+//! others were skipped), the audience, the cache entry — then one real mint with each
+//! step timed and the redacted claims of the result (`exp`, `aud`, `tenant`, permission
+//! actions; never the token). Failures end with remediation hints: this file owns the
+//! mapping from known failures (ARM audience disabled, missing AcrPull/AcrPush, firewall,
+//! `az` not logged in, IMDS unreachable, clock skew) to what to do. It writes nothing:
+//! not the cache, not the store. Exit 0 when a token was minted, 1 otherwise.
+
+use std::fmt::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::cache::{Cache, TokenKey};
+use crate::config::{Audience, CredentialKind, Env, RegistryConfig, Settings};
+use crate::entra::{self, Identity, ManagedSource};
+use crate::error::{Error, Result};
+use crate::helper::{self, Context};
+use crate::jwt;
+use crate::mint::{self, Hints, Step, StepKind};
+use crate::registry::RegistryHost;
+use crate::store::Store;
+
+/// The report and whether a token was minted.
+#[derive(Debug)]
+pub struct Report {
+    pub text: String,
+    pub ok: bool,
+}
+
+/// Clock differences beyond this are reported as skew.
+const SKEW_LIMIT: i64 = 5 * 60;
+
+/// One remediation hint, by the failure it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hint {
+    ArmAudienceDisabled,
+    MissingRole,
+    Firewall,
+    AzNotLoggedIn,
+    AzdNotLoggedIn,
+    ImdsUnreachable,
+    ClockSkew,
+    RegistryUnreachable,
+    NoCredential,
+    NotAcr,
+}
+
+impl Hint {
+    pub fn text(self) -> &'static str {
+        match self {
+            Hint::ArmAudienceDisabled => {
+                "the registry refuses ARM-audience tokens (its `authentication-as-arm` policy is disabled): \
+                 use the ACR audience: remove `\"audience\": \"arm\"` from the registry's config entry or set it to `\"acr\"`"
+            }
+            Hint::MissingRole => {
+                "ACR refused the identity: assign it the AcrPull role (AcrPush to push) on the registry, e.g. \
+                 `az role assignment create --assignee OBJECT_ID --role AcrPull --scope REGISTRY_ID`; \
+                 or the tenant is wrong: the Entra token must come from the registry's tenant (set AZURE_TENANT_ID or tenant_id in the config entry)"
+            }
+            Hint::Firewall => {
+                "the registry's network rules block this machine (firewall or private endpoint): \
+                 add this machine's public IP (`az acr network-rule add`) or reach the registry through its private endpoint"
+            }
+            Hint::AzNotLoggedIn => {
+                "the Azure CLI is not logged in or its login expired: run `az login` (or `az login --tenant TENANT`)"
+            }
+            Hint::AzdNotLoggedIn => {
+                "the Azure Developer CLI is not logged in or its login expired: run `azd auth login`"
+            }
+            Hint::ImdsUnreachable => {
+                "the instance metadata service (169.254.169.254) is unreachable: this is not an Azure VM, VMSS or AKS node, \
+                 or a proxy or firewall blocks it; assign a managed identity, or choose another credential with ACR_ENTRA_CREDENTIAL"
+            }
+            Hint::ClockSkew => {
+                "this machine's clock is off: tokens look expired or not yet valid; sync it (`timedatectl set-ntp true`, chrony or ntpd)"
+            }
+            Hint::RegistryUnreachable => {
+                "the registry did not answer: check DNS, HTTPS_PROXY/NO_PROXY and the network path to port 443"
+            }
+            Hint::NoCredential => {
+                "no Entra credential: set ACR_ENTRA_CREDENTIAL and the variables it needs (see README), or run `az login`"
+            }
+            Hint::NotAcr => {
+                "`get` answers \"credentials not found\" for this host; if it is an ACR custom domain or a test registry, \
+                 add it to the config file's `registries`"
+            }
+        }
+    }
+}
+
+pub fn run(args: &[String], env: &Env) -> Result<Report> {
+    let args = crate::cli::Args::parse("doctor", args, &[], &[])?;
+    let [host] = args.positional.as_slice() else {
+        return Err(Error::Usage("usage: doctor HOST".into()));
+    };
+    let mut out = Doc::default();
+    let _ = writeln!(
+        out.text,
+        "acr-entra doctor: `{}` ({} {})",
+        crate::error::one_line(host),
+        crate::NAME,
+        crate::VERSION
+    );
+    let settings = match Settings::from_env(env) {
+        Ok(s) => s,
+        Err(e) => return Ok(out.fail(&e.one_line(), &[])),
+    };
+    crate::log::set_level(settings.log_level);
+    let ctx = match Context::load(settings) {
+        Ok(c) => c,
+        Err(e) => {
+            out.line("config", &e.one_line());
+            return Ok(out.fail("the config file cannot be used", &[]));
+        }
+    };
+    Ok(diagnose(&ctx, host, out))
+}
+
+#[derive(Default)]
+struct Doc {
+    text: String,
+}
+
+impl Doc {
+    fn line(&mut self, label: &str, value: &str) {
+        let _ = writeln!(self.text, "{:<12} {value}", format!("{label}:"));
+    }
+
+    fn sub(&mut self, text: &str) {
+        let _ = writeln!(self.text, "  {text}");
+    }
+
+    fn hints(&mut self, hints: &[Hint]) {
+        let mut seen = Vec::new();
+        for h in hints {
+            if !seen.contains(h) {
+                seen.push(*h);
+                self.line("hint", h.text());
+            }
+        }
+    }
+
+    fn fail(mut self, why: &str, hints: &[Hint]) -> Report {
+        self.line("result", &format!("FAILED: {why}"));
+        self.hints(hints);
+        Report {
+            text: self.text.trim_end().to_string(),
+            ok: false,
+        }
+    }
+}
+
+fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
+    let config = &ctx.config;
+    let Ok(host) = RegistryHost::parse(input) else {
+        return out.fail(
+            &format!(
+                "`{}` is not a registry host name",
+                crate::error::one_line(input)
+            ),
+            &[],
+        );
+    };
+    let entry = config.registry(&host);
+    let Some((registry, cloud)) = helper::acr_target(ctx, &host) else {
+        out.line("host", &format!("`{host}` is not an ACR login server (*.azurecr.io, *.azurecr.cn, *.azurecr.us) and not listed in the config file"));
+        out.line("config", &format!("`{}`", config.path.display()));
+        return out.fail("no token is minted for this host", &[Hint::NotAcr]);
+    };
+    let why = if host.acr_cloud().is_some() {
+        "an ACR login server"
+    } else {
+        "listed in the config file's registries"
+    };
+    out.line(
+        "host",
+        &format!("`{host}` is {why}; {} cloud", cloud.name()),
+    );
+    if let Some(stored) = ctx
+        .settings
+        .cache_dir
+        .as_deref()
+        .and_then(|d| Store::at(d).get(&host))
+    {
+        out.sub(&format!(
+            "note: a credential stored by `docker login` (user `{}`) answers `get` before any mint; `docker logout {host}` removes it",
+            stored.username
+        ));
+    }
+    out.line("config", &config_line(ctx, &host, entry));
+    let start = Instant::now();
+    let probed = std::cell::Cell::new(None);
+    let probe = || {
+        let result = entra::probe_imds(&ctx.settings);
+        probed.set(Some((start.elapsed(), result.is_ok())));
+        result
+    };
+    let on_path = |p: &str| entra::on_path(&ctx.settings, p);
+    let chosen = entra::choose(&ctx.settings, registry, cloud, &probe, &on_path);
+    if let Some((elapsed, answered)) = probed.get() {
+        out.sub(&format!(
+            "imds probe {}: {}",
+            millis(elapsed),
+            if answered { "answered" } else { "no answer" }
+        ));
+    }
+    let identity = match chosen {
+        Ok(identity) => identity,
+        Err(e) => {
+            let line = e.one_line();
+            let mut hints = Vec::new();
+            if line.contains("instance metadata service")
+                && (ctx.settings.credential == Some(CredentialKind::ManagedIdentity)
+                    || registry.and_then(|r| r.credential) == Some(CredentialKind::ManagedIdentity))
+            {
+                hints.push(Hint::ImdsUnreachable);
+            }
+            if line.contains("no Entra credential found") {
+                hints.push(Hint::NoCredential);
+            }
+            out.line("credential", &line);
+            return out.fail("no credential to mint with", &hints);
+        }
+    };
+    credential_lines(&mut out, &identity);
+    let audience = registry.and_then(|r| r.audience.clone());
+    let cache = (!ctx.settings.no_cache)
+        .then_some(())
+        .and(ctx.settings.cache_dir.as_deref())
+        .map(Cache::at);
+    let remembered = cache
+        .as_ref()
+        .and_then(|c| c.host_info(&host).audience)
+        .and_then(|a| Audience::parse(&a));
+    out.line(
+        "audience",
+        &audience_line(audience.as_ref(), remembered.as_ref(), &identity),
+    );
+    out.line(
+        "cache",
+        &cache_line(
+            ctx,
+            cache.as_ref(),
+            &TokenKey::new(&host, &identity, audience.as_ref()),
+        ),
+    );
+    out.line(
+        "mint",
+        "one real mint (fresh challenge, nothing cached or written):",
+    );
+    let mut steps = Vec::new();
+    let minted = mint::mint_observed(
+        &ctx.settings,
+        config,
+        &host,
+        registry,
+        &identity,
+        &Hints::default(),
+        &mut |step| steps.push(step),
+    );
+    for step in &steps {
+        let status = step
+            .error
+            .as_deref()
+            .map_or_else(|| "ok".to_string(), |e| format!("failed: {e}"));
+        out.sub(&format!(
+            "{:<12} {:>8}  {}; {status}",
+            step.kind.name(),
+            millis(step.elapsed),
+            step.detail
+        ));
+    }
+    match minted {
+        Ok(m) => {
+            let now = crate::now();
+            out.line("token", &claims_line(m.token.0.expose(), m.expires_on, now));
+            out.sub(&format!("audience that worked: {}", m.audience.name()));
+            let skew = clock_skew(m.token.0.expose(), now);
+            out.line("result", "ok: a token was minted");
+            if let Some(seconds) = skew {
+                out.line(
+                    "warning",
+                    &format!(
+                        "the token was issued {} this machine's clock",
+                        ahead_behind(seconds)
+                    ),
+                );
+                out.hints(&[Hint::ClockSkew]);
+            }
+            Report {
+                text: out.text.trim_end().to_string(),
+                ok: true,
+            }
+        }
+        Err(e) => {
+            let line = e.one_line();
+            let hints = hints_for(&line, &steps, &identity, audience.as_ref());
+            out.fail(&line, &hints)
+        }
+    }
+}
+
+fn config_line(ctx: &Context, host: &RegistryHost, entry: Option<&RegistryConfig>) -> String {
+    let path = ctx.config.path.display();
+    let Some(entry) = entry else {
+        let state = if ctx.config.path.exists() {
+            format!("{} registries", ctx.config.registries.len())
+        } else {
+            "absent".into()
+        };
+        return format!("`{path}` ({state}): no entry for `{host}`, defaults apply");
+    };
+    let mut parts = Vec::new();
+    let RegistryConfig {
+        credential,
+        client_id,
+        object_id,
+        resource_id,
+        tenant_id,
+        audience,
+        cloud,
+    } = entry;
+    if let Some(v) = credential {
+        parts.push(format!("credential {}", v.name()));
+    }
+    if let Some(v) = client_id {
+        parts.push(format!("client_id {v}"));
+    }
+    if let Some(v) = object_id {
+        parts.push(format!("object_id {v}"));
+    }
+    if let Some(v) = resource_id {
+        parts.push(format!("resource_id {v}"));
+    }
+    if let Some(v) = tenant_id {
+        parts.push(format!("tenant_id {v}"));
+    }
+    if let Some(v) = audience {
+        parts.push(format!("audience {}", v.name()));
+    }
+    if let Some(v) = cloud {
+        parts.push(format!("cloud {}", v.name()));
+    }
+    if parts.is_empty() {
+        parts.push("empty".into());
+    }
+    format!("`{path}`: entry for `{host}`: {}", parts.join(", "))
+}
+
+fn credential_lines(out: &mut Doc, identity: &Identity) {
+    let mut who = Vec::new();
+    if let Some(t) = &identity.tenant {
+        who.push(format!("tenant {t}"));
+    }
+    if let Some(c) = &identity.client_id {
+        who.push(format!("client id {c}"));
+    }
+    if let Some(s) = identity.managed_source {
+        who.push(
+            match s {
+                ManagedSource::AppService => "App Service endpoint",
+                ManagedSource::Arc => "Azure Arc endpoint",
+                ManagedSource::Imds => "IMDS",
+            }
+            .into(),
+        );
+    }
+    who.push(format!("authority {}", identity.authority));
+    out.line(
+        "credential",
+        &format!(
+            "{} ({}); {}",
+            identity.kind.name(),
+            identity.why,
+            who.join(", ")
+        ),
+    );
+    if identity.skipped.is_empty() && identity.why.starts_with("set by") {
+        out.sub("other kinds not considered: the kind is set explicitly");
+    }
+    for skipped in &identity.skipped {
+        out.sub(&format!("skipped {skipped}"));
+    }
+}
+
+fn audience_line(
+    forced: Option<&Audience>,
+    remembered: Option<&Audience>,
+    identity: &Identity,
+) -> String {
+    match (forced, remembered) {
+        (Some(a), _) => format!(
+            "{} (`{}`), set by the config entry; no fallback",
+            a.name(),
+            a.scope(identity.cloud)
+        ),
+        (None, Some(Audience::Arm)) => format!(
+            "arm (`{}`) first, remembered from the last mint; acr on a 401",
+            Audience::Arm.scope(identity.cloud)
+        ),
+        (None, _) => format!(
+            "acr (`{}`); arm (`{}`) if the exchange answers 401",
+            Audience::Acr.scope(identity.cloud),
+            Audience::Arm.scope(identity.cloud)
+        ),
+    }
+}
+
+fn cache_line(ctx: &Context, cache: Option<&Cache>, key: &TokenKey) -> String {
+    let Some(cache) = cache else {
+        return if ctx.settings.no_cache {
+            "off (ACR_ENTRA_NO_CACHE)".into()
+        } else {
+            "no cache directory (set ACR_ENTRA_CACHE_DIR or HOME)".into()
+        };
+    };
+    let dir = format!("dir `{}` {}", cache.dir().display(), mode_of(cache.dir()));
+    let path = cache.token_path(key);
+    let now = crate::now();
+    match cache.get(key) {
+        Some(e) => format!(
+            "{dir}; entry `{}` {}: age {}, expires {} ({})",
+            path.display(),
+            mode_of(&path),
+            human(now - e.created_on),
+            utc(e.expires_on),
+            if e.is_fresh(now, ctx.settings.min_ttl) {
+                format!(
+                    "fresh: in {}, above the {} minimum",
+                    human(e.expires_on - now),
+                    human(ctx.settings.min_ttl.as_secs() as i64)
+                )
+            } else if e.expires_on > now {
+                format!(
+                    "stale: only {} left, below the {} minimum",
+                    human(e.expires_on - now),
+                    human(ctx.settings.min_ttl.as_secs() as i64)
+                )
+            } else {
+                format!("expired {} ago", human(now - e.expires_on))
+            }
+        ),
+        None if path.exists() => format!(
+            "{dir}; entry `{}` unreadable, corrupt or of another version (will be rewritten)",
+            path.display()
+        ),
+        None => format!("{dir}; no entry yet (`{}`)", path.display()),
+    }
+}
+
+fn mode_of(path: &Path) -> String {
+    match std::fs::metadata(path) {
+        Ok(m) => {
+            let mode = m.permissions().mode() & 0o777;
+            let warn = if mode & 0o077 != 0 {
+                " (readable by others!)"
+            } else {
+                ""
+            };
+            format!("mode {mode:04o}{warn}")
+        }
+        Err(_) => "absent".into(),
+    }
+}
+
+/// `exp`, `aud`, `tenant` and permission actions of a refresh token; never the token.
+pub fn claims_line(token: &str, expires_on: i64, now: i64) -> String {
+    let claims = jwt::claims(token).unwrap_or_default();
+    let text = |name: &str| jwt::string_claim(token, name).unwrap_or_else(|| "?".into());
+    let actions = claims
+        .get("permissions")
+        .and_then(|p| p.get("actions"))
+        .and_then(|a| a.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "?".into());
+    format!(
+        "exp {} (in {}), aud `{}`, tenant `{}`, permissions {actions}",
+        utc(expires_on),
+        human(expires_on - now),
+        text("aud"),
+        text("tenant"),
+    )
+}
+
+/// How far the token's issue time (`iat`, else `nbf`) is from `now`, when beyond the limit.
+pub fn clock_skew(token: &str, now: i64) -> Option<i64> {
+    let claims = jwt::claims(token)?;
+    let issued = ["iat", "nbf"]
+        .iter()
+        .find_map(|c| claims.get(*c)?.as_i64())?;
+    let skew = issued - now;
+    (skew.abs() > SKEW_LIMIT).then_some(skew)
+}
+
+fn ahead_behind(seconds: i64) -> String {
+    if seconds > 0 {
+        format!("{} ahead of", human(seconds))
+    } else {
+        format!("{} behind", human(-seconds))
+    }
+}
+
+/// The hints for a failed mint, from its error line and steps.
+pub fn hints_for(
+    line: &str,
+    steps: &[Step],
+    identity: &Identity,
+    forced: Option<&Audience>,
+) -> Vec<Hint> {
+    let lower = line.to_ascii_lowercase();
+    let mut hints = Vec::new();
+    let failed = steps.iter().rfind(|s| s.error.is_some());
+    let failed_kind = failed.map(|s| s.kind);
+    if lower.contains("aadsts700024")
+        || lower.contains("valid time range")
+        || lower.contains("clock skew")
+        || lower.contains("aadsts50058")
+    {
+        hints.push(Hint::ClockSkew);
+    }
+    match failed_kind {
+        Some(StepKind::Challenge) => hints.push(Hint::RegistryUnreachable),
+        Some(StepKind::EntraToken) => match identity.kind {
+            CredentialKind::AzureCli => hints.push(Hint::AzNotLoggedIn),
+            CredentialKind::Azd => hints.push(Hint::AzdNotLoggedIn),
+            CredentialKind::ManagedIdentity
+                if identity.managed_source == Some(ManagedSource::Imds) =>
+            {
+                hints.push(Hint::ImdsUnreachable);
+            }
+            _ => {}
+        },
+        Some(StepKind::Exchange) => {
+            let firewall = [
+                "firewall",
+                "not allowed access",
+                "network rule",
+                "aka.ms/acr/firewall",
+                "client ip",
+                "private endpoint",
+            ];
+            if firewall.iter().any(|f| lower.contains(f)) {
+                hints.push(Hint::Firewall);
+            } else if lower.contains("(401") || lower.contains("403") {
+                if forced == Some(&Audience::Arm) && lower.contains("(401") {
+                    hints.push(Hint::ArmAudienceDisabled);
+                } else {
+                    hints.push(Hint::MissingRole);
+                }
+            }
+        }
+        None => {}
+    }
+    hints
+}
+
+fn millis(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
+/// `3h15m`, `5m3s`, `42s`.
+pub fn human(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (h, m, sec) = (s / 3600, s % 3600 / 60, s % 60);
+    match (h, m) {
+        (0, 0) => format!("{sec}s"),
+        (0, _) => format!("{m}m{sec}s"),
+        _ => format!("{h}h{m}m"),
+    }
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc(ts: i64) -> String {
+    let days = ts.div_euclid(86_400);
+    let secs = ts.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Cloud;
+    use serde_json::json;
+
+    fn identity(kind: CredentialKind, source: Option<ManagedSource>) -> Identity {
+        Identity {
+            kind,
+            why: String::new(),
+            skipped: vec![],
+            cloud: Cloud::Public,
+            authority: "https://login.microsoftonline.com".into(),
+            tenant: None,
+            client_id: None,
+            object_id: None,
+            resource_id: None,
+            managed_source: source,
+            inline_assertion: None,
+            tenant_from_config: false,
+        }
+    }
+
+    fn failed(kind: StepKind) -> Vec<Step> {
+        vec![Step {
+            kind,
+            elapsed: Duration::ZERO,
+            detail: String::new(),
+            error: Some("x".into()),
+        }]
+    }
+
+    type Case<'a> = (&'a str, StepKind, Identity, Option<Audience>, &'a [Hint]);
+
+    #[test]
+    fn hints_by_failure() {
+        let secret = identity(CredentialKind::ClientSecret, None);
+        let cases: [Case; 8] = [
+            (
+                "ACR exchange at `u` refused the Entra token (401: UNAUTHORIZED audience not allowed)",
+                StepKind::Exchange,
+                secret.clone(),
+                Some(Audience::Arm),
+                &[Hint::ArmAudienceDisabled],
+            ),
+            (
+                "ACR exchange at `u` refused the Entra token (401: x); with the arm audience: ACR exchange at `u` refused the Entra token (401: y)",
+                StepKind::Exchange,
+                secret.clone(),
+                None,
+                &[Hint::MissingRole],
+            ),
+            (
+                "ACR exchange at `u` answered 403 (DENIED no role): the identity may lack",
+                StepKind::Exchange,
+                secret.clone(),
+                None,
+                &[Hint::MissingRole],
+            ),
+            (
+                "ACR exchange at `u` answered 403 (DENIED client with IP '1.2.3.4' is not allowed access. Refer https://aka.ms/acr/firewall to grant access.)",
+                StepKind::Exchange,
+                secret.clone(),
+                None,
+                &[Hint::Firewall],
+            ),
+            (
+                "credential `azure-cli` could not get an Entra token: ERROR: Please run 'az login'",
+                StepKind::EntraToken,
+                identity(CredentialKind::AzureCli, None),
+                None,
+                &[Hint::AzNotLoggedIn],
+            ),
+            (
+                "credential `managed-identity` could not get an Entra token",
+                StepKind::EntraToken,
+                identity(CredentialKind::ManagedIdentity, Some(ManagedSource::Imds)),
+                None,
+                &[Hint::ImdsUnreachable],
+            ),
+            (
+                "AADSTS700024: Client assertion is not within its valid time range.",
+                StepKind::EntraToken,
+                secret.clone(),
+                None,
+                &[Hint::ClockSkew],
+            ),
+            (
+                "registry `x` did not answer: connection refused",
+                StepKind::Challenge,
+                secret.clone(),
+                None,
+                &[Hint::RegistryUnreachable],
+            ),
+        ];
+        for (line, kind, id, forced, want) in cases {
+            assert_eq!(
+                hints_for(line, &failed(kind), &id, forced.as_ref()),
+                want,
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn claims_and_skew() {
+        let token = jwt::make_unsigned(
+            &json!({"exp": 1_700_011_700, "iat": 1_700_000_000, "aud": "myacr.azurecr.io", "tenant": "t1", "permissions": {"actions": ["read", "write"]}}),
+        );
+        assert_eq!(
+            claims_line(&token, 1_700_011_700, 1_700_000_000),
+            "exp 2023-11-15 01:28:20 UTC (in 3h15m), aud `myacr.azurecr.io`, tenant `t1`, permissions read,write"
+        );
+        assert!(!claims_line(&token, 0, 0).contains(&token));
+        assert_eq!(clock_skew(&token, 1_700_000_100), None);
+        assert_eq!(clock_skew(&token, 1_700_003_600), Some(-3600));
+        assert_eq!(clock_skew("garbage", 0), None);
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_798_761_599), "2026-12-31 23:59:59 UTC");
+        assert_eq!(human(42), "42s");
+        assert_eq!(human(303), "5m3s");
+        assert_eq!(human(11_700), "3h15m");
+        assert_eq!(human(-5), "0s");
+    }
+}

@@ -1,0 +1,113 @@
+//! The subcommands beyond the credential-helper protocol (SPEC §8), one file each:
+//! `token` prints a refresh token (or a scoped access token) for `--password-stdin`
+//! logins, `configure` points docker, podman and helm at the helper, `doctor` explains
+//! and times one mint, and `kubelet` speaks the kubelet image credential provider
+//! protocol. They share `helper::acr_token` (cache and mint) with `get`, and return
+//! their stdout text to `run`, which stays the one writer. This file holds the small
+//! argument parser they share: no clap for four verbs.
+
+pub mod configure;
+pub mod doctor;
+pub mod kubelet;
+pub mod token;
+
+use crate::error::{Error, Result, one_line};
+
+/// Arguments after the verb: positionals, `--flag` switches and `--name VALUE` (or
+/// `--name=VALUE`) options, in the order given.
+#[derive(Debug, Default)]
+pub struct Args {
+    pub positional: Vec<String>,
+    switches: Vec<String>,
+    options: Vec<(String, String)>,
+}
+
+impl Args {
+    /// Parse `args` for `verb`, which accepts the `switches` and value-taking `options`
+    /// named (without their `--`). Anything else starting with `-` is an error.
+    pub fn parse(verb: &str, args: &[String], switches: &[&str], options: &[&str]) -> Result<Args> {
+        let mut parsed = Args::default();
+        let mut iter = args.iter();
+        let mut only_positional = false;
+        while let Some(arg) = iter.next() {
+            if only_positional || !arg.starts_with('-') || arg == "-" {
+                parsed.positional.push(arg.clone());
+                continue;
+            }
+            if arg == "--" {
+                only_positional = true;
+                continue;
+            }
+            let (name, inline) = match arg.trim_start_matches('-').split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (arg.trim_start_matches('-'), None),
+            };
+            if switches.contains(&name) && inline.is_none() {
+                parsed.switches.push(name.to_string());
+            } else if options.contains(&name) {
+                let value = match inline {
+                    Some(v) => v,
+                    None => iter.next().cloned().ok_or_else(|| {
+                        Error::Usage(format!("`{verb}`: option `--{name}` needs a value"))
+                    })?,
+                };
+                parsed.options.push((name.to_string(), value));
+            } else {
+                return Err(Error::Usage(format!(
+                    "`{verb}`: unknown option `{}` (--help for usage)",
+                    one_line(arg).chars().take(40).collect::<String>()
+                )));
+            }
+        }
+        Ok(parsed)
+    }
+
+    pub fn has(&self, switch: &str) -> bool {
+        self.switches.iter().any(|s| s == switch)
+    }
+
+    /// Every value given for `option`, in order.
+    pub fn values(&self, option: &str) -> Vec<&str> {
+        self.options
+            .iter()
+            .filter(|(n, _)| n == option)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    #[test]
+    fn parses_switches_options_and_positionals() {
+        let a = Args::parse(
+            "token",
+            &strings(&["h1", "--json", "--scope", "s1", "--scope=s2", "--", "--h2"]),
+            &["json"],
+            &["scope"],
+        )
+        .unwrap();
+        assert_eq!(a.positional, ["h1", "--h2"]);
+        assert!(a.has("json"));
+        assert!(!a.has("all"));
+        assert_eq!(a.values("scope"), ["s1", "s2"]);
+    }
+
+    #[test]
+    fn rejects_unknown_and_incomplete_options() {
+        let e = Args::parse("token", &strings(&["--jsn"]), &["json"], &[]).unwrap_err();
+        assert_eq!(
+            e.one_line(),
+            "`token`: unknown option `--jsn` (--help for usage)"
+        );
+        let e = Args::parse("token", &strings(&["--scope"]), &[], &["scope"]).unwrap_err();
+        assert_eq!(e.one_line(), "`token`: option `--scope` needs a value");
+        assert!(Args::parse("token", &strings(&["--json=1"]), &["json"], &[]).is_err());
+    }
+}
