@@ -384,6 +384,17 @@ if [ "$rc" = 0 ] && [ "$(jq -r .Username <<<"$out" 2>/dev/null)" = "$NULL_GUID" 
    && [ "$(jq -r .ServerURL <<<"$out")" = "$ACR" ] \
    && [ "$(jq -r '.Secret | split(".") | length' <<<"$out")" = 3 ]; then pass; else fail "rc=$rc"; fi
 
+begin "helper: look-alike hosts get not-found and no Entra call (GO-2026-6225)"
+before=$(entra_calls); bad=""
+for h in myacr.azurecr.io.evil.example evil-azurecr.io azurecr.io myacr.azurecr.io@evil.example \
+         https://evil.example/myacr.azurecr.io mcr.microsoft.com; do
+    out=$(printf '%s' "$h" | timeout 10 "$W/bin/docker-credential-acr-entra" get 2>>"$OUT"); rc=$?
+    echo "$h -> rc=$rc $out" >> "$OUT"
+    [ "$rc" = 1 ] && [ "$out" = "$NOT_FOUND" ] || bad="$bad $h"
+done
+if [ -z "$bad" ] && [ "$(entra_calls)" = "$before" ]; then pass
+else fail "not a plain not-found:${bad:- (none)}; Entra calls $before -> $(entra_calls)"; fi
+
 begin "helper: get for a black-holed registry fails loudly within 30 s (ACR_ENTRA_TIMEOUT=3)"
 t0=$(date +%s)
 out=$(printf '%s' "$HOLE" | ACR_ENTRA_CONFIG=$CFG ACR_ENTRA_TIMEOUT=3 timeout 60 \
@@ -449,6 +460,18 @@ elif grep -q "$NOT_FOUND" "$OUT" || [ "$(state .entra.rejected)" = "$rej" ]; the
 elif ! grep -q "AADSTS7000215\|invalid_client" "$OUT"; then
     fail "the client's error does not carry Entra's reason (AADSTS7000215 / invalid_client)"
 else pass; fi
+
+begin "skopeo: copy between two registries with two identities in one process (secret, then MI)"
+CFG_TWO=$W/acr-entra-config-two.json
+printf '{"registries":{"%s":{"credential":"managed-identity"}}}\n' "$LOCAL" > "$CFG_TWO"
+c=$(fresh_cache); s0=$(state '.entra.by_grant.secret // 0'); m0=$(state .mi.calls)
+if ACR_ENTRA_CONFIG=$CFG_TWO ACR_ENTRA_CACHE_DIR=$c IDENTITY_ENDPOINT="http://127.0.0.1:$MI_PORT/msi/token" \
+        IDENTITY_HEADER="$MI_HEADER" run "${SKOPEO[@]}" copy --authfile "$AUTH_HELPERS" \
+        --registries-conf "$W/registries-plain.conf" "docker://$ACR/e2e/hello:v1" "docker://$LOCAL/e2e/copied:v1"; then
+    s1=$(state '.entra.by_grant.secret // 0'); m1=$(state .mi.calls)
+    if [ "$s1" -gt "$s0" ] && [ "$m1" -gt "$m0" ]; then pass
+    else fail "expected one client-secret and one managed-identity token (secret $s0->$s1, MI $m0->$m1)"; fi
+else fail; fi
 
 # ============================================================ podman / buildah
 begin "podman: login $ACR (no -u: gets and validates the helper's credentials)"
