@@ -576,10 +576,10 @@ if ACR_ENTRA_CONFIG="$CFG" dk "$DK_STORE" "$NO_ENGINE" logout "$LOCAL"; then
     else fail "erase calls=$n (http:// $nh, https:// $ns)"; fi
 else fail; fi
 
-begin "helper: list no longer shows $LOCAL's stored user after logout"
+begin "helper: after logout, list shows $LOCAL as configured (null GUID), not the stored user"
 out=$(printf 'unused' | ACR_ENTRA_CONFIG="$CFG" timeout 10 "$W/bin/docker-credential-acr-entra" list 2>>"$OUT"); rc=$?
 echo "$out" >> "$OUT"
-if [ "$rc" = 0 ] && [ "$(jq -r --arg h "$LOCAL" '.[$h] // empty' <<<"$out" 2>/dev/null)" != "$SCOPED_USER" ]; then pass; else fail "rc=$rc"; fi
+if [ "$rc" = 0 ] && [ "$(jq -r --arg h "$LOCAL" '.[$h] // empty' <<<"$out" 2>/dev/null)" = "$NULL_GUID" ]; then pass; else fail "rc=$rc"; fi
 
 begin "docker: logout $ACR (credHelpers: erase through the helper)"
 if dk "$DK_HELPERS" "$NO_ENGINE" logout "$ACR"; then
