@@ -15,6 +15,7 @@ mod credentials;
 mod exchange;
 mod failures;
 mod fakes_selftest;
+mod hardening_hosts;
 mod logging;
 mod protocol;
 mod store;
