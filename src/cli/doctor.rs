@@ -455,7 +455,7 @@ fn mode_of(path: &Path) -> String {
         Ok(m) => {
             let mode = m.permissions().mode() & 0o777;
             let warn = if mode & 0o077 != 0 {
-                " (readable by others!)"
+                " (group or others have access)"
             } else {
                 ""
             };

@@ -10,6 +10,10 @@ mod support;
 
 mod cache;
 mod cache_policy;
+mod cli_configure;
+mod cli_doctor;
+mod cli_kubelet;
+mod cli_token;
 mod config;
 mod credentials;
 mod exchange;

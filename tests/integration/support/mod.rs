@@ -11,6 +11,7 @@ pub mod hardening;
 pub mod http;
 pub mod identity;
 pub mod jwt;
+pub mod subcommands;
 pub mod tls;
 
 pub use acr::{ACR_AUDIENCE, ARM_AUDIENCE, ExchangeMode, FakeAcr, V2Mode};

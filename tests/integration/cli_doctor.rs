@@ -1,0 +1,253 @@
+//! SPEC §8 `doctor HOST`: the report's sections on success (timed steps, redacted
+//! claims, never a token), exit 0 only when a token was minted, and one remediation hint
+//! for each failure the loopback fakes can stage: ARM audience disabled, missing role
+//! (401/403), firewall 403, `az` not logged in, IMDS unreachable, clock skew, not ACR.
+
+use crate::support::subcommands::{FIREWALL_MESSAGE, FakeRegistry, RegistryMode};
+use crate::support::*;
+
+const HOST: &str = "myacr.azurecr.io";
+const CLIENT: &str = "ffffffff-1111-2222-3333-444444444444";
+const SECRET: &str = "doctor-test-secret";
+const TENANT: &str = "tenant-doctor-0001";
+
+const HINT_ARM: &str = "hint:        the registry refuses ARM-audience tokens (its `authentication-as-arm` policy is disabled): use the ACR audience";
+const HINT_ROLE: &str = "hint:        ACR refused the identity: assign it the AcrPull role (AcrPush to push) on the registry";
+const HINT_FIREWALL: &str =
+    "hint:        the registry's network rules block this machine (firewall or private endpoint)";
+const HINT_AZ: &str =
+    "hint:        the Azure CLI is not logged in or its login expired: run `az login`";
+const HINT_IMDS: &str =
+    "hint:        the instance metadata service (169.254.169.254) is unreachable";
+const HINT_CLOCK: &str = "hint:        this machine's clock is off";
+const HINT_NOT_ACR: &str = "hint:        `get` answers \"credentials not found\" for this host";
+
+fn doctor(env: &TestEnv, entra: &FakeEntra, connect_to: &str) -> env::Helper {
+    env.helper()
+        .arg("doctor")
+        .arg(HOST)
+        .env("ACR_ENTRA_TIMEOUT", "3")
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .connect_to(connect_to)
+}
+
+fn assert_failed_with(out: &Output, hint: &str) {
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("\nresult:      FAILED: "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(hint),
+        "missing `{hint}` in:\n{}",
+        out.stdout
+    );
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn doctor_reports_every_section_and_never_a_token() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let out = doctor(&env, &entra, &acr.connect_to()).run();
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert_eq!(out.stderr, "");
+    let text = &out.stdout;
+    for want in [
+        "acr-entra doctor: `myacr.azurecr.io`",
+        "\nhost:        `myacr.azurecr.io` is an ACR login server; public cloud\n",
+        "\nconfig:      ",
+        "no entry for `myacr.azurecr.io`, defaults apply\n",
+        "\ncredential:  client-secret (AZURE_CLIENT_SECRET is set); tenant tenant-doctor-0001, client id ffffffff-1111-2222-3333-444444444444",
+        "\naudience:    acr (`https://containerregistry.azure.net/.default`); arm (`https://management.azure.com/.default`) if the exchange answers 401\n",
+        "\ncache:       dir `",
+        "no entry yet",
+        "\n  challenge ",
+        "\n  entra token ",
+        "\n  exchange ",
+        "audience acr, tenant `tenant-doctor-0001`; ok\n",
+        "\ntoken:       exp ",
+        "aud `myacr.azurecr.io`, tenant `tenant-doctor-0001`, permissions read\n",
+        "\nresult:      ok: a token was minted",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    assert!(!text.contains("hint:"), "{text}");
+    for token in acr.issued().iter().chain(entra.issued().iter()) {
+        assert!(!text.contains(token.as_str()), "a token leaked:\n{text}");
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!text.contains(signature), "a token part leaked:\n{text}");
+    }
+    assert!(!text.contains(SECRET));
+    // doctor writes nothing: a later get still mints.
+    assert!(
+        !env.cache.exists()
+            || std::fs::read_dir(&env.cache).unwrap().all(|e| !e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("token-"))
+    );
+    // Once get has cached a token, doctor reports the entry.
+    let get = env
+        .get(HOST)
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .connect_to(&acr.connect_to())
+        .run();
+    assert_eq!(get.code, Some(0), "{get:?}");
+    let out = doctor(&env, &entra, &acr.connect_to()).run();
+    assert!(out.stdout.contains("mode 0600: age "), "{}", out.stdout);
+    assert!(out.stdout.contains("(fresh: in 3h"), "{}", out.stdout);
+}
+
+#[test]
+fn doctor_hints_arm_audience_disabled() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    acr.reject_audience(ARM_AUDIENCE);
+    let config = env.write(
+        "config.json",
+        r#"{"registries":{"myacr.azurecr.io":{"audience":"arm"}}}"#,
+    );
+    let out = doctor(&env, &entra, &acr.connect_to())
+        .env("ACR_ENTRA_CONFIG", config.display().to_string())
+        .run();
+    assert_failed_with(&out, HINT_ARM);
+    assert!(
+        out.stdout
+            .contains("entry for `myacr.azurecr.io`: audience arm"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("set by the config entry; no fallback"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn doctor_hints_a_missing_role_when_both_audiences_are_refused() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    acr.reject_audience(ACR_AUDIENCE);
+    acr.reject_audience(ARM_AUDIENCE);
+    let out = doctor(&env, &entra, &acr.connect_to()).run();
+    assert_failed_with(&out, HINT_ROLE);
+    assert_eq!(acr.exchange_count(), 2, "both audiences tried");
+    assert_eq!(
+        out.stdout.matches("\n  exchange ").count(),
+        2,
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn doctor_hints_network_rules_on_a_firewall_403() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let registry = FakeRegistry::start(HOST, RegistryMode::Firewall);
+    let out = doctor(&env, &entra, &registry.connect_to()).run();
+    assert_failed_with(&out, HINT_FIREWALL);
+    assert!(
+        out.stdout.contains(FIREWALL_MESSAGE),
+        "the registry's words: {}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains(HINT_ROLE), "{}", out.stdout);
+}
+
+#[test]
+fn doctor_hints_az_login() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let _az = FakeCli::install(&env.bin, Tool::Az, CliMode::Fail);
+    let out = doctor(&env, &entra, &acr.connect_to())
+        .env("ACR_ENTRA_CREDENTIAL", "azure-cli")
+        .run();
+    assert_failed_with(&out, HINT_AZ);
+    assert!(
+        out.stdout
+            .contains("credential:  azure-cli (set by ACR_ENTRA_CREDENTIAL)"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(acr.exchange_count(), 0);
+}
+
+#[test]
+fn doctor_hints_imds_unreachable() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let out = doctor(&env, &entra, &acr.connect_to())
+        .env("ACR_ENTRA_CREDENTIAL", "managed-identity")
+        .env(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            format!("http://127.0.0.1:{}", http::dead_port()),
+        )
+        .run();
+    assert_failed_with(&out, HINT_IMDS);
+    assert!(out.stdout.contains("imds probe "), "{}", out.stdout);
+}
+
+#[test]
+fn doctor_warns_about_clock_skew_but_succeeds() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let registry = FakeRegistry::start(HOST, RegistryMode::Skewed(-2 * 3600));
+    let out = doctor(&env, &entra, &registry.connect_to()).run();
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("warning:     the token was issued 2h0m behind this machine's clock"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(HINT_CLOCK), "{}", out.stdout);
+}
+
+#[test]
+fn doctor_explains_a_non_acr_host_without_network() {
+    let env = TestEnv::new();
+    let out = env.helper().arg("doctor").arg("ghcr.io").run();
+    assert_failed_with(&out, HINT_NOT_ACR);
+    assert!(
+        out.stdout.contains("`ghcr.io` is not an ACR login server"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn doctor_reports_a_malformed_config_file() {
+    let env = TestEnv::new();
+    let config = env.write("config.json", "{ not json");
+    let out = env
+        .helper()
+        .arg("doctor")
+        .arg(HOST)
+        .env("ACR_ENTRA_CONFIG", config.display().to_string())
+        .run();
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!(
+            "config:      config file `{}` is not valid",
+            config.display()
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .ends_with("result:      FAILED: the config file cannot be used\n"),
+        "{}",
+        out.stdout
+    );
+}
