@@ -668,11 +668,15 @@ check "helm: push oci://$ACR/charts-store (credsStore in helm registry config)" 
     env HELM_REGISTRY_CONFIG="$HELM_CFG_STORE" helm push "$CHART" "oci://$ACR/charts-store"
 helm_pull "helm: pull oci://$ACR/charts-store/e2e-chart (credsStore)" "$HELM_CFG_STORE" "oci://$ACR/charts-store/e2e-chart"
 
-# `token` is absent when `token --help` fails with the helper's unknown-verb error. When
-# `token --help` fails for another reason, the subcommand exists: run its checks, and
-# let "token: --help prints usage" report the broken --help.
+# `token` is absent when `token --help` fails and either the error is the unknown-verb one
+# or the helper's own --help does not name `token`. When `token --help` fails although
+# the subcommand exists, its checks run and "token: --help prints usage" reports it.
 TOKEN_HELP=$(timeout 10 "$BIN" token --help 2>&1 </dev/null); TOKEN_HELP_RC=$?
-token_available() { [ "$TOKEN_HELP_RC" = 0 ] || ! grep -qi "unknown verb\|unknown command\|unrecognized" <<<"$TOKEN_HELP"; }
+MAIN_HELP=$(timeout 10 "$BIN" --help 2>&1 </dev/null)
+token_available() {
+    [ "$TOKEN_HELP_RC" = 0 ] && return 0
+    ! grep -qi "unknown verb\|unknown command\|unrecognized" <<<"$TOKEN_HELP" && grep -qw token <<<"$MAIN_HELP"
+}
 begin "token: 'token --help' prints usage and exits 0"
 if ! token_available; then
     skip "helper has no 'token' subcommand yet ('token --help' fails)"
