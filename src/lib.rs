@@ -14,10 +14,14 @@
 //!   → cache write → unlock → protocol::write_get → stdout
 //! ```
 //!
+//! The subcommands of SPEC §8 (`cli::token`, `cli::configure`, `cli::doctor`,
+//! `cli::kubelet`) reuse `helper::acr_token`, the same cache-then-mint path.
+//!
 //! Boundaries: `protocol` knows nothing of Entra or the cache; `registry`, `cache`,
 //! `exchange` never read the environment (only `config` does) and never print; only
 //! `entra`, `azure_http`, `assertion` and `process` touch async; only `files`, `cache`
-//! and `store` write files. stdout is written here and nowhere else.
+//! and `store` write files (`cli::configure` edits client configs through `files`). stdout
+//! is written here and nowhere else.
 
 pub mod arc;
 pub mod assertion;
@@ -116,6 +120,11 @@ fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
         "--help" | "-h" | "help" => return Ok(Reply::Answer(USAGE.to_string())),
         "version" | "--version" | "-v" => {
             return Ok(Reply::Answer(format!("{NAME} {VERSION}")));
+        }
+        _ if args[1..].iter().any(|a| a == "--help" || a == "-h") && cli::help(verb).is_some() => {
+            return Ok(Reply::Answer(
+                cli::help(verb).unwrap_or_default().to_string(),
+            ));
         }
         // doctor reports a broken environment or config file instead of failing on it.
         "doctor" => {

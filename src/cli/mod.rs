@@ -13,6 +13,35 @@ pub mod token;
 
 use crate::error::{Error, Result, one_line};
 
+/// `VERB --help`: the verb's usage, or `None` for verbs without subcommand help.
+pub fn help(verb: &str) -> Option<&'static str> {
+    Some(match verb {
+        "token" => {
+            "usage: token HOST [--json] [--scope repository:NAME:pull[,push]]...\n\
+             print HOST's ACR refresh token (log in as 00000000-0000-0000-0000-000000000000 with\n\
+             --password-stdin), or {\"loginServer\",\"accessToken\"} with --json; with --scope, an\n\
+             ACR access token for that scope"
+        }
+        "configure" => {
+            "usage: configure docker|podman|helm [HOST...] [--all] [--dry-run]\n\
+             add credHelpers entries (HOST: acr-entra) for HOST, default the config file's\n\
+             registries, to the client's config file; --all sets credsStore (docker, helm);\n\
+             --dry-run prints the diff. The previous file is kept as NAME.acr-entra.bak"
+        }
+        "doctor" => {
+            "usage: doctor HOST\n\
+             explain what get does for HOST, mint once with each step timed, and print hints\n\
+             for known failures; exit 0 when a token was minted"
+        }
+        "kubelet" => {
+            "usage: kubelet\n\
+             kubelet image credential provider (credentialprovider.kubelet.k8s.io/v1): reads a\n\
+             CredentialProviderRequest on stdin, writes a CredentialProviderResponse"
+        }
+        _ => return None,
+    })
+}
+
 /// Arguments after the verb: positionals, `--flag` switches and `--name VALUE` (or
 /// `--name=VALUE`) options, in the order given.
 #[derive(Debug, Default)]

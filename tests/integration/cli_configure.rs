@@ -317,3 +317,14 @@ fn concurrent_configure_runs_lose_no_entry() {
         "config and backup, no temp files: {names:?}"
     );
 }
+
+#[test]
+fn subcommand_help_exits_zero() {
+    // install.sh probes `configure --help` before running `configure docker HOST…`.
+    let env = TestEnv::new();
+    for verb in ["configure", "token", "doctor", "kubelet"] {
+        let out = env.helper().arg(verb).arg("--help").run();
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert!(out.stdout.starts_with(&format!("usage: {verb}")), "{out:?}");
+    }
+}
