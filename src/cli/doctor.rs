@@ -43,6 +43,7 @@ pub enum Hint {
     ImdsUnreachable,
     ClockSkew,
     RegistryUnreachable,
+    Tls,
     NoCredential,
     NotAcr,
 }
@@ -75,6 +76,10 @@ impl Hint {
             }
             Hint::ClockSkew => {
                 "this machine's clock is off: tokens look expired or not yet valid; sync it (`timedatectl set-ntp true`, chrony or ntpd)"
+            }
+            Hint::Tls => {
+                "TLS with the registry failed: if a proxy inspects TLS or the registry uses a private CA, \
+                 trust that CA through SSL_CERT_FILE or SSL_CERT_DIR"
             }
             Hint::RegistryUnreachable => {
                 "the registry did not answer: check DNS, HTTPS_PROXY/NO_PROXY and the network path to port 443"
@@ -527,6 +532,9 @@ pub fn hints_for(
         hints.push(Hint::ClockSkew);
     }
     match failed_kind {
+        Some(StepKind::Challenge) if lower.contains("tls") || lower.contains("certificate") => {
+            hints.push(Hint::Tls);
+        }
         Some(StepKind::Challenge) => hints.push(Hint::RegistryUnreachable),
         Some(StepKind::EntraToken) => match identity.kind {
             CredentialKind::AzureCli => hints.push(Hint::AzNotLoggedIn),
@@ -636,7 +644,7 @@ mod tests {
     #[test]
     fn hints_by_failure() {
         let secret = identity(CredentialKind::ClientSecret, None);
-        let cases: [Case; 8] = [
+        let cases: [Case; 9] = [
             (
                 "ACR exchange at `u` refused the Entra token (401: UNAUTHORIZED audience not allowed)",
                 StepKind::Exchange,
@@ -692,6 +700,13 @@ mod tests {
                 secret.clone(),
                 None,
                 &[Hint::RegistryUnreachable],
+            ),
+            (
+                "registry `x` did not answer: TLS with `u` failed: invalid peer certificate: UnknownIssuer",
+                StepKind::Challenge,
+                secret.clone(),
+                None,
+                &[Hint::Tls],
             ),
         ];
         for (line, kind, id, forced, want) in cases {

@@ -54,6 +54,12 @@ struct Response<'a> {
 }
 
 pub fn run(ctx: &Context, args: &[String], input: &[u8]) -> Result<String> {
+    // kubelet shows a failed plugin's stderr (at -v=2), not its stdout: with
+    // ACR_ENTRA_LOG=warn in the provider's env the error reaches stderr too.
+    answer(ctx, args, input).inspect_err(|e| crate::warn!("kubelet: {}", e.one_line()))
+}
+
+fn answer(ctx: &Context, args: &[String], input: &[u8]) -> Result<String> {
     if let Some(extra) = args.first() {
         return Err(Error::Usage(format!(
             "`kubelet` takes no arguments (got `{}`); it reads a CredentialProviderRequest on stdin",
