@@ -25,8 +25,17 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-echo "building the release binary (cargo build --release --locked)..."
-cargo build --release --locked --quiet
+# On x86_64 Linux with glibc the binary is linked statically (`cargo release-static`, an alias
+# in .cargo/config.toml): it saves the dynamic loader's ~0.3 ms on every invocation,
+# about a third of a cache-hit `get` (README "Performance").
+case "$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')" in
+  x86_64-*-linux-gnu)
+    echo "building the release binary, statically linked (cargo release-static)..."
+    cargo --quiet release-static ;;
+  *)
+    echo "building the release binary (cargo build --release --locked)..."
+    cargo build --release --locked --quiet ;;
+esac
 mkdir -p "$bindir"
 install -m 0755 target/release/docker-credential-acr-entra "$bindir/docker-credential-acr-entra"
 echo "installed $bindir/docker-credential-acr-entra ($("$bindir/docker-credential-acr-entra" version))"
