@@ -1,0 +1,412 @@
+#!/usr/bin/env python3
+"""The benchmark driver behind scripts/bench.sh (run that, not this).
+
+It measures, each as median and p95 over many runs after warm-up, with commands
+interleaved run by run (bench/runner.c) so that machine noise hits every figure alike
+and the ratios stay comparable across machines:
+
+  spawn group (inside an empty network namespace when `unshare -n` works):
+    floor         static Rust hello world that reads stdin and prints a line
+    floor_dynamic the same, dynamically linked (what the loader alone costs)
+    get_notfound  our `get` for ghcr.io (not ACR, nothing stored)
+    get_hit       our `get` for myacr.azurecr.io answered from the cache
+    list, version our other cheap verbs
+    ecr_hit       docker-credential-ecr-login `get` answered from its cache, offline
+    ecr_notfound  docker-credential-ecr-login `get` for ghcr.io
+  mint group (loopback fakes, bench/fakes.py):
+    floor, mint_cold (challenge + Entra + exchange over TLS),
+    mint_challenge_cached (Entra + exchange; the host's challenge is in the cache)
+  burst: 64 concurrent cold `get`s for one registry: wall time and exchanges made
+  size of the release binary, peak RSS of a cache-hit `get`, and (with valgrind)
+  instruction counts, which do not move with machine load.
+
+Writes the table to stdout and the same figures as JSON to --out.
+"""
+
+import argparse
+import base64
+import datetime
+import hashlib
+import json
+import os
+import platform
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import urllib.request
+
+HOST = "myacr.azurecr.io"
+TENANT = "bench000-0000-4000-8000-000000000001"
+# The ECR helper's static fake credentials (AWS's documented example key, not a secret).
+AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+ECR_ACCOUNT = "123456789012"
+ECR_REGION = "us-east-1"
+ECR_HOST = f"{ECR_ACCOUNT}.dkr.ecr.{ECR_REGION}.amazonaws.com"
+
+GOALS = {
+    "get_hit_vs_floor": 1.5,
+    "get_hit_vs_ecr_hit": 0.2,
+    "get_notfound_vs_floor": 1.2,
+    "burst_exchanges": 1,
+    "binary_mb": 5.0,
+}
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, text=True, capture_output=True, **kw).stdout
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def spec_block(name, argv, env, stdin, expect=0, clean=None):
+    lines = [f"name {name}"] + [f"arg {a}" for a in argv] + [f"env {k}={v}" for k, v in env.items()]
+    lines.append(f"stdin {stdin}")
+    lines.append(f"expect {expect}")
+    if clean:
+        lines.append(f"clean {clean[0]} {clean[1]}")
+    return "\n".join(lines)
+
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.w = a.workdir
+        self.port = int(open(a.port_file).read())
+        self.results = {}
+
+    # --- helpers -------------------------------------------------------------
+    def path(self, *p):
+        return os.path.join(self.w, *p)
+
+    def our_env(self, cache_dir):
+        return {
+            "HOME": self.path("home"),
+            "PATH": "/usr/bin:/bin",
+            "ACR_ENTRA_CACHE_DIR": cache_dir,
+            "ACR_ENTRA_CONFIG": self.path("home", "no-config.json"),
+            "ACR_ENTRA_CONNECT_TO": f"{HOST}:443:127.0.0.1:{self.port}",
+            "SSL_CERT_FILE": self.a.ca_bundle,
+            "AZURE_AUTHORITY_HOST": f"https://127.0.0.1:{self.port}",
+            "AZURE_CLIENT_ID": "bench-client",
+            "AZURE_CLIENT_SECRET": "bench-dummy-secret",
+            "AZURE_TENANT_ID": TENANT,
+        }
+
+    def ecr_env(self):
+        return {
+            "HOME": self.path("ecr-home"),
+            "PATH": "/usr/bin:/bin",
+            "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ECR_CACHE_DIR": self.path("ecr-cache"),
+        }
+
+    def state(self):
+        ctx = ssl.create_default_context(cafile=self.a.ca_bundle)
+        with urllib.request.urlopen(f"https://127.0.0.1:{self.port}/_state", context=ctx) as r:
+            return json.load(r)
+
+    def runner_times(self, name, blocks, runs, warmup, netns=False):
+        spec = write(self.path(f"{name}.spec"), "\n\n".join(blocks) + "\n")
+        out = self.path(f"{name}.json")
+        cmd = [self.path("runner"), "times", spec, str(runs), str(warmup), out]
+        if netns:
+            cmd = ["unshare", "-n"] + cmd
+        subprocess.run(cmd, check=True)
+        return json.load(open(out))
+
+    # --- setup ---------------------------------------------------------------
+    def prepare(self):
+        for d in ("home", "hit-cache", "empty-cache", "ecr-home", "ecr-cache"):
+            os.makedirs(self.path(d), exist_ok=True)
+        write(self.path("acr.txt"), HOST + "\n")
+        write(self.path("ghcr.txt"), "ghcr.io\n")
+        write(self.path("ecr.txt"), ECR_HOST + "\n")
+        write(self.path("unused.txt"), "unused\n")
+        # One real mint fills the cache the cache-hit figures read.
+        p = subprocess.run([self.a.bin, "get"], input=HOST + "\n", text=True,
+                           capture_output=True, env=self.our_env(self.path("hit-cache")))
+        if p.returncode != 0:
+            sys.exit(f"bench: priming mint failed: {p.stdout.strip()} {p.stderr.strip()}")
+        self.hit_answer = p.stdout
+        self.write_ecr_cache()
+        self.netns = subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+        if not self.netns:
+            print("bench: `unshare -n` is not permitted here; running peers without "
+                  "a network namespace (their cache hits still make no requests)", file=sys.stderr)
+
+    def write_ecr_cache(self):
+        # amazon-ecr-credential-helper 0.6: cache.json in AWS_ECR_CACHE_DIR, keyed by
+        # "<region>-<base64(access key id bytes followed by md5 of empty input)>-<registry id>"
+        # (its md5Checksum appends the digest of nothing to the text). Entries are valid
+        # until half their lifetime has passed. Checked by behaviour below: offline, a
+        # hit answers, a wrong key does not.
+        prefix = base64.b64encode(AWS_KEY_ID.encode() + hashlib.md5(b"").digest()).decode()
+        now = datetime.datetime.now(datetime.timezone.utc)
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        entry = {
+            "AuthorizationToken": base64.b64encode(b"AWS:bench-dummy-ecr-password").decode(),
+            "RequestedAt": now.strftime(fmt),
+            "ExpiresAt": (now + datetime.timedelta(hours=12)).strftime(fmt),
+            "ProxyEndpoint": f"https://{ECR_HOST}",
+            "Service": "ecr",
+        }
+        cache = {"Registries": {f"{ECR_REGION}-{prefix}-{ECR_ACCOUNT}": entry}, "Version": "1.0"}
+        write(self.path("ecr-cache", "cache.json"), json.dumps(cache))
+
+    def check_ecr(self):
+        if not shutil.which("docker-credential-ecr-login"):
+            return False
+        cmd = ["docker-credential-ecr-login", "get"]
+        if self.netns:
+            cmd = ["unshare", "-n"] + cmd
+        p = subprocess.run(cmd, input=ECR_HOST + "\n", text=True, capture_output=True,
+                           env=self.ecr_env(), timeout=60)
+        ok = p.returncode == 0 and "bench-dummy-ecr-password" in p.stdout
+        if not ok:
+            print(f"bench: the ECR helper did not answer from its cache: {p.stdout.strip()}",
+                  file=sys.stderr)
+        return ok
+
+    # --- groups --------------------------------------------------------------
+    def spawn_group(self, runs, warmup):
+        b, w = self.a.bin, self.path
+        hit_env = self.our_env(w("hit-cache"))
+        blocks = [
+            spec_block("floor", [w("hello-static")], {}, w("acr.txt")),
+            spec_block("floor_dynamic", [w("hello-dynamic")], {}, w("acr.txt")),
+            spec_block("get_notfound", [b, "get"], hit_env, w("ghcr.txt"), expect=1),
+            spec_block("get_hit", [b, "get"], hit_env, w("acr.txt")),
+            spec_block("list", [b, "list"], hit_env, w("unused.txt")),
+            spec_block("version", [b, "version"], hit_env, "/dev/null"),
+        ]
+        self.ecr = self.check_ecr()
+        if self.ecr:
+            ecr = shutil.which("docker-credential-ecr-login")
+            blocks.append(spec_block("ecr_hit", [ecr, "get"], self.ecr_env(), w("ecr.txt")))
+            blocks.append(spec_block("ecr_notfound", [ecr, "get"], self.ecr_env(),
+                                     w("ghcr.txt"), expect=1))
+        self.results["spawn"] = self.runner_times("spawn", blocks, runs, warmup, netns=self.netns)
+
+    def mint_group(self, runs, warmup):
+        b, w = self.a.bin, self.path
+        cold, warm = w("cold-cache"), w("challenge-cache")
+        os.makedirs(cold, exist_ok=True)
+        os.makedirs(warm, exist_ok=True)
+        before = self.state()
+        blocks = [
+            spec_block("floor", [w("hello-static")], {}, w("acr.txt")),
+            # Cold: the whole cache directory is emptied before each run.
+            spec_block("mint_cold", [b, "get"], self.our_env(cold), w("acr.txt"), clean=(cold, "")),
+            # Only the token goes: the host record with the challenge stays.
+            spec_block("mint_challenge_cached", [b, "get"], self.our_env(warm), w("acr.txt"),
+                       clean=(warm, "token-")),
+        ]
+        self.results["mint"] = self.runner_times("mint", blocks, runs, warmup)
+        after = self.state()
+        self.results["mint_requests"] = {k: after[k] - before[k] for k in after}
+        self.results["mint_requests"]["mints"] = (runs + warmup) * 2
+
+    def burst(self, n, repeats):
+        w = self.path
+        walls, exchanges, failed, distinct = [], [], 0, set()
+        for i in range(repeats):
+            cache = w(f"burst-cache-{i}")
+            outdir = w(f"burst-out-{i}")
+            os.makedirs(cache)
+            os.makedirs(outdir)
+            spec = write(w("burst.spec"),
+                         spec_block("burst", [self.a.bin, "get"], self.our_env(cache), w("acr.txt")) + "\n")
+            before = self.state()["exchanges"]
+            out = json.loads(sh(w("runner"), "burst", spec, str(n), outdir))
+            exchanges.append(self.state()["exchanges"] - before)
+            walls.append(out["wall_ms"])
+            failed += out["failed"]
+            for f in os.listdir(outdir):
+                distinct.add(json.loads(open(os.path.join(outdir, f)).read() or "{}").get("Secret"))
+        self.results["burst"] = {
+            "concurrent": n, "repeats": repeats,
+            "wall_ms_median": statistics.median(walls), "wall_ms_max": max(walls),
+            "exchanges_per_burst_max": max(exchanges), "exchanges_per_burst": exchanges,
+            "failed": failed, "distinct_tokens_per_burst": len(distinct) / repeats,
+        }
+
+    def callgrind(self):
+        if not shutil.which("valgrind"):
+            return
+        w = self.path
+        counts = {}
+        for name, argv, env, stdin in [
+            ("floor", [w("hello-static")], {}, w("acr.txt")),
+            ("floor_dynamic", [w("hello-dynamic")], {}, w("acr.txt")),
+            ("get_notfound", [self.a.bin, "get"], self.our_env(w("hit-cache")), w("ghcr.txt")),
+            ("get_hit", [self.a.bin, "get"], self.our_env(w("hit-cache")), w("acr.txt")),
+        ]:
+            out = w(f"callgrind.{name}")
+            with open(stdin) as f:
+                subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + argv,
+                               stdin=f, env={**env, "PATH": "/usr/bin:/bin"},
+                               capture_output=True, check=False)
+            total = None
+            for line in open(out):
+                if line.startswith("totals:") or line.startswith("summary:"):
+                    total = int(line.split()[1])
+            counts[name] = total
+        self.results["instructions"] = counts
+
+    def static_facts(self):
+        size = os.path.getsize(self.a.bin)
+        desc = sh("file", "-b", self.a.bin) if shutil.which("file") else ""
+        self.results["binary"] = {
+            "bytes": size, "mb": round(size / 1e6, 3),
+            "static": "static" in desc and "dynamically" not in desc,
+            "stripped": "not stripped" not in desc,
+        }
+
+    def machine(self):
+        cpu = ""
+        try:
+            for line in open("/proc/cpuinfo"):
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        git = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                             text=True, cwd=self.a.repo).stdout.strip()
+        return {
+            "cores": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+            "os": platform.freedesktop_os_release().get("PRETTY_NAME", "") if hasattr(platform, "freedesktop_os_release") else "",
+            "rustc": sh("rustc", "--version").strip(), "commit": git,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
+        }
+
+    # --- report --------------------------------------------------------------
+    def report(self, mode, runs):
+        s, m = self.results["spawn"], self.results["mint"]
+        floor, mfloor = s["floor"]["median_ms"], m["floor"]["median_ms"]
+        rows = []
+
+        def row(label, r, base, goal=None, note=""):
+            ratio = r["median_ms"] / base
+            rows.append({"what": label, "median_ms": round(r["median_ms"], 3),
+                         "p95_ms": round(r["p95_ms"], 3), "x_floor": round(ratio, 2),
+                         "goal": goal or "", "note": note})
+
+        def goal_text(key, value, fmt="≤ {g}×"):
+            g = GOALS[key]
+            return f"{fmt.format(g=g)} {'met' if value <= g else 'MISSED'}"
+
+        row("floor: static hello (stdin → 1 line)", s["floor"], floor)
+        row("dynamic hello (loader cost)", s["floor_dynamic"], floor)
+        nf = s["get_notfound"]["median_ms"] / floor
+        row("get, not ACR (ghcr.io)", s["get_notfound"], floor, goal_text("get_notfound_vs_floor", nf))
+        hit = s["get_hit"]["median_ms"] / floor
+        row("get, cache hit", s["get_hit"], floor, goal_text("get_hit_vs_floor", hit))
+        row("list", s["list"], floor)
+        row("version", s["version"], floor)
+        ratios = {"get_hit_vs_floor": hit, "get_notfound_vs_floor": nf}
+        if "ecr_hit" in s:
+            vs = s["get_hit"]["median_ms"] / s["ecr_hit"]["median_ms"]
+            ratios["get_hit_vs_ecr_hit"] = vs
+            row("ECR helper get, cache hit", s["ecr_hit"], floor,
+                f"ours = {vs:.2f}× it; " + goal_text("get_hit_vs_ecr_hit", vs))
+            row("ECR helper get, not ECR (ghcr.io)", s["ecr_notfound"], floor,
+                f"ours = {s['get_notfound']['median_ms'] / s['ecr_notfound']['median_ms']:.2f}× it")
+        row("floor (mint group)", m["floor"], mfloor)
+        row("get, cold mint (challenge, Entra, exchange; TLS)", m["mint_cold"], mfloor)
+        row("get, mint with challenge cached", m["mint_challenge_cached"], mfloor)
+        ratios = {k: round(v, 3) for k, v in ratios.items()}
+
+        b = self.results["burst"]
+        binary = self.results["binary"]
+        rss = s["get_hit"]["max_rss_kib"]
+        self.results["ratios"] = ratios
+        self.results["goals"] = {
+            "get_hit_vs_floor": {"goal": "<= 1.5", "value": ratios["get_hit_vs_floor"],
+                                 "met": ratios["get_hit_vs_floor"] <= 1.5},
+            "get_notfound_vs_floor": {"goal": "<= 1.2", "value": ratios["get_notfound_vs_floor"],
+                                      "met": ratios["get_notfound_vs_floor"] <= 1.2},
+            "burst_exchanges": {"goal": "== 1", "value": b["exchanges_per_burst_max"],
+                                "met": b["exchanges_per_burst_max"] == 1},
+            "binary_mb": {"goal": "<= 5 (stripped)", "value": binary["mb"],
+                          "met": binary["mb"] <= 5 and binary["stripped"]},
+        }
+        if "get_hit_vs_ecr_hit" in ratios:
+            self.results["goals"]["get_hit_vs_ecr_hit"] = {
+                "goal": "<= 0.2", "value": ratios["get_hit_vs_ecr_hit"],
+                "met": ratios["get_hit_vs_ecr_hit"] <= 0.2}
+        self.results["table"] = rows
+        self.results["mode"] = mode
+        self.results["runs"] = runs
+        self.results["network_namespace"] = self.netns
+
+        lines = []
+        lines.append(f"| what | median ms | p95 ms | × floor | goal |")
+        lines.append("|---|---:|---:|---:|---|")
+        for r in rows:
+            lines.append(f"| {r['what']} | {r['median_ms']:.3f} | {r['p95_ms']:.3f} | {r['x_floor']:.2f} | {r['goal']} |")
+        g = self.results["goals"]
+        lines.append(f"| {b['concurrent']} concurrent cold gets, one registry | {b['wall_ms_median']:.1f} (wall) | {b['wall_ms_max']:.1f} (max of {b['repeats']}) | | exchanges per burst: {b['exchanges_per_burst_max']}, goal 1 {'met' if g['burst_exchanges']['met'] else 'MISSED'}; failed gets: {b['failed']} |")
+        lines.append(f"| release binary | {binary['mb']:.2f} MB | | | ≤ 5 MB stripped {'met' if g['binary_mb']['met'] else 'MISSED'} ({'static' if binary['static'] else 'dynamic'}, {'stripped' if binary['stripped'] else 'not stripped'}) |")
+        lines.append(f"| peak RSS, cache-hit get | {rss / 1024:.1f} MiB | | | floor {s['floor']['max_rss_kib'] / 1024:.1f} MiB |")
+        ins = self.results.get("instructions")
+        if ins and ins.get("floor"):
+            lines.append(f"| instructions (callgrind): floor / not found / cache hit | {ins['floor']:,} / {ins['get_notfound']:,} / {ins['get_hit']:,} | | {ins['get_notfound'] / ins['floor']:.2f} / {ins['get_hit'] / ins['floor']:.2f} | stable under load |")
+        mach = self.results["machine"]
+        lines.append("")
+        lines.append(f"{mode} run, {runs} interleaved rounds; {mach['cores']} cores ({mach['cpu']}), "
+                     f"Linux {mach['kernel']}, {mach['os']}, {mach['rustc']}, commit {mach['commit']}, {mach['date']}"
+                     + ("" if self.netns else "; no network namespace"))
+        mr = self.results["mint_requests"]
+        lines.append(f"mint group requests: {mr['challenges']} challenges, {mr['entra']} Entra, "
+                     f"{mr['exchanges']} exchanges for {mr['mints']} mints")
+        return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--ca-bundle", required=True)
+    ap.add_argument("--repo", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--table", required=True)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    quick = a.quick
+    spawn_runs, spawn_warm = (100, 10) if quick else (500, 30)
+    mint_runs, mint_warm = (20, 3) if quick else (200, 10)
+    bursts = 2 if quick else 5
+
+    bench = Bench(a)
+    bench.prepare()
+    print(f"spawn group: {spawn_runs} rounds ...", file=sys.stderr)
+    bench.spawn_group(spawn_runs, spawn_warm)
+    print(f"mint group: {mint_runs} rounds ...", file=sys.stderr)
+    bench.mint_group(mint_runs, mint_warm)
+    print(f"burst: 64 concurrent cold gets × {bursts} ...", file=sys.stderr)
+    bench.burst(64, bursts)
+    print("callgrind ...", file=sys.stderr)
+    bench.callgrind()
+    bench.static_facts()
+    bench.results["machine"] = bench.machine()
+    table = bench.report("quick" if quick else "full", spawn_runs)
+    print(table)
+    write(a.table, table + "\n")
+    with open(a.out, "w") as f:
+        json.dump(bench.results, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

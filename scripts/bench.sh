@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Benchmark docker-credential-acr-entra against the process-start floor and the ECR
+# credential helper, side by side in one run, and print ratios (absolute times vary by
+# machine; the ratios are what to compare across machines and commits).
+#
+#   scripts/bench.sh            full run (~1-2 minutes), writes bench/results.json
+#                               and bench/results.md
+#   scripts/bench.sh --quick    short run (~20 s) for a smoke check; writes to
+#                               $BENCH_OUT (default: a temp dir), not to bench/
+#   options: --no-install (do not apt-get), --no-build (use target/release as is)
+#
+# Installs what it needs with apt-get when missing (amazon-ecr-credential-helper,
+# valgrind, gcc, openssl, python3), builds the release binary, starts one loopback fake
+# (bench/fakes.py: the registry and Entra, HTTPS with a throwaway CA) and stops it on
+# exit. Nothing here fails on a time: goals are printed beside the figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+quick=0 install=1 build=1
+for arg in "$@"; do
+  case "$arg" in
+    --quick) quick=1 ;;
+    --no-install) install=0 ;;
+    --no-build) build=0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+need=()
+command -v docker-credential-ecr-login >/dev/null || need+=(amazon-ecr-credential-helper)
+command -v valgrind >/dev/null || need+=(valgrind)
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
+command -v openssl >/dev/null || need+=(openssl)
+command -v python3 >/dev/null || need+=(python3)
+command -v unshare >/dev/null || need+=(util-linux)
+command -v file >/dev/null || need+=(file)
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$install" = 1 ] && command -v apt-get >/dev/null; then
+    echo "bench.sh: installing ${need[*]}" >&2
+    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
+      || { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; }
+  else
+    echo "bench.sh: missing ${need[*]} (the ECR and callgrind rows are skipped without them)" >&2
+  fi
+fi
+
+bin="$repo/target/release/docker-credential-acr-entra"
+if [ "$build" = 1 ]; then
+  # The binary install.sh installs: statically linked on Linux with glibc.
+  case "$(rustc -vV | sed -n 's/^host: //p')" in
+    x86_64-*-linux-gnu)
+      echo "bench.sh: cargo release-static (release build, statically linked)" >&2
+      cargo --quiet release-static ;;
+    *)
+      echo "bench.sh: cargo build --release --locked" >&2
+      cargo build --release --locked --quiet ;;
+  esac
+fi
+[ -x "$bin" ] || { echo "bench.sh: no release binary at $bin" >&2; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/acr-entra-bench.XXXXXX")
+fakes_pid=""
+cleanup() {
+  if [ -n "$fakes_pid" ]; then kill "$fakes_pid" 2>/dev/null || true; wait "$fakes_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The floor, built like the helper (opt-level s, panic abort, stripped), static and not;
+# the spawner is C so it adds as little as possible to ~1 ms process lifetimes.
+rustflags=(-C opt-level=s -C panic=abort -C strip=symbols)
+rustc "${rustflags[@]}" -C target-feature=+crt-static -o "$work/hello-static" bench/hello.rs
+rustc "${rustflags[@]}" -o "$work/hello-dynamic" bench/hello.rs
+gcc -O2 -o "$work/runner" bench/runner.c
+
+# A throwaway CA and one certificate for the registry name and the Entra address.
+pki="$work/pki"; mkdir -p "$pki"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -keyout "$pki/ca.key" -out "$pki/ca.pem" -subj "/CN=acr-entra bench CA" \
+  -addext "basicConstraints=critical,CA:true" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+  -keyout "$pki/srv.key" -out "$pki/srv.csr" -subj "/CN=myacr.azurecr.io" 2>/dev/null
+printf 'subjectAltName=DNS:myacr.azurecr.io,IP:127.0.0.1\nbasicConstraints=CA:false\nextendedKeyUsage=serverAuth\n' > "$pki/ext"
+openssl x509 -req -in "$pki/srv.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial \
+  -out "$pki/srv.pem" -days 2 -extfile "$pki/ext" 2>/dev/null
+# Trust as a real machine would (the system bundle) plus the test CA.
+system_bundle=/etc/ssl/certs/ca-certificates.crt
+{ [ -f "$system_bundle" ] && cat "$system_bundle"; cat "$pki/ca.pem"; } > "$pki/bundle.pem"
+
+python3 bench/fakes.py "$pki/srv.pem" "$pki/srv.key" "$work/port" &
+fakes_pid=$!
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
+[ -s "$work/port" ] || { echo "bench.sh: the loopback fake did not start" >&2; exit 1; }
+
+if [ "$quick" = 1 ]; then
+  out="${BENCH_OUT:-$work/out}"; mkdir -p "$out"
+else
+  out="$repo/bench"
+fi
+mode=(); [ "$quick" = 1 ] && mode=(--quick)
+python3 bench/bench.py "${mode[@]}" \
+  --bin "$bin" --workdir "$work" --port-file "$work/port" --ca-bundle "$pki/bundle.pem" \
+  --repo "$repo" --out "$out/results.json" --table "$out/results.md"
+echo "bench.sh: wrote $out/results.json and $out/results.md" >&2
