@@ -204,13 +204,13 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
     };
     let on_path = |p: &str| entra::on_path(&ctx.settings, p);
     let chosen = entra::choose(&ctx.settings, registry, cloud, &probe, &on_path);
-    if let Some((elapsed, answered)) = probed.get() {
-        out.sub(&format!(
-            "imds probe {}: {}",
-            millis(elapsed),
-            if answered { "answered" } else { "no answer" }
-        ));
-    }
+    let probe_line = probed.get().map(|(elapsed, answered)| {
+        format!(
+            "instance metadata service probe: {} in {}",
+            if answered { "answered" } else { "no answer" },
+            millis(elapsed)
+        )
+    });
     let identity = match chosen {
         Ok(identity) => identity,
         Err(e) => {
@@ -226,10 +226,16 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
                 hints.push(Hint::NoCredential);
             }
             out.line("credential", &line);
+            if let Some(probe) = &probe_line {
+                out.sub(probe);
+            }
             return out.fail("no credential to mint with", &hints);
         }
     };
     credential_lines(&mut out, &identity);
+    if let Some(probe) = &probe_line {
+        out.sub(probe);
+    }
     let audience = registry.and_then(|r| r.audience.clone());
     let cache = (!ctx.settings.no_cache)
         .then_some(())

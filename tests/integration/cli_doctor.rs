@@ -194,7 +194,12 @@ fn doctor_hints_imds_unreachable() {
         )
         .run();
     assert_failed_with(&out, HINT_IMDS);
-    assert!(out.stdout.contains("imds probe "), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("\n  instance metadata service probe: no answer in "),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
