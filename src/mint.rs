@@ -97,12 +97,12 @@ pub fn mint_observed(
     hints: &Hints,
     observe: &mut dyn FnMut(Step),
 ) -> Result<Minted> {
-    let mut timed = |kind, start: Instant, detail: String, error: Option<&Error>| {
+    let mut timed = |kind, start: Instant, detail: String, error: Option<String>| {
         observe(Step {
             kind,
             elapsed: start.elapsed(),
             detail,
-            error: error.map(Error::one_line),
+            error,
         });
     };
     let http = Http::new(settings);
@@ -123,7 +123,8 @@ pub fn mint_observed(
                     )
                 },
             );
-            timed(StepKind::Challenge, start, detail, found.as_ref().err());
+            let error = found.as_ref().err().map(Error::one_line);
+            timed(StepKind::Challenge, start, detail, error);
             found?
         }
     };
@@ -147,7 +148,12 @@ pub fn mint_observed(
             ),
             Err(_) => format!("audience {} (`{scope}`)", audience.name()),
         };
-        timed(StepKind::EntraToken, start, detail, got.as_ref().err());
+        timed(
+            StepKind::EntraToken,
+            start,
+            detail,
+            got.as_ref().err().map(Error::one_line),
+        );
         let entra_token = got?;
         let tenant = identity
             .tenant
@@ -167,16 +173,11 @@ pub fn mint_observed(
             audience.name(),
             tenant.as_deref().unwrap_or("none")
         );
-        match &exchanged {
-            Ok(_) => timed(StepKind::Exchange, start, detail, None),
-            Err(ExchangeError::Unauthorized(m)) => timed(
-                StepKind::Exchange,
-                start,
-                detail,
-                Some(&Error::Exchange(m.clone())),
-            ),
-            Err(ExchangeError::Other(e)) => timed(StepKind::Exchange, start, detail, Some(e)),
-        }
+        let error = exchanged.as_ref().err().map(|e| match e {
+            ExchangeError::Unauthorized(message) => message.clone(),
+            ExchangeError::Other(e) => e.one_line(),
+        });
+        timed(StepKind::Exchange, start, detail, error);
         match exchanged {
             Ok(token) => {
                 let now = crate::now();
