@@ -328,3 +328,25 @@ fn subcommand_help_exits_zero() {
         assert!(out.stdout.starts_with(&format!("usage: {verb}")), "{out:?}");
     }
 }
+
+#[test]
+fn configure_edits_the_target_of_a_symlinked_file() {
+    let env = TestEnv::new();
+    let real = env.path("dotfiles/docker-config.json");
+    fs::create_dir_all(real.parent().unwrap()).unwrap();
+    fs::write(&real, "{}").unwrap();
+    let link = docker_file(&env);
+    fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = configure(&env, &["docker", "myacr.azurecr.io"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link stays"
+    );
+    assert_eq!(fs::read_to_string(&real).unwrap(), ONE_HOST);
+    assert_eq!(fs::read_to_string(backup(&real)).unwrap(), "{}");
+}

@@ -256,3 +256,36 @@ fn doctor_reports_a_malformed_config_file() {
         out.stdout
     );
 }
+
+#[test]
+fn doctor_says_why_each_earlier_kind_was_skipped() {
+    let env = TestEnv::new();
+    let acr = FakeAcr::start(HOST);
+    let _az = FakeCli::install(&env.bin, Tool::Az, CliMode::Ok);
+    let out = env
+        .helper()
+        .arg("doctor")
+        .arg(HOST)
+        .connect_to(&acr.connect_to())
+        .env(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            format!("http://127.0.0.1:{}", http::dead_port()),
+        )
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    for want in [
+        "\ncredential:  azure-cli (`az` is on PATH); authority https://login.microsoftonline.com\n",
+        "\n  skipped client-secret: AZURE_CLIENT_SECRET not set\n",
+        "\n  skipped client-certificate: AZURE_CLIENT_CERTIFICATE_PATH not set\n",
+        "\n  skipped workload-identity: AZURE_FEDERATED_TOKEN_FILE not set\n",
+        "\n  skipped managed-identity: instance metadata service: no answer within 1s",
+        "\n  instance metadata service probe: no answer in ",
+        "\nresult:      ok: a token was minted",
+    ] {
+        assert!(
+            out.stdout.contains(want),
+            "missing {want:?} in:\n{}",
+            out.stdout
+        );
+    }
+}
