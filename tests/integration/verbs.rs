@@ -22,7 +22,6 @@ fn with_secret(h: env::Helper, entra: &FakeEntra, acr: &FakeAcr) -> env::Helper 
 }
 
 #[test]
-#[ignore = "not implemented yet: `token` verb (SPEC §8); the helper answers `unknown verb `token``"]
 fn token_prints_the_refresh_token_alone() {
     let env = TestEnv::new();
     let entra = FakeEntra::start();
@@ -37,7 +36,6 @@ fn token_prints_the_refresh_token_alone() {
 }
 
 #[test]
-#[ignore = "not implemented yet: `token` verb (SPEC §8); the helper answers `unknown verb `token``"]
 fn token_json_matches_az_acr_login_expose_token() {
     let env = TestEnv::new();
     let entra = FakeEntra::start();
@@ -110,7 +108,6 @@ fn kubelet_request(image: &str, extra: Value) -> String {
 }
 
 #[test]
-#[ignore = "not implemented yet: `kubelet` verb (SPEC §8); the helper answers `unknown verb `kubelet``"]
 fn kubelet_answers_a_registry_keyed_response() {
     let env = TestEnv::new();
     let entra = FakeEntra::start();
@@ -145,7 +142,6 @@ fn kubelet_answers_a_registry_keyed_response() {
 }
 
 #[test]
-#[ignore = "not implemented yet: `kubelet` verb (SPEC §8); the helper answers `unknown verb `kubelet``"]
 fn kubelet_non_acr_image_gets_empty_auth_without_requests() {
     let env = TestEnv::new();
     let entra = FakeEntra::start();
@@ -167,7 +163,6 @@ fn kubelet_non_acr_image_gets_empty_auth_without_requests() {
 }
 
 #[test]
-#[ignore = "not implemented yet: `kubelet` verb (SPEC §8); the helper answers `unknown verb `kubelet``"]
 fn kubelet_service_account_token_selects_workload_identity() {
     let env = TestEnv::new();
     let entra = FakeEntra::start();
