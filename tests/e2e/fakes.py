@@ -381,6 +381,8 @@ class Handler(BaseHTTPRequestHandler):
                                   one("tag") or "latest")
         if path == "/auth" and self.command == "POST":
             return self.engine_login()
+        if path == "/build" and self.command == "POST":
+            return self.engine_build()
         if path.startswith("/images/") and path.endswith("/json"):
             name = urllib.parse.unquote(path[len("/images/"):-len("/json")])
             return self.send(200, {"Id": "sha256:" + "0" * 64, "RepoTags": [name],
@@ -403,6 +405,32 @@ class Handler(BaseHTTPRequestHandler):
         if not rec["proven"]:
             return self.send(401, {"message": f"login refused: {rec['error']}"})
         return self.send(200, {"Status": "Login Succeeded", "IdentityToken": ""})
+
+    def engine_build(self):
+        """POST /build (classic builder): record X-Registry-Config, the CLI's list+get result."""
+        self.body()  # the build context; not used
+        header = self.headers.get("X-Registry-Config", "")
+        try:
+            configs = json.loads(b64u_decode(header)) if header else {}
+        except Exception:  # noqa: BLE001
+            configs = {}
+        rec = {"op": "build", "hosts": {h: {"username": c.get("username"),
+                                             "has_password": bool(c.get("password"))}
+                                         for h, c in configs.items()}, "proven": {}}
+        for h, c in configs.items():
+            if c.get("username") == NULL_GUID:
+                try:
+                    prove(h.split("://")[-1].rstrip("/"), None, None, "login", c)
+                    rec["proven"][h] = True
+                except Exception as e:  # noqa: BLE001
+                    rec["proven"][h] = str(e)
+        with LOCK:
+            STATE["engine"]["records"].append(rec)
+        lines = [{"stream": "Step 1/1 : FROM scratch\n"},
+                 {"aux": {"ID": "sha256:" + "0" * 64}},
+                 {"stream": "Successfully built 000000000000\n"}]
+        data = b"".join(json.dumps(l).encode() + b"\r\n" for l in lines)
+        return self.send(200, raw=data, headers={"Content-Type": "application/json"})
 
     def engine_op(self, op, repo, tag):
         header = self.headers.get("X-Registry-Auth", "")

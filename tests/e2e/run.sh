@@ -625,6 +625,21 @@ engine_check "docker: pull $LOCAL via engine stand-in (credHelpers)" \
 engine_check "docker: pull $PLAIN via engine stand-in (credsStore, stored basic auth)" \
     "$DK_STORE" pull "$PLAIN/e2e/plain:v1"
 
+begin "docker: classic build sends every credential (credsStore: list, then get each)"
+mkdir -p "$W/tmp/build" && printf 'FROM scratch\nCOPY hello.txt /\n' > "$W/tmp/build/Dockerfile"
+echo hi > "$W/tmp/build/hello.txt"
+# Its own config: docker drops *every* credential when one listed host's get fails, and the
+# main config lists the black-holed registry.
+CFG_BUILD=$W/acr-entra-config-build.json
+printf '{"registries":{"%s":{"credential":"client-secret"}}}\n' "$LOCAL" > "$CFG_BUILD"
+if ACR_ENTRA_CONFIG="$CFG_BUILD" DOCKER_BUILDKIT=0 dk "$DK_STORE" "$ENGINE" build -q "$W/tmp/build"; then
+    rec=$(engine_last); echo "engine record: $rec" >> "$OUT"
+    if [ "$(calls list)" -ge 1 ] && [ "$(calls get "$LOCAL")" -ge 1 ] \
+       && [ "$(jq -r --arg h "$LOCAL" '.proven[$h] // false' <<<"$rec")" = true ] \
+       && [ "$(jq -r --arg h "$PLAIN" '.hosts[$h].username // empty' <<<"$rec")" = "$BASIC_USER" ]; then pass
+    else fail "expected list, a get for $LOCAL, its minted token and the stored $PLAIN user in X-Registry-Config"; fi
+else fail; fi
+
 # ============================================================ docker-py
 export E2E_HERE=$HERE E2E_TMP=$W/tmp E2E_CA=$W/pki/ca.pem
 check "docker-py: docker.auth resolves https://$ACR through credsStore (and proves it)" \
