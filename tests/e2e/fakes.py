@@ -27,9 +27,11 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -115,7 +117,6 @@ def rs256(claims):
 
 def rs256_valid(token, cert_path):
     """Check a client assertion's RS256 signature against the registered certificate."""
-    import tempfile
     parts = token.split(".")
     if len(parts) != 3 or not cert_path:
         return False
@@ -472,8 +473,7 @@ def entra_token(aud, kind):
 
 
 def https_context():
-    ctx = ssl.create_default_context(cafile=ARGS.ca_cert)
-    return ctx
+    return ssl.create_default_context(cafile=ARGS.ca_cert)
 
 
 def prove(host, repo, tag, op, auth):
@@ -604,7 +604,7 @@ def main():
     if ARGS.federated_token_file:
         FEDERATED_TOKEN = open(ARGS.federated_token_file).read().strip()
     # A black hole: the kernel completes TCP handshakes, nobody ever answers.
-    hole = __import__("socket").socket()
+    hole = socket.socket()
     hole.bind(("127.0.0.1", 0))
     hole.listen(64)
     ports = {"entra": serve("entra", tls=True), "mi": serve("mi"),
