@@ -708,6 +708,17 @@ elif tok=$(timeout 30 "$BIN" token "$ACR" 2>>"$OUT" </dev/null) && [ -n "$tok" ]
         "$HELM_CFG_LOGIN" "oci://$ACR/charts/e2e-chart"
 else fail; fi
 
+begin "podman: login --password-stdin fed by 'docker-credential-acr-entra token $ACR', then pull"
+printf '{}\n' > "$W/auth/podman-token.json"
+if ! token_available; then
+    skip "helper has no 'token' subcommand yet ('token --help' fails)"
+elif tok=$(timeout 30 "$BIN" token "$ACR" 2>>"$OUT" </dev/null) && [ -n "$tok" ] \
+     && printf '%s' "$tok" | timeout 60 "${PODMAN[@]}" login --authfile "$W/auth/podman-token.json" \
+            -u "$NULL_GUID" --password-stdin "$ACR" >>"$OUT" 2>&1 \
+     && run "${PODMAN[@]}" pull --authfile "$W/auth/podman-token.json" --signature-policy "$W/policy.json" \
+            "$ACR/e2e/podman:v1"; then pass
+else fail; fi
+
 begin "token: 'token $ACR --json' prints loginServer and accessToken"
 if ! token_available; then
     skip "helper has no 'token' subcommand yet ('token --help' fails)"
