@@ -3,9 +3,9 @@
 both the ACR registry (GET /v2/ challenge, POST /oauth2/exchange) and Microsoft Entra
 ID's token endpoint (POST /{tenant}/oauth2/v2.0/token, client credentials).
 
-The helper reaches it as myacr.azurecr.io through ACR_ENTRA_CONNECT_TO and as the
-authority https://127.0.0.1:PORT through AZURE_AUTHORITY_HOST; the certificate (made
-by bench.sh with a throwaway CA) names both. GET /_state answers the counters, so the
+The helper reaches it as myacr.azurecr.io and as login.microsoftonline.com (the
+default Entra authority) through ACR_ENTRA_CONNECT_TO; the certificate (made by
+bench.sh with a throwaway CA) names both. GET /_state answers the counters, so the
 benchmark can tell how many exchanges a burst of concurrent gets caused.
 
 Usage: fakes.py CERT KEY PORTFILE   (writes the port to PORTFILE once listening)
@@ -15,6 +15,7 @@ helper reads (tid, exp).
 
 import base64
 import json
+import os
 import ssl
 import sys
 import threading
@@ -108,7 +109,6 @@ def main():
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     with open(portfile + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))
-    import os
     os.replace(portfile + ".tmp", portfile)
     srv.serve_forever()
 

@@ -9,8 +9,9 @@
  *   runner times SPEC RUNS WARMUP OUT.json
  *       Every round runs each command of SPEC once (rotating the order per round);
  *       WARMUP rounds first are not recorded. Writes per-command median, p95, mean,
- *       min (milliseconds), median peak RSS (KiB) and how many runs exited with an
- *       unexpected code.
+ *       min (milliseconds), the median over rounds of its time divided by the first
+ *       command's time in the same round, median peak RSS (KiB) and how many runs
+ *       exited with an unexpected code.
  *   runner burst SPEC N OUTDIR
  *       Starts N copies of SPEC's first command at once, waits for all; prints
  *       {"wall_ms":..,"failed":..} and leaves each child's stdout in OUTDIR/<i>.out.
@@ -190,6 +191,16 @@ static int times(int argc, char **argv) {
     }
     FILE *o = fopen(argv[5], "w");
     if (!o) die(argv[5]);
+    /* Paired ratio: each run against the first command's run in the same round (they
+     * ran moments apart), then the median over rounds. Less sensitive than a ratio of
+     * medians to load that comes and goes during the run. */
+    double *paired = calloc(runs, sizeof(double));
+    double *ratio = calloc(ncmd, sizeof(double));
+    for (int i = 0; i < ncmd; i++) {
+        for (int j = 0; j < runs; j++) paired[j] = cmds[i].ms[j] / cmds[0].ms[j];
+        qsort(paired, runs, sizeof(double), cmp_d);
+        ratio[i] = quantile(paired, runs, 0.5);
+    }
     fprintf(o, "{\n");
     for (int i = 0; i < ncmd; i++) {
         struct cmd *c = &cmds[i];
@@ -199,9 +210,10 @@ static int times(int argc, char **argv) {
         qsort(c->rss, c->n, sizeof(long), cmp_l);
         fprintf(o,
                 "  \"%s\": {\"runs\": %d, \"median_ms\": %.4f, \"p95_ms\": %.4f, "
-                "\"mean_ms\": %.4f, \"min_ms\": %.4f, \"max_rss_kib\": %ld, \"unexpected_exit\": %d}%s\n",
+                "\"mean_ms\": %.4f, \"min_ms\": %.4f, \"paired_ratio_to_first\": %.4f, "
+                "\"max_rss_kib\": %ld, \"unexpected_exit\": %d}%s\n",
                 c->name, c->n, quantile(c->ms, c->n, 0.5), quantile(c->ms, c->n, 0.95),
-                sum / c->n, c->ms[0], c->rss[c->n / 2], c->fails, i + 1 < ncmd ? "," : "");
+                sum / c->n, c->ms[0], ratio[i], c->rss[c->n / 2], c->fails, i + 1 < ncmd ? "," : "");
     }
     fprintf(o, "}\n");
     fclose(o);

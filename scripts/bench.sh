@@ -14,6 +14,7 @@
 # (bench/fakes.py: the registry and Entra, HTTPS with a throwaway CA) and stops it on
 # exit. Nothing here fails on a time: goals are printed beside the figures.
 set -euo pipefail
+export PYTHONDONTWRITEBYTECODE=1
 cd "$(dirname "$0")/.."
 repo=$PWD
 
@@ -76,14 +77,14 @@ rustc "${rustflags[@]}" -C target-feature=+crt-static -o "$work/hello-static" be
 rustc "${rustflags[@]}" -o "$work/hello-dynamic" bench/hello.rs
 gcc -O2 -o "$work/runner" bench/runner.c
 
-# A throwaway CA and one certificate for the registry name and the Entra address.
+# A throwaway CA and one certificate for the registry's and Entra's names.
 pki="$work/pki"; mkdir -p "$pki"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
   -keyout "$pki/ca.key" -out "$pki/ca.pem" -subj "/CN=acr-entra bench CA" \
   -addext "basicConstraints=critical,CA:true" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
   -keyout "$pki/srv.key" -out "$pki/srv.csr" -subj "/CN=myacr.azurecr.io" 2>/dev/null
-printf 'subjectAltName=DNS:myacr.azurecr.io,IP:127.0.0.1\nbasicConstraints=CA:false\nextendedKeyUsage=serverAuth\n' > "$pki/ext"
+printf 'subjectAltName=DNS:myacr.azurecr.io,DNS:login.microsoftonline.com,IP:127.0.0.1\nbasicConstraints=CA:false\nextendedKeyUsage=serverAuth\n' > "$pki/ext"
 openssl x509 -req -in "$pki/srv.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial \
   -out "$pki/srv.pem" -days 2 -extfile "$pki/ext" 2>/dev/null
 # Trust as a real machine would (the system bundle) plus the test CA.
