@@ -3,10 +3,10 @@
 # credential helper, side by side in one run, and print ratios (absolute times vary by
 # machine; the ratios are what to compare across machines and commits).
 #
-#   scripts/bench.sh            full run (~1-2 minutes), writes bench/results.json
+#   scripts/bench.sh            full run (~1.5 minutes), writes bench/results.json
 #                               and bench/results.md
-#   scripts/bench.sh --quick    short run (~20 s) for a smoke check; writes to
-#                               $BENCH_OUT (default: a temp dir), not to bench/
+#   scripts/bench.sh --quick    short run (~40 s) for a smoke check; prints the table,
+#                               keeps the files only in $BENCH_OUT if set, never in bench/
 #   options: --no-install (do not apt-get), --no-build (use target/release as is)
 #
 # Installs what it needs with apt-get when missing (amazon-ecr-credential-helper,
@@ -24,7 +24,7 @@ for arg in "$@"; do
     --quick) quick=1 ;;
     --no-install) install=0 ;;
     --no-build) build=0 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -105,4 +105,8 @@ mode=(); [ "$quick" = 1 ] && mode=(--quick)
 python3 bench/bench.py "${mode[@]}" \
   --bin "$bin" --workdir "$work" --port-file "$work/port" --ca-bundle "$pki/bundle.pem" \
   --repo "$repo" --out "$out/results.json" --table "$out/results.md"
-echo "bench.sh: wrote $out/results.json and $out/results.md" >&2
+if [ "$quick" = 1 ] && [ -z "${BENCH_OUT:-}" ]; then
+  echo "bench.sh: quick run, nothing kept (set BENCH_OUT=DIR to keep results.json and results.md)" >&2
+else
+  echo "bench.sh: wrote $out/results.json and $out/results.md" >&2
+fi
