@@ -81,7 +81,8 @@ fn read_key(path: &Path) -> Result<String, String> {
         .map_err(|e| format!("`{shown}`: {e} (reading it needs the himds group or root)"))
 }
 
-fn parse(response: &HttpResponse) -> Result<crate::secret::EntraToken, String> {
+/// The Arc agent's token answer. Public so the parser of this outside input can be fuzzed.
+pub fn parse(response: &HttpResponse) -> Result<crate::secret::EntraToken, String> {
     if response.status != 200 {
         return Err(format!(
             "the Arc agent answered {} ({})",

@@ -203,6 +203,12 @@ pub fn exchange(
     let response = http
         .send(&HttpRequest::post_form(&url, body))
         .map_err(|e| ExchangeError::Other(e.into()))?;
+    read_answer(&url, &response)
+}
+
+/// The exchange's answer from `url`: the refresh token of a 200, or why there is none.
+/// Separate from the request so the parser of this outside input can be fuzzed.
+pub fn read_answer(url: &str, response: &HttpResponse) -> Result<AcrRefreshToken, ExchangeError> {
     match response.status {
         200 => {}
         300..=399 => {
@@ -214,19 +220,19 @@ pub fn exchange(
         401 => {
             return Err(ExchangeError::Unauthorized(format!(
                 "ACR exchange at `{url}` refused the Entra token (401: {})",
-                server_message(&response)
+                server_message(response)
             )));
         }
         403 => {
             return Err(ExchangeError::Other(Error::Exchange(format!(
                 "ACR exchange at `{url}` answered 403 ({}): the identity may lack an AcrPull/AcrPush role, or the registry's network rules block this machine",
-                server_message(&response)
+                server_message(response)
             ))));
         }
         status => {
             return Err(ExchangeError::Other(Error::Exchange(format!(
                 "ACR exchange at `{url}` answered {status} ({})",
-                server_message(&response)
+                server_message(response)
             ))));
         }
     }

@@ -361,6 +361,8 @@ fn corpus() -> Vec<(Vec<u8>, Verdict)> {
 }
 
 #[test]
+// The figures go to the README's Security section: print them (`--nocapture`).
+#[allow(clippy::print_stderr)]
 fn hostile_host_corpus() {
     let corpus = corpus();
     let mut seen = std::collections::HashSet::new();
@@ -433,7 +435,7 @@ fn hostile_host_corpus() {
                         "{new_conns} proxy and {entra_conns} Entra connections for a non-ACR name ({new_targets:?})"
                     ));
                 }
-                if out.code != Some(1) || out.stderr != "" {
+                if out.code != Some(1) || !out.stderr.is_empty() {
                     fail("expected exit 1 and empty stderr".into());
                 }
                 let line = out.stdout.strip_suffix('\n').unwrap_or(&out.stdout);

@@ -1,0 +1,30 @@
+//! Fuzz the kubelet `CredentialProviderRequest` reader and the image-reference split:
+//! no panic, and a parse error never echoes the service-account token.
+#![no_main]
+
+use docker_credential_acr_entra::cli::kubelet::{image_registry, read_request};
+use docker_credential_acr_entra::helper::parse_host;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    match read_request(data) {
+        Ok(request) => {
+            if let Ok(registry) = image_registry(&request.image) {
+                let _ = parse_host(&registry).map(|h| h.acr_cloud());
+            }
+        }
+        Err(e) => {
+            let line = e.one_line();
+            assert!(!line.contains('\n'));
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data)
+                && let Some(token) = v.get("serviceAccountToken").and_then(|s| s.as_str())
+                && token.len() >= 16
+            {
+                assert!(!line.contains(token), "token echoed in `{line}`");
+            }
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = image_registry(text);
+    }
+});
