@@ -182,6 +182,15 @@ pub fn mint_observed(
             Ok(token) => {
                 let now = crate::now();
                 let expires_on = exchange::refresh_token_expiry(&token, now);
+                // A token that is already dead would only turn into the client's 401 at
+                // pull time, far from the cause (issue 8: found by the fault tests).
+                if expires_on - now <= 60 {
+                    return Err(Error::Exchange(format!(
+                        "ACR exchange at `{}` returned a refresh token that expires at {expires_on} ({}s from now); check this machine's clock",
+                        challenge.exchange_url(),
+                        expires_on - now
+                    )));
+                }
                 crate::debug!(
                     "minted an ACR refresh token for `{host}`, expires in {}s",
                     expires_on - now
