@@ -19,6 +19,7 @@ mod credentials;
 mod exchange;
 mod failures;
 mod fakes_selftest;
+mod hardening_faults;
 mod hardening_hosts;
 mod logging;
 mod protocol;
