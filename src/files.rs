@@ -28,6 +28,21 @@ pub fn private_dir(dir: &Path) -> Result<()> {
         }
         Err(e) => return Err(Error::file(dir, e)),
     }
+    check_private(dir)
+}
+
+/// Whether files read from `dir` can be trusted: `Ok` when it is missing (nothing to
+/// read) or private, else the same error `private_dir` gives. For read paths, which must
+/// not create anything: a world-writable or foreign cache directory could hold planted
+/// tokens or credentials (issue 8).
+pub fn trusted_dir(dir: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        _ => check_private(dir),
+    }
+}
+
+fn check_private(dir: &Path) -> Result<()> {
     let meta = std::fs::metadata(dir).map_err(|e| Error::file(dir, e))?;
     if !meta.is_dir() {
         return Err(Error::Config(format!(
@@ -111,8 +126,36 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
+    } else {
+        remove_orphans(dir, &name);
     }
     result
+}
+
+/// Remove `.NAME.PID.N.tmp` files left by writers that were killed between creating the
+/// temp file and the rename (issue 8: 1,000 SIGKILLs left ~200 of them, each holding a
+/// copy of a secret). Only files of processes that no longer exist are touched.
+fn remove_orphans(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|f| f.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn unique_suffix() -> u64 {
@@ -218,6 +261,11 @@ mod tests {
             "no temp files left"
         );
         assert_eq!(read_small(&d.join("missing")).unwrap(), None);
+        // A killed writer's temp file (pid above Linux's pid_max) goes with the next write.
+        let orphan = d.join(".x.json.4194305.7.tmp");
+        std::fs::write(&orphan, b"half").unwrap();
+        write_atomic(&f, b"three").unwrap();
+        assert!(!orphan.exists());
     }
 
     #[test]

@@ -37,11 +37,34 @@ impl Context {
         self.settings.cache_dir.as_deref().map(Store::at)
     }
 
+    /// The store for reading (`get`, `list`): ignored, with a warning, when its directory
+    /// is not private, since anyone could have planted credentials there. `store` itself
+    /// fails loudly on such a directory (through `Store::lock`).
+    fn trusted_store(&self) -> Option<Store> {
+        let dir = self.settings.cache_dir.as_deref()?;
+        match crate::files::trusted_dir(dir) {
+            Ok(()) => Some(Store::at(dir)),
+            Err(e) => {
+                crate::warn!("ignoring stored credentials: {}", e.one_line());
+                None
+            }
+        }
+    }
+
+    /// The cache, unless disabled or its directory is not private: then `get` mints
+    /// without it (the cache never turns a working `get` into a failure) and warns.
     fn cache(&self) -> Option<Cache> {
         if self.settings.no_cache {
             return None;
         }
-        self.settings.cache_dir.as_deref().map(Cache::at)
+        let dir = self.settings.cache_dir.as_deref()?;
+        match crate::files::trusted_dir(dir) {
+            Ok(()) => Some(Cache::at(dir)),
+            Err(e) => {
+                crate::warn!("cache unusable, minting without it: {}", e.one_line());
+                None
+            }
+        }
     }
 
     /// How long to wait for another process's lock: longer than one slow mint.
@@ -78,7 +101,7 @@ pub fn acr_target<'a>(
 pub fn get(ctx: &Context, input: &[u8]) -> Result<String> {
     let url = protocol::read_server_url(input)?;
     let host = parse_host(&url)?;
-    if let Some(stored) = ctx.store().and_then(|s| s.get(&host)) {
+    if let Some(stored) = ctx.trusted_store().and_then(|s| s.get(&host)) {
         crate::debug!("`{host}`: answering the credential stored by `store`");
         return Ok(protocol::write_get(&url, &stored.username, &stored.secret));
     }
@@ -313,7 +336,8 @@ pub fn erase(ctx: &Context, input: &[u8]) -> Result<()> {
 }
 
 pub fn list(ctx: &Context) -> String {
-    let mut entries: BTreeMap<String, String> = ctx.store().map(|s| s.list()).unwrap_or_default();
+    let mut entries: BTreeMap<String, String> =
+        ctx.trusted_store().map(|s| s.list()).unwrap_or_default();
     for name in ctx.config.registries.keys() {
         let host = RegistryHost::parse(name).ok();
         let stored = host.is_some_and(|h| {
