@@ -20,6 +20,7 @@ mod exchange;
 mod failures;
 mod fakes_selftest;
 mod hardening_faults;
+mod hardening_files;
 mod hardening_hosts;
 mod logging;
 mod protocol;
