@@ -284,12 +284,35 @@ pub fn token(
         identity.why,
         identity.authority
     );
+    // The secrets we send, as sent and form-encoded: a server (or a proxy in front of a
+    // custom authority) that echoes them in an error must not get them printed (issue 8:
+    // client secrets are not token-shaped, so `redact_text` alone misses them).
+    let known: Vec<String> = [
+        settings.azure.client_secret.as_ref(),
+        settings.azure.certificate_password.as_ref(),
+        settings.azure.identity_header.as_ref(),
+        identity.inline_assertion.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(Secret::expose)
+    .filter(|s| s.len() >= 4)
+    .flat_map(|s| {
+        let encoded = crate::exchange::form(&[("", s)]);
+        [s.to_string(), encoded[1..].to_string()]
+    })
+    .collect();
+    let scrub = |message: String| {
+        known
+            .iter()
+            .fold(message, |m, s| m.replace(s.as_str(), "REDACTED"))
+    };
     let fail = |message: String| {
         Error::Entra(format!(
             "credential `{}` ({}) could not get an Entra token for `{scope}`: {}{}",
             identity.kind.name(),
             identity.why,
-            one_line(&redact_text(&message)),
+            one_line(&redact_text(&scrub(message))),
             hint(identity)
         ))
     };

@@ -21,7 +21,10 @@ pub const MAX_BODY: u64 = 1024 * 1024;
 /// The longest a connection attempt may take, whatever the total timeout.
 const MAX_CONNECT: Duration = Duration::from_secs(5);
 
-#[derive(Clone, Debug)]
+/// `Debug` shows the method, the URL without its query, header names and the body's
+/// length: bodies carry client secrets, assertions and Entra tokens, and headers the
+/// managed-identity header secret (issue 8).
+#[derive(Clone)]
 pub struct HttpRequest {
     pub method: &'static str,
     pub url: String,
@@ -57,11 +60,36 @@ impl HttpRequest {
     }
 }
 
-#[derive(Debug)]
+/// `Debug` shows the status, header names and the body's length: bodies carry tokens.
 pub struct HttpResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &strip_query(&self.url))
+            .field("headers", &header_names(&self.headers))
+            .field("body_len", &self.body.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpResponse")
+            .field("status", &self.status)
+            .field("headers", &header_names(&self.headers))
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+fn header_names(headers: &[(String, String)]) -> Vec<&str> {
+    headers.iter().map(|(k, _)| k.as_str()).collect()
 }
 
 impl HttpResponse {
