@@ -22,6 +22,7 @@ mod fakes_selftest;
 mod hardening_faults;
 mod hardening_files;
 mod hardening_hosts;
+mod hardening_secrets;
 mod hardening_storm;
 mod logging;
 mod protocol;
