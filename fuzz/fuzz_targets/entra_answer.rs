@@ -9,7 +9,11 @@ use docker_credential_acr_entra::http::HttpResponse;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let status = if data.first().is_some_and(|b| b & 1 == 1) { 200 } else { 400 };
+    let status = if data.first().is_some_and(|b| b & 1 == 1) {
+        200
+    } else {
+        400
+    };
     let response = HttpResponse {
         status,
         headers: vec![],

@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
         Ok(request) => {
             let shown = format!("{request:?}");
             if request.secret.expose().len() >= 4 {
-                assert!(!shown.contains(request.secret.expose()) || request.server_url.contains(request.secret.expose()) || request.username.contains(request.secret.expose()));
+                assert!(
+                    !shown.contains(request.secret.expose())
+                        || request.server_url.contains(request.secret.expose())
+                        || request.username.contains(request.secret.expose())
+                );
             }
             let _ = helper::parse_host(&request.server_url);
         }

@@ -23,7 +23,11 @@ fuzz_target!(|data: &[u8]| {
     assert!(!key.contains('@'));
     // `http://host:443` keeps its port (443 is not http's default), so the key is read
     // back with the scheme it came with.
-    let scheme = if host.wants_plain_http() { "http://" } else { "" };
+    let scheme = if host.wants_plain_http() {
+        "http://"
+    } else {
+        ""
+    };
     let again = RegistryHost::parse(&format!("{scheme}{key}")).expect("a key parses back");
     assert_eq!(again.key(), key);
     assert_eq!(again.acr_cloud(), host.acr_cloud());
