@@ -24,7 +24,7 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 
 echo "== building ${#targets[@]} fuzz targets"
-cargo fuzz build -O "${targets[@]/#/}" >/dev/null 2>&1 || cargo fuzz build -O
+cargo fuzz build -O
 
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
