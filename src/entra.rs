@@ -255,9 +255,19 @@ pub fn probe_imds(settings: &Settings) -> std::result::Result<(), String> {
         base.trim_end_matches('/')
     );
     match http.send(&HttpRequest::get(url).header("metadata", "true")) {
-        Ok(_) => Ok(()),
+        Ok(r) if looks_like_imds(&r.body) => Ok(()),
+        Ok(r) => Err(format!(
+            "something answered {} at the metadata address, but not like IMDS (a proxy or firewall?)",
+            r.status
+        )),
         Err(e) => Err(format!("no answer within 1s ({})", e.message)),
     }
+}
+
+/// IMDS answers JSON: a token, or (without `resource`, as in the probe) an error object.
+fn looks_like_imds(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .is_ok_and(|v| v.get("error").is_some() || v.get("access_token").is_some())
 }
 
 /// Whether `program` is an executable file in one of `PATH`'s directories.
@@ -489,4 +499,21 @@ pub fn block_on_deadline<T>(future: impl Future<Output = T>, deadline: Duration)
             futures::future::Either::Right(_) => None,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_imds_shaped_answers_count() {
+        assert!(looks_like_imds(
+            br#"{"error":"invalid_request","error_description":"Required query variable 'resource' is missing"}"#
+        ));
+        assert!(looks_like_imds(br#"{"access_token":"x","expires_on":"1"}"#));
+        assert!(!looks_like_imds(b"resolve_deny: denied destination"));
+        assert!(!looks_like_imds(b"<html>blocked</html>"));
+        assert!(!looks_like_imds(b"{}"));
+        assert!(!looks_like_imds(b""));
+    }
 }

@@ -91,6 +91,12 @@ impl TestEnv {
                 ("XDG_DATA_HOME".into(), s(&root.join("xdg-data"))),
                 ("XDG_RUNTIME_DIR".into(), s(&root.join("xdg-runtime"))),
                 ("SSL_CERT_FILE".into(), s(&self.ca_pem)),
+                // Never let an auto-pick probe the real metadata address from a test:
+                // tests that want IMDS point this at their fake.
+                (
+                    "AZURE_POD_IDENTITY_AUTHORITY_HOST".into(),
+                    format!("http://127.0.0.1:{}", super::http::dead_port()),
+                ),
             ],
         }
     }
