@@ -165,3 +165,50 @@ fn storm_of_mixed_verbs_loses_and_corrupts_nothing() {
 fn storm_full_size() {
     storm(64, 100);
 }
+
+/// A process stuck while holding the lock: waiting is bounded by 3 × ACR_ENTRA_TIMEOUT
+/// + 2 s and ends in one line that names the lock file.
+#[test]
+fn a_held_lock_is_waited_for_a_bounded_time_with_a_clear_error() {
+    let env = TestEnv::new();
+    let first = env
+        .helper()
+        .arg("store")
+        .stdin(store_json("ghcr.io", "before"))
+        .run();
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let lock_path = env.cache.join("credentials.lock");
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    held.lock().unwrap();
+    let out = env
+        .helper()
+        .arg("store")
+        .stdin(store_json("ghcr.io", "after"))
+        .env("ACR_ENTRA_TIMEOUT", "1")
+        .run();
+    let line = out.assert_loud_error();
+    assert!(
+        line.contains("credentials.lock") && line.contains("timed out"),
+        "{line}"
+    );
+    assert!(
+        out.elapsed >= Duration::from_secs(4) && out.elapsed < Duration::from_secs(15),
+        "{out:?}"
+    );
+    // get does not need the store's lock: it still answers while the lock is held.
+    env.get("ghcr.io")
+        .run()
+        .assert_answer_as("ghcr.io", "u", "before");
+    held.unlock().unwrap();
+    env.helper()
+        .arg("store")
+        .stdin(store_json("ghcr.io", "after"))
+        .run();
+    env.get("ghcr.io")
+        .run()
+        .assert_answer_as("ghcr.io", "u", "after");
+}
