@@ -6,6 +6,15 @@ use docker_credential_acr_entra::cli::kubelet::{image_registry, read_request};
 use docker_credential_acr_entra::helper::parse_host;
 use libfuzzer_sys::fuzz_target;
 
+/// Every fixed text a request error can contain: a "token" that is a substring of these
+/// proves nothing when it shows up (second crash found: the token was
+/// `CredentialProviderRequest`).
+const FIXED: &str = "stdin is not a JSON CredentialProviderRequest (line column ) \
+    unsupported apiVersion none (this provider speaks credentialprovider.kubelet.k8s.io/v1; \
+    set apiVersion: credentialprovider.kubelet.k8s.io/v1 in the CredentialProviderConfig) \
+    unsupported kind (expected CredentialProviderRequest) CredentialProviderRequest has no \
+    image image contains control characters CredentialProviderRequest is too long";
+
 fuzz_target!(|data: &[u8]| {
     match read_request(data) {
         Ok(request) => {
@@ -19,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data)
                 && let Some(token) = v.get("serviceAccountToken").and_then(|s| s.as_str())
                 && token.len() >= 16
+                && !FIXED.contains(token)
                 // The message may quote apiVersion or kind as given: a token that is also
                 // written there is not leaked by quoting them (first crash found).
                 && [v.get("apiVersion"), v.get("kind")]
