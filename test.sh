@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit and integration tests, then the
 # end-to-end suite with real clients (needs root: it edits /etc/hosts and binds :443).
-# E2E=0 skips the end-to-end part; FUZZ_SMOKE=1 also runs each fuzz target briefly.
+# Then supply-chain checks (cargo deny) and a few seconds of each fuzz target.
+# E2E=0, DENY=0 and FUZZ=0 skip those parts (they install cargo-deny/cargo-fuzz once).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -15,4 +16,12 @@ if [ "${E2E:-1}" != 0 ]; then
   echo "== end-to-end suite"
   cargo build --release --locked
   ACR_ENTRA_BIN="$PWD/target/release/docker-credential-acr-entra" bash tests/e2e/run.sh
+fi
+if [ "${DENY:-1}" != 0 ]; then
+  echo "== cargo deny"
+  scripts/deny.sh
+fi
+if [ "${FUZZ:-1}" != 0 ]; then
+  echo "== fuzz smoke"
+  FUZZ_SECONDS="${FUZZ_SECONDS:-5}" scripts/fuzz-smoke.sh
 fi
