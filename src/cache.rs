@@ -276,22 +276,12 @@ impl Cache {
 mod tests {
     use super::*;
     use crate::config::CredentialKind;
-    use crate::registry::Cloud;
 
     fn identity(kind: CredentialKind, client: Option<&str>, tenant: Option<&str>) -> Identity {
         Identity {
-            kind,
-            why: String::new(),
-            skipped: vec![],
-            cloud: Cloud::Public,
-            authority: "https://login.microsoftonline.com".into(),
             tenant: tenant.map(Into::into),
             client_id: client.map(Into::into),
-            object_id: None,
-            resource_id: None,
-            managed_source: None,
-            inline_assertion: None,
-            tenant_from_config: false,
+            ..Identity::for_test(kind)
         }
     }
 

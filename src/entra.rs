@@ -79,6 +79,27 @@ impl Identity {
     }
 }
 
+#[cfg(test)]
+impl Identity {
+    /// A public-cloud identity of `kind` with nothing else set, for unit tests.
+    pub fn for_test(kind: CredentialKind) -> Identity {
+        Identity {
+            kind,
+            why: String::new(),
+            skipped: Vec::new(),
+            cloud: Cloud::Public,
+            authority: Cloud::Public.authority_host().to_string(),
+            tenant: None,
+            client_id: None,
+            object_id: None,
+            resource_id: None,
+            managed_source: None,
+            inline_assertion: None,
+            tenant_from_config: false,
+        }
+    }
+}
+
 /// Choose the credential for a registry. `probe_imds` is asked only when the managed
 /// identity must come from IMDS; `on_path` says whether a program is on `PATH`.
 pub fn choose(

@@ -616,23 +616,12 @@ pub fn utc(ts: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::Cloud;
     use serde_json::json;
 
     fn identity(kind: CredentialKind, source: Option<ManagedSource>) -> Identity {
         Identity {
-            kind,
-            why: String::new(),
-            skipped: vec![],
-            cloud: Cloud::Public,
-            authority: "https://login.microsoftonline.com".into(),
-            tenant: None,
-            client_id: None,
-            object_id: None,
-            resource_id: None,
             managed_source: source,
-            inline_assertion: None,
-            tenant_from_config: false,
+            ..Identity::for_test(kind)
         }
     }
 
