@@ -215,7 +215,15 @@ pub fn acr_token(
         challenge: info.challenge.clone(),
         audience: info.audience.as_deref().and_then(Audience::parse),
     };
-    let minted = match mint::mint(settings, &ctx.config, host, registry, &identity, &hints) {
+    let minted = match mint::mint(
+        settings,
+        &ctx.config,
+        host,
+        registry,
+        &identity,
+        &hints,
+        &mut |_| {},
+    ) {
         Ok(m) => m,
         Err(e) => {
             if let Some(stale) = cached.filter(|c| c.is_valid(crate::now())) {

@@ -2,7 +2,7 @@
 //! token for the ACR audience, the exchange, and — when the exchange refuses that
 //! audience with 401 — one retry with the ARM audience. The audience that worked is
 //! remembered so the next mint starts with it. No cache or lock logic here.
-//! `mint_observed` reports each step with its duration, for `doctor`.
+//! `mint` reports each step with its duration to an observer, for `doctor`.
 
 use std::time::{Duration, Instant};
 
@@ -68,27 +68,9 @@ pub fn scheme(host: &RegistryHost, config: &FileConfig) -> &'static str {
     }
 }
 
+/// One mint, telling `observe` about each step as it ends (`doctor` prints them; `get`
+/// passes a no-op).
 pub fn mint(
-    settings: &Settings,
-    config: &FileConfig,
-    host: &RegistryHost,
-    registry: Option<&RegistryConfig>,
-    identity: &Identity,
-    hints: &Hints,
-) -> Result<Minted> {
-    mint_observed(
-        settings,
-        config,
-        host,
-        registry,
-        identity,
-        hints,
-        &mut |_| {},
-    )
-}
-
-/// `mint`, telling `observe` about each step as it ends.
-pub fn mint_observed(
     settings: &Settings,
     config: &FileConfig,
     host: &RegistryHost,

@@ -262,7 +262,7 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
         "one real mint (fresh challenge, nothing cached or written):",
     );
     let mut steps = Vec::new();
-    let minted = mint::mint_observed(
+    let minted = mint::mint(
         &ctx.settings,
         config,
         &host,

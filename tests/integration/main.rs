@@ -27,4 +27,3 @@ mod hardening_storm;
 mod logging;
 mod protocol;
 mod store;
-mod verbs;
