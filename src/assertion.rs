@@ -1,7 +1,8 @@
 //! Client assertions for Entra's `jwt-bearer` client authentication, fed to
 //! `azure_identity::ClientAssertionCredential`: a workload-identity token read from its
 //! file on every mint (or handed over by kubelet), and a certificate credential's RS256
-//! JWT signed with `ring` from a PEM certificate and RSA key — pure Rust, no OpenSSL.
+//! JWT signed with `ring` from the certificate and RSA key `certfile` reads (PEM or PFX) —
+//! pure Rust, no OpenSSL.
 
 use std::path::{Path, PathBuf};
 
@@ -11,9 +12,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SecureRandom;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::certfile;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
@@ -71,7 +71,7 @@ impl std::fmt::Debug for CertificateAssertion {
 }
 
 impl CertificateAssertion {
-    /// Load a PEM file holding the certificate and its private key (PKCS#8 or PKCS#1).
+    /// Load the certificate and its RSA key from a PEM or PFX/PKCS#12 file.
     pub fn load(
         path: &Path,
         password: Option<&Secret>,
@@ -79,38 +79,13 @@ impl CertificateAssertion {
         token_endpoint: &str,
     ) -> Result<CertificateAssertion> {
         let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
-        let bad =
-            |why: &str| Error::Config(format!("client certificate `{}`: {why}", path.display()));
-        if !bytes.starts_with(b"-----") && !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-            return Err(bad(
-                "not a PEM file; PFX/PKCS#12 is not supported yet, convert it with \
-                 `openssl pkcs12 -in cert.pfx -out cert.pem -nodes`",
-            ));
-        }
-        if bytes.windows(9).any(|w| w == b"ENCRYPTED") {
-            return Err(bad(if password.is_some() {
-                "encrypted private keys are not supported yet; store the key unencrypted with 0600 permissions"
-            } else {
-                "the private key is encrypted; decrypt it (AZURE_CLIENT_CERTIFICATE_PASSWORD is not supported for PEM yet)"
-            }));
-        }
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| bad("a certificate in it cannot be read"))?;
-        let leaf = certs
-            .first()
-            .ok_or_else(|| bad("it holds no certificate"))?;
-        let key = PrivateKeyDer::from_pem_slice(&bytes)
-            .map_err(|_| bad("it holds no readable private key"))?;
-        let key = match &key {
-            PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
-            PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
-            _ => return Err(bad("only RSA private keys are supported")),
-        }
-        .map_err(|e| bad(&format!("the private key is not a usable RSA key ({e})")))?;
-        let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf.as_ref());
+        let loaded = certfile::read(&bytes, password.map(Secret::expose)).map_err(|why| {
+            Error::Config(format!("client certificate `{}`: {why}", path.display()))
+        })?;
+        let sha1 =
+            ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &loaded.certificate);
         Ok(CertificateAssertion {
-            key,
+            key: loaded.key,
             thumbprint: URL_SAFE_NO_PAD.encode(sha1.as_ref()),
             client_id: client_id.to_string(),
             token_endpoint: token_endpoint.to_string(),

@@ -21,14 +21,17 @@
 //! `exchange` never read the environment (only `config` does) and never print; only
 //! `entra`, `azure_http`, `assertion` and `process` touch async; only `files`, `cache`
 //! and `store` write files (`cli::configure` edits client configs through `files`). stdout
-//! is written here and nowhere else.
+//! is written here and nowhere else. Client certificate files are read by `certfile` with
+//! `der`, `pbe` and `pkcs12` (pure functions over bytes, no I/O), for `assertion`.
 
 pub mod arc;
 pub mod assertion;
 pub mod azure_http;
 pub mod cache;
+pub mod certfile;
 pub mod cli;
 pub mod config;
+pub mod der;
 pub mod entra;
 pub mod error;
 pub mod exchange;
@@ -38,6 +41,8 @@ pub mod http;
 pub mod jwt;
 pub mod log;
 pub mod mint;
+pub mod pbe;
+pub mod pkcs12;
 pub mod process;
 pub mod protocol;
 pub mod registry;

@@ -134,7 +134,6 @@ fn check_assertion(assertion: &str, entra: &FakeEntra, cert_der: &[u8], public_k
 }
 
 #[test]
-#[ignore = "not implemented yet: PFX/PKCS#12 certificates (SPEC §4 says PEM or PFX); the helper answers `not a PEM file; PFX/PKCS#12 is not supported yet`"]
 fn client_certificate_pfx_with_password() {
     let env = TestEnv::new();
     let entra = FakeEntra::start();
@@ -171,6 +170,40 @@ fn client_certificate_pfx_with_password() {
         &key,
     );
     assert_minted(&out, &acr, &entra.issued()[0], TENANT);
+}
+
+#[test]
+fn client_certificate_pfx_with_a_wrong_password_is_one_line_without_requests() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let pfx = env.write("client.pfx", engine.decode(tls::PFX_BASE64).unwrap());
+    let wrong = "wrong-pfx-password-4711";
+    let out = env
+        .get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", "client-certificate")
+        .env("ACR_ENTRA_LOG", "trace")
+        .env("AZURE_AUTHORITY_HOST", entra.authority())
+        .env("AZURE_CLIENT_ID", CLIENT)
+        .env("AZURE_TENANT_ID", TENANT)
+        .env("AZURE_CLIENT_CERTIFICATE_PATH", pfx.display().to_string())
+        .env("AZURE_CLIENT_CERTIFICATE_PASSWORD", wrong)
+        .connect_to("x:443:127.0.0.1:1")
+        .run();
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout_line().contains(&format!(
+            "client certificate `{}`: the password does not open it (integrity check failed); check AZURE_CLIENT_CERTIFICATE_PASSWORD",
+            pfx.display()
+        )),
+        "{out:?}"
+    );
+    assert!(
+        !out.stdout.contains(wrong) && !out.stderr.contains(wrong),
+        "{out:?}"
+    );
+    assert_eq!(entra.server.connection_count(), 0);
 }
 
 #[test]

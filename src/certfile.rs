@@ -1,0 +1,328 @@
+//! A client certificate file as `AZURE_CLIENT_CERTIFICATE_PATH` names it, read into the
+//! RSA key and the certificate that carries its public key: PEM (certificates plus a
+//! PKCS#1, PKCS#8 or password-encrypted PKCS#8 key) or PFX/PKCS#12, the password coming
+//! from `AZURE_CLIENT_CERTIFICATE_PASSWORD`. The certificate is chosen by its public key,
+//! so a chain in any order works.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ring::signature::{KeyPair, RsaKeyPair};
+use rustls_pki_types::pem::{PemObject, SectionKind};
+
+use crate::der::{self, Reader};
+use crate::pbe::{self, Password, PbeError};
+use crate::pkcs12;
+
+const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const ENCRYPTED_PEM_BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+const ENCRYPTED_PEM_END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+
+/// The signing key and the DER certificate whose thumbprint names it to Entra.
+pub struct ClientCertificate {
+    pub key: RsaKeyPair,
+    pub certificate: Vec<u8>,
+}
+
+impl std::fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCertificate")
+            .field("certificate_len", &self.certificate.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads a PEM or PFX file's bytes. Errors are short phrases for "client certificate
+/// `PATH`: …" and never quote the file's content or the password.
+pub fn read(bytes: &[u8], password: Option<&str>) -> Result<ClientCertificate, String> {
+    let (certificates, keys) = if is_pem(bytes) {
+        read_pem(bytes, password)?
+    } else if pkcs12::looks_like_pkcs12(bytes) {
+        let contents = pkcs12::parse(bytes, password).map_err(|e| e.to_string())?;
+        (contents.certificates, contents.keys)
+    } else {
+        return Err("neither a PEM file nor a PFX/PKCS#12 file".to_string());
+    };
+    if certificates.is_empty() {
+        return Err("it holds no certificate".to_string());
+    }
+    let mut last_error = "it holds no private key".to_string();
+    for key in &keys {
+        match rsa_key(key) {
+            Ok(key) => {
+                let public = key.public_key().as_ref().to_vec();
+                let Some(certificate) = certificates
+                    .iter()
+                    .find(|c| c.windows(public.len()).any(|w| w == public.as_slice()))
+                else {
+                    last_error = "no certificate in it matches the private key".to_string();
+                    continue;
+                };
+                return Ok(ClientCertificate {
+                    certificate: certificate.clone(),
+                    key,
+                });
+            }
+            Err(e) => last_error = e,
+        }
+    }
+    Err(last_error)
+}
+
+fn is_pem(bytes: &[u8]) -> bool {
+    bytes.windows(11).any(|w| w == b"-----BEGIN ")
+}
+
+type Parts = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+fn read_pem(bytes: &[u8], password: Option<&str>) -> Result<Parts, String> {
+    if bytes.windows(22).any(|w| w == b"Proc-Type: 4,ENCRYPTED") {
+        return Err(
+            "the key is encrypted in the legacy OpenSSL format; convert it to \
+                    PKCS#8 with `openssl pkcs8 -topk8 -v2 aes-256-cbc`"
+                .to_string(),
+        );
+    }
+    let mut certificates = Vec::new();
+    let mut keys = Vec::new();
+    for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
+        let (kind, der) = section.map_err(|_| "a PEM block in it cannot be read".to_string())?;
+        match kind {
+            SectionKind::Certificate => certificates.push(der),
+            SectionKind::PrivateKey => keys.push(der),
+            SectionKind::RsaPrivateKey => keys.push(wrap_pkcs1(&der)),
+            SectionKind::EcPrivateKey => {
+                return Err("only RSA private keys are supported".to_string());
+            }
+            _ => {}
+        }
+    }
+    for encrypted in encrypted_pem_blocks(bytes)? {
+        keys.push(decrypt_pkcs8(&encrypted, password)?);
+    }
+    Ok((certificates, keys))
+}
+
+/// The DER of each `ENCRYPTED PRIVATE KEY` block (a label the PEM reader skips).
+fn encrypted_pem_blocks(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut blocks = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find(ENCRYPTED_PEM_BEGIN) {
+        let body = &rest[start + ENCRYPTED_PEM_BEGIN.len()..];
+        let end = body
+            .find(ENCRYPTED_PEM_END)
+            .ok_or("an encrypted key block in it has no end line")?;
+        let b64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
+        blocks.push(
+            STANDARD
+                .decode(b64)
+                .map_err(|_| "an encrypted key block in it is not base64")?,
+        );
+        rest = &body[end..];
+    }
+    Ok(blocks)
+}
+
+fn decrypt_pkcs8(encrypted: &[u8], password: Option<&str>) -> Result<Vec<u8>, String> {
+    let Some(password) = password.filter(|p| !p.is_empty()) else {
+        return Err(
+            "the private key is encrypted; set AZURE_CLIENT_CERTIFICATE_PASSWORD".to_string(),
+        );
+    };
+    pbe::decrypt_private_key_info(encrypted, &Password::new(password)).map_err(|e| match e {
+        PbeError::WrongPassword => "the password does not decrypt the private key; check \
+                                    AZURE_CLIENT_CERTIFICATE_PASSWORD"
+            .to_string(),
+        PbeError::Unsupported(what) => format!("the private key's {what} is not supported"),
+        PbeError::Malformed(why) => format!("the encrypted private key is malformed ({why})"),
+    })
+}
+
+/// A PKCS#1 `RSAPrivateKey` wrapped as PKCS#8, so every key takes one path.
+fn wrap_pkcs1(pkcs1: &[u8]) -> Vec<u8> {
+    fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = value.len();
+        if len < 0x80 {
+            out.push(len.to_be_bytes()[7]);
+        } else {
+            let bytes = len.to_be_bytes();
+            let skip = bytes.iter().take_while(|&&b| b == 0).count();
+            out.push(0x80 | (8 - skip).to_be_bytes()[7]);
+            out.extend_from_slice(&bytes[skip..]);
+        }
+        out.extend_from_slice(value);
+        out
+    }
+    let mut algorithm = tlv(der::OID, RSA_ENCRYPTION);
+    algorithm.extend([0x05, 0x00]);
+    let mut body = vec![0x02, 0x01, 0x00];
+    body.extend(tlv(der::SEQUENCE, &algorithm));
+    body.extend(tlv(der::OCTET_STRING, pkcs1));
+    tlv(der::SEQUENCE, &body)
+}
+
+/// An RSA key from PKCS#8 `PrivateKeyInfo`. ring refuses some valid encodings (attributes
+/// that Windows adds, a v2 structure), so the PKCS#1 key inside is the second try.
+fn rsa_key(pkcs8: &[u8]) -> Result<RsaKeyPair, String> {
+    if let Ok(key) = RsaKeyPair::from_pkcs8(pkcs8) {
+        return Ok(key);
+    }
+    let inner = || -> Result<&[u8], der::DerError> {
+        let mut info = Reader::new(der::single(pkcs8, der::SEQUENCE)?);
+        info.small_uint()?;
+        let mut algorithm = info.sequence()?;
+        if algorithm.expect(der::OID)? != RSA_ENCRYPTION {
+            return Err(der::DerError("not RSA"));
+        }
+        info.expect(der::OCTET_STRING)
+    };
+    match inner() {
+        Ok(pkcs1) => RsaKeyPair::from_der(pkcs1)
+            .map_err(|e| format!("the private key is not a usable RSA key ({e})")),
+        Err(der::DerError("not RSA")) => Err("only RSA private keys are supported".to_string()),
+        Err(_) => Err("the private key cannot be read".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkcs1_wrapping_is_valid_der() {
+        let wrapped = wrap_pkcs1(&[0x30, 0x00]);
+        assert_eq!(
+            wrapped,
+            [
+                0x30, 0x16, 0x02, 0x01, 0x00, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7,
+                0x0d, 0x01, 0x01, 0x01, 0x05, 0x00, 0x04, 0x02, 0x30, 0x00
+            ]
+        );
+        let long = wrap_pkcs1(&vec![0u8; 300]);
+        assert_eq!(&long[..4], &[0x30, 0x82, 0x01, 0x42]);
+    }
+
+    /// Fixtures made by `tests/fixtures/certs/make.sh` with openssl 3.
+    macro_rules! fixture {
+        ($name:literal) => {
+            include_bytes!(concat!("../tests/fixtures/certs/", $name)).as_slice()
+        };
+    }
+    const PASSWORD: &str = "fixture-password";
+    const CERT_DER: &[u8] = fixture!("cert.der");
+
+    fn assert_reads(name: &str, bytes: &[u8], password: Option<&str>) {
+        let read = read(bytes, password).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            read.certificate, CERT_DER,
+            "{name}: the client's certificate"
+        );
+        // The key is the certificate's: its public key is inside the certificate.
+        let public = read.key.public_key().as_ref();
+        assert!(
+            CERT_DER.windows(public.len()).any(|w| w == public),
+            "{name}"
+        );
+    }
+
+    #[test]
+    fn reads_every_pfx_that_openssl_and_windows_write() {
+        for (name, bytes, password) in [
+            ("aes256.pfx", fixture!("aes256.pfx"), Some(PASSWORD)),
+            (
+                "legacy.pfx (RC2-40, 3DES)",
+                fixture!("legacy.pfx"),
+                Some(PASSWORD),
+            ),
+            ("3des.pfx", fixture!("3des.pfx"), Some(PASSWORD)),
+            (
+                "chain-aes128.pfx",
+                fixture!("chain-aes128.pfx"),
+                Some(PASSWORD),
+            ),
+            ("empty-password.pfx", fixture!("empty-password.pfx"), None),
+            (
+                "empty-password.pfx",
+                fixture!("empty-password.pfx"),
+                Some(""),
+            ),
+            ("plain.pfx", fixture!("plain.pfx"), None),
+        ] {
+            assert_reads(name, bytes, password);
+        }
+    }
+
+    #[test]
+    fn reads_plain_and_encrypted_pem_with_the_chain_in_any_order() {
+        assert_reads("pkcs1.pem", fixture!("pkcs1.pem"), None);
+        for (name, bytes) in [
+            ("PBES2 AES-256", fixture!("encrypted-v2aes256cbc.pem")),
+            ("PBES2 3DES", fixture!("encrypted-v2des3.pem")),
+            ("PKCS#12 PBE 3DES", fixture!("encrypted-v1pbesha13des.pem")),
+        ] {
+            assert_reads(name, bytes, Some(PASSWORD));
+        }
+    }
+
+    #[test]
+    fn wrong_or_missing_passwords_say_which_variable_to_fix() {
+        for pfx in [fixture!("aes256.pfx"), fixture!("legacy.pfx")] {
+            assert_eq!(
+                read(pfx, Some("not-it")).unwrap_err(),
+                "the password does not open it (integrity check failed); check AZURE_CLIENT_CERTIFICATE_PASSWORD"
+            );
+            assert_eq!(
+                read(pfx, None).unwrap_err(),
+                "it is password-protected; set AZURE_CLIENT_CERTIFICATE_PASSWORD"
+            );
+        }
+        let pem = fixture!("encrypted-v2aes256cbc.pem");
+        assert_eq!(
+            read(pem, Some("not-it")).unwrap_err(),
+            "the password does not decrypt the private key; check AZURE_CLIENT_CERTIFICATE_PASSWORD"
+        );
+        assert_eq!(
+            read(pem, None).unwrap_err(),
+            "the private key is encrypted; set AZURE_CLIENT_CERTIFICATE_PASSWORD"
+        );
+        assert!(
+            read(fixture!("legacy-encrypted.pem"), Some(PASSWORD))
+                .unwrap_err()
+                .contains("openssl pkcs8 -topk8")
+        );
+    }
+
+    #[test]
+    fn a_certificate_without_its_key_is_refused() {
+        let pkcs1 = std::str::from_utf8(fixture!("pkcs1.pem")).unwrap();
+        let (_, key) = pkcs1.split_once("-----END CERTIFICATE-----\n").unwrap();
+        let ca = std::str::from_utf8(fixture!("ca.pem")).unwrap();
+        let only_ca = format!("{ca}{key}").into_bytes();
+        assert_eq!(
+            read(&only_ca, None).unwrap_err(),
+            "no certificate in it matches the private key"
+        );
+        assert_eq!(
+            read(fixture!("cert.pem"), None).unwrap_err(),
+            "it holds no private key"
+        );
+    }
+
+    /// Every truncation of a real PFX is an error, never a panic.
+    #[test]
+    fn truncated_pfx_files_are_errors() {
+        let pfx = fixture!("aes256.pfx");
+        for len in (0..pfx.len()).step_by(7) {
+            assert!(read(&pfx[..len], Some(PASSWORD)).is_err(), "{len}");
+        }
+    }
+
+    #[test]
+    fn neither_pem_nor_pfx_is_named() {
+        assert_eq!(
+            read(b"just text", None).unwrap_err(),
+            "neither a PEM file nor a PFX/PKCS#12 file"
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! PFX/PKCS#12 files (RFC 7292) as `openssl pkcs12 -export`, Windows and Azure Key Vault
+//! write them: the integrity MAC checked with the password, then every certificate and
+//! private key gathered from the safe contents, encrypted or not. Reading only, and only
+//! password integrity and privacy mode (no public-key modes, no PBMAC1).
+
+use crate::der::{self, Reader};
+use crate::pbe::{self, Password, PbeError};
+
+const DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
+const ENCRYPTED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x06];
+const KEY_BAG: &[u8] = &[
+    0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x01,
+];
+const SHROUDED_KEY_BAG: &[u8] = &[
+    0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x02,
+];
+const CERT_BAG: &[u8] = &[
+    0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x03,
+];
+const SAFE_CONTENTS_BAG: &[u8] = &[
+    0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x06,
+];
+const X509_CERTIFICATE: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x16, 0x01];
+const PBMAC1: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0e];
+/// Nested safe contents deeper than this are refused (tools write none).
+const MAX_NESTING: usize = 4;
+
+/// What a PKCS#12 file holds that a certificate credential can use.
+#[derive(Default)]
+pub struct Contents {
+    /// X.509 certificates, DER, in file order.
+    pub certificates: Vec<Vec<u8>>,
+    /// Private keys as PKCS#8 `PrivateKeyInfo` DER, decrypted.
+    pub keys: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Contents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Contents")
+            .field("certificates", &self.certificates.len())
+            .field("keys", &format_args!("<{} redacted>", self.keys.len()))
+            .finish()
+    }
+}
+
+/// Why a PKCS#12 file could not be read; the texts end up in one-line errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Pkcs12Error {
+    #[error("not a PKCS#12 file ({0})")]
+    Malformed(&'static str),
+    #[error("unsupported PKCS#12 content: {0}")]
+    Unsupported(String),
+    #[error(
+        "the password does not open it (integrity check failed); check AZURE_CLIENT_CERTIFICATE_PASSWORD"
+    )]
+    WrongPassword,
+    #[error("it is password-protected; set AZURE_CLIENT_CERTIFICATE_PASSWORD")]
+    PasswordNeeded,
+}
+
+impl From<der::DerError> for Pkcs12Error {
+    fn from(e: der::DerError) -> Self {
+        Pkcs12Error::Malformed(e.0)
+    }
+}
+
+impl From<PbeError> for Pkcs12Error {
+    fn from(e: PbeError) -> Self {
+        match e {
+            PbeError::Malformed(why) => Pkcs12Error::Malformed(why),
+            PbeError::Unsupported(what) => Pkcs12Error::Unsupported(what),
+            PbeError::WrongPassword => Pkcs12Error::WrongPassword,
+        }
+    }
+}
+
+/// Does this look like a PFX at all (a DER SEQUENCE starting with version 3)?
+pub fn looks_like_pkcs12(bytes: &[u8]) -> bool {
+    let mut outer = Reader::new(bytes);
+    outer
+        .sequence()
+        .and_then(|mut pfx| pfx.small_uint())
+        .is_ok_and(|version| version == 3)
+}
+
+/// Reads a PFX with the password the user gave, if any.
+pub fn parse(bytes: &[u8], password: Option<&str>) -> Result<Contents, Pkcs12Error> {
+    let mut pfx = Reader::new(der::single(bytes, der::SEQUENCE)?);
+    if pfx.small_uint()? != 3 {
+        return Err(Pkcs12Error::Malformed("version is not 3"));
+    }
+    let mut auth_safe = pfx.sequence()?;
+    let content_type = auth_safe.expect(der::OID)?;
+    if content_type != DATA {
+        return Err(Pkcs12Error::Unsupported(
+            "public-key integrity mode (signed data)".to_string(),
+        ));
+    }
+    let data = der::single(auth_safe.expect(der::CONTEXT_0)?, der::OCTET_STRING)?;
+    let candidates = Password::candidates(password);
+    let chosen: Vec<&Password> = match pfx.optional(der::SEQUENCE)? {
+        Some(mac_data) => {
+            let mut verified = None;
+            for candidate in &candidates {
+                if verify_mac(mac_data, data, candidate)? {
+                    verified = Some(candidate);
+                    break;
+                }
+            }
+            vec![verified.ok_or_else(|| wrong_password(password))?]
+        }
+        None => candidates.iter().collect(),
+    };
+    let mut last = Pkcs12Error::WrongPassword;
+    for candidate in chosen {
+        let mut contents = Contents::default();
+        match read_authenticated_safe(data, candidate, &mut contents) {
+            Ok(()) => return Ok(contents),
+            Err(Pkcs12Error::WrongPassword) => last = wrong_password(password),
+            Err(other) => return Err(other),
+        }
+    }
+    Err(last)
+}
+
+fn wrong_password(password: Option<&str>) -> Pkcs12Error {
+    if password.is_some_and(|p| !p.is_empty()) {
+        Pkcs12Error::WrongPassword
+    } else {
+        Pkcs12Error::PasswordNeeded
+    }
+}
+
+/// The `MacData` check: HMAC over the authenticated safe with a key derived from the
+/// password. `Ok(false)` means this password encoding is not the one.
+fn verify_mac(mac_data: &[u8], data: &[u8], password: &Password) -> Result<bool, Pkcs12Error> {
+    let mut mac_data = Reader::new(mac_data);
+    let mut digest_info = mac_data.sequence()?;
+    let mut algorithm = digest_info.sequence()?;
+    let oid = algorithm.expect(der::OID)?;
+    if oid == PBMAC1 {
+        return Err(Pkcs12Error::Unsupported(
+            "PBMAC1 integrity (re-export with `openssl pkcs12 -export -macalg sha256`)".to_string(),
+        ));
+    }
+    let hash = pbe::digest_by_oid(oid)?;
+    let expected = digest_info.expect(der::OCTET_STRING)?;
+    let salt = mac_data.expect(der::OCTET_STRING)?;
+    let rounds = if mac_data.is_empty() {
+        1
+    } else {
+        mac_data.small_uint()?
+    };
+    let key = pbe::pkcs12_kdf(hash, 3, password, salt, rounds, hash.output_len())?;
+    let key = ring::hmac::Key::new(pbe::hmac_for(hash), &key);
+    Ok(ring::hmac::verify(&key, data, expected).is_ok())
+}
+
+/// `AuthenticatedSafe`: a SEQUENCE of `ContentInfo`, each plain or password-encrypted.
+fn read_authenticated_safe(
+    data: &[u8],
+    password: &Password,
+    out: &mut Contents,
+) -> Result<(), Pkcs12Error> {
+    let mut infos = Reader::new(der::single(data, der::SEQUENCE)?);
+    while !infos.is_empty() {
+        let mut info = infos.sequence()?;
+        let content_type = info.expect(der::OID)?;
+        let content = info.expect(der::CONTEXT_0)?;
+        if content_type == DATA {
+            read_safe_contents(der::single(content, der::OCTET_STRING)?, password, out, 0)?;
+        } else if content_type == ENCRYPTED_DATA {
+            let plain = decrypt_encrypted_data(content, password)?;
+            read_safe_contents(&plain, password, out, 0)?;
+        } else {
+            return Err(Pkcs12Error::Unsupported(format!(
+                "content type {} (public-key privacy mode?)",
+                der::oid_text(content_type)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `EncryptedData` → the `SafeContents` DER inside.
+fn decrypt_encrypted_data(content: &[u8], password: &Password) -> Result<Vec<u8>, Pkcs12Error> {
+    let mut encrypted_data = Reader::new(der::single(content, der::SEQUENCE)?);
+    encrypted_data.small_uint()?;
+    let mut info = encrypted_data.sequence()?;
+    info.expect(der::OID)?;
+    let algorithm = info.expect(der::SEQUENCE)?;
+    let ciphertext = match info.any()? {
+        t if t.tag == der::CONTEXT_0_PRIMITIVE => t.value.to_vec(),
+        // BER-style constructed form: the ciphertext in OCTET STRING pieces.
+        t if t.tag == der::CONTEXT_0 => {
+            let mut pieces = Reader::new(t.value);
+            let mut joined = Vec::new();
+            while !pieces.is_empty() {
+                joined.extend_from_slice(pieces.expect(der::OCTET_STRING)?);
+            }
+            joined
+        }
+        _ => return Err(Pkcs12Error::Malformed("encrypted content missing")),
+    };
+    let plain = pbe::decrypt(algorithm, &ciphertext, password)?;
+    // Valid padding under a wrong key is possible; a wrong key never gives valid DER.
+    der::single(&plain, der::SEQUENCE).map_err(|_| Pkcs12Error::WrongPassword)?;
+    Ok(plain)
+}
+
+/// `SafeContents`: a SEQUENCE of `SafeBag`s; keys and certificates are kept, other bags
+/// (CRLs, secrets) skipped.
+fn read_safe_contents(
+    data: &[u8],
+    password: &Password,
+    out: &mut Contents,
+    depth: usize,
+) -> Result<(), Pkcs12Error> {
+    if depth > MAX_NESTING {
+        return Err(Pkcs12Error::Malformed("safe contents nested too deeply"));
+    }
+    let mut bags = Reader::new(der::single(data, der::SEQUENCE)?);
+    while !bags.is_empty() {
+        let mut bag = bags.sequence()?;
+        let bag_type = bag.expect(der::OID)?;
+        let value = bag.expect(der::CONTEXT_0)?;
+        if bag_type == KEY_BAG {
+            der::single(value, der::SEQUENCE)?;
+            out.keys.push(value.to_vec());
+        } else if bag_type == SHROUDED_KEY_BAG {
+            out.keys
+                .push(pbe::decrypt_private_key_info(value, password)?);
+        } else if bag_type == CERT_BAG {
+            let mut cert_bag = Reader::new(der::single(value, der::SEQUENCE)?);
+            if cert_bag.expect(der::OID)? == X509_CERTIFICATE {
+                let der_cert = der::single(cert_bag.expect(der::CONTEXT_0)?, der::OCTET_STRING)?;
+                out.certificates.push(der_cert.to_vec());
+            }
+        } else if bag_type == SAFE_CONTENTS_BAG {
+            read_safe_contents(value, password, out, depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bytes in [
+            &b""[..],
+            b"hello",
+            &[0x30, 0x03, 0x02, 0x01, 0x03],
+            &[0x30, 0x03, 0x02, 0x01, 0x02],
+            &[0x30, 0x80, 0x02, 0x01, 0x03, 0x00, 0x00],
+        ] {
+            assert!(parse(bytes, Some("pw")).is_err(), "{bytes:?}");
+        }
+        assert!(!looks_like_pkcs12(b"-----BEGIN CERTIFICATE-----"));
+        assert!(looks_like_pkcs12(&[0x30, 0x03, 0x02, 0x01, 0x03]));
+    }
+
+    #[test]
+    fn debug_redacts_keys() {
+        let contents = Contents {
+            certificates: vec![vec![1]],
+            keys: vec![b"secret key bytes".to_vec()],
+        };
+        let shown = format!("{contents:?}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("115"),
+            "{shown}"
+        );
+    }
+}
