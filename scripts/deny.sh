@@ -17,6 +17,9 @@ if ! cargo deny --version >/dev/null 2>&1; then
 fi
 
 echo "== cargo deny: licenses, bans, sources"
+# cargo-deny reads every platform's dependencies (windows-sys, wasm crates…), which a
+# build on this platform never downloads: fetch them all first, then check offline.
+cargo fetch --locked --quiet
 cargo deny --offline check licenses bans sources
 
 echo "== cargo deny: advisories"
