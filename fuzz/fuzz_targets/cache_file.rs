@@ -12,6 +12,10 @@ use docker_credential_acr_entra::entra::Identity;
 use docker_credential_acr_entra::registry::{Cloud, RegistryHost};
 use libfuzzer_sys::fuzz_target;
 
+#[path = "scratch.rs"]
+mod scratch;
+use scratch::scratch_dir;
+
 struct World {
     _dir: tempfile::TempDir,
     cache: Cache,
@@ -22,7 +26,7 @@ struct World {
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = scratch_dir();
         let cache = Cache::open(&dir.path().join("cache")).unwrap();
         let host = RegistryHost::parse("myacr.azurecr.io").unwrap();
         let identity = Identity {

@@ -11,9 +11,13 @@ use docker_credential_acr_entra::secret::Secret;
 use docker_credential_acr_entra::store::{Store, Stored};
 use libfuzzer_sys::fuzz_target;
 
+#[path = "scratch.rs"]
+mod scratch;
+use scratch::scratch_dir;
+
 fn dir() -> &'static tempfile::TempDir {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap())
+    DIR.get_or_init(scratch_dir)
 }
 
 fuzz_target!(|data: &[u8]| {
