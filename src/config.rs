@@ -29,6 +29,8 @@ pub const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
 pub const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
 pub const AZURE_CLIENT_CERTIFICATE_PATH: &str = "AZURE_CLIENT_CERTIFICATE_PATH";
 pub const AZURE_CLIENT_CERTIFICATE_PASSWORD: &str = "AZURE_CLIENT_CERTIFICATE_PASSWORD";
+pub const AZURE_CONFIG_DIR: &str = "AZURE_CONFIG_DIR";
+pub const AZD_CONFIG_DIR: &str = "AZD_CONFIG_DIR";
 pub const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
 pub const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
 pub const AZURE_POD_IDENTITY_AUTHORITY_HOST: &str = "AZURE_POD_IDENTITY_AUTHORITY_HOST";
@@ -306,6 +308,11 @@ pub struct AzureEnv {
     pub identity_header: Option<Secret>,
     pub imds_endpoint: Option<String>,
     pub pod_identity_host: Option<String>,
+    /// `$AZURE_CONFIG_DIR/azureProfile.json`, else `~/.azure/azureProfile.json`: who
+    /// `az` is signed in as (read only to key the cache, see `entra::Identity::account`).
+    pub az_profile: Option<PathBuf>,
+    /// `$AZD_CONFIG_DIR/config.json`, else `~/.azd/config.json`: the same for `azd`.
+    pub azd_config: Option<PathBuf>,
 }
 
 /// Everything the helper takes from the environment.
@@ -441,6 +448,14 @@ impl Settings {
             pod_identity_host: env
                 .get(AZURE_POD_IDENTITY_AUTHORITY_HOST)
                 .map(str::to_string),
+            az_profile: env
+                .path(AZURE_CONFIG_DIR)
+                .or_else(|| home.as_ref().map(|h| h.join(".azure")))
+                .map(|d| d.join("azureProfile.json")),
+            azd_config: env
+                .path(AZD_CONFIG_DIR)
+                .or_else(|| home.as_ref().map(|h| h.join(".azd")))
+                .map(|d| d.join("config.json")),
         };
         let no_cache = env
             .get(ACR_ENTRA_NO_CACHE)

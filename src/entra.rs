@@ -60,6 +60,9 @@ pub struct Identity {
     pub inline_assertion: Option<Secret>,
     /// The tenant came from the registry's config entry (so `az`/`azd` get `--tenant`).
     pub tenant_from_config: bool,
+    /// For `az`/`azd`: a digest of the tool's account file, so signing in as someone
+    /// else (or logging out) keys a different cache entry. Never the file's content.
+    pub account: Option<String>,
 }
 
 impl Identity {
@@ -72,11 +75,52 @@ impl Identity {
             return format!("object:{id}");
         }
         match (self.kind, &self.client_id) {
-            (CredentialKind::AzureCli | CredentialKind::Azd, _) => "signed-in-user".into(),
+            (CredentialKind::AzureCli | CredentialKind::Azd, _) => format!(
+                "signed-in-user:{}",
+                self.account.as_deref().unwrap_or("unknown")
+            ),
             (_, Some(id)) => format!("client:{id}"),
             (_, None) => "system-assigned".into(),
         }
     }
+}
+
+impl Identity {
+    fn chosen(
+        mut self,
+        kind: CredentialKind,
+        why: String,
+        source: Option<ManagedSource>,
+        settings: &Settings,
+    ) -> Identity {
+        self.kind = kind;
+        self.why = why;
+        self.managed_source = source;
+        self.account = match kind {
+            CredentialKind::AzureCli => account_digest(settings.azure.az_profile.as_deref()),
+            CredentialKind::Azd => account_digest(settings.azure.azd_config.as_deref()),
+            _ => None,
+        };
+        self
+    }
+}
+
+/// A short digest of the file where `az` (`azureProfile.json`) or `azd` (`config.json`)
+/// records who is signed in. Any change there (another user, another tenant, a logout)
+/// changes the cache key; the file's content never leaves this function. A missing or
+/// unreadable file is "unknown", one shared entry as before.
+fn account_digest(path: Option<&std::path::Path>) -> Option<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    const MAX: u64 = 4 << 20;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path?)
+        .ok()?
+        .take(MAX)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let digest = sha2::Sha256::digest(&bytes);
+    Some(crate::cache::hex(&digest[..8]))
 }
 
 #[cfg(test)]
@@ -96,6 +140,7 @@ impl Identity {
             managed_source: None,
             inline_assertion: None,
             tenant_from_config: false,
+            account: None,
         }
     }
 }
@@ -125,6 +170,7 @@ pub fn choose(
         managed_source: None,
         inline_assertion: None,
         tenant_from_config: reg.tenant_id.is_some(),
+        account: None,
     };
     let forced = match (reg.credential, settings.credential) {
         (Some(kind), _) => Some((kind, "set by the registry's config entry".to_string())),
@@ -133,12 +179,7 @@ pub fn choose(
     };
     if let Some((kind, why)) = forced {
         match availability(kind, &identity, settings, probe_imds, on_path) {
-            Ok((_, source)) => {
-                identity.kind = kind;
-                identity.why = why;
-                identity.managed_source = source;
-                return Ok(identity);
-            }
+            Ok((_, source)) => return Ok(identity.chosen(kind, why, source, settings)),
             Err(reason) => {
                 return Err(Error::Config(format!(
                     "credential `{}` ({why}) cannot be used: {reason}",
@@ -151,11 +192,8 @@ pub fn choose(
     for kind in CredentialKind::ALL {
         match availability(kind, &identity, settings, probe_imds, on_path) {
             Ok((why, source)) => {
-                identity.kind = kind;
-                identity.why = why;
-                identity.managed_source = source;
                 identity.skipped = skipped;
-                return Ok(identity);
+                return Ok(identity.chosen(kind, why, source, settings));
             }
             Err(reason) => skipped.push(format!("{}: {reason}", kind.name())),
         }

@@ -288,6 +288,7 @@ fn pod_identity(
         managed_source: None,
         inline_assertion: Some(pod.token.clone()),
         tenant_from_config: false,
+        account: None,
     })
 }
 

@@ -42,6 +42,7 @@ fn world() -> &'static World {
             managed_source: None,
             inline_assertion: None,
             tenant_from_config: false,
+            account: None,
         };
         let key = TokenKey::new(&host, &identity, None);
         World {

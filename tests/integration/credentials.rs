@@ -416,6 +416,82 @@ fn azd_mints_with_the_acr_scope() {
     assert_minted(&out, &acr, &azd.acr_token, cli::CLI_TENANT);
 }
 
+/// `az login` as someone else (or `az account set` to another tenant) rewrites
+/// `azureProfile.json`; the cached token of the previous account must not be served.
+#[test]
+fn az_and_azd_signing_in_as_someone_else_mints_anew() {
+    for (tool, kind, default_file, dir_var, file) in [
+        (
+            Tool::Az,
+            "azure-cli",
+            ".azure/azureProfile.json",
+            "AZURE_CONFIG_DIR",
+            "azureProfile.json",
+        ),
+        (
+            Tool::Azd,
+            "azd",
+            ".azd/config.json",
+            "AZD_CONFIG_DIR",
+            "config.json",
+        ),
+    ] {
+        let env = TestEnv::new();
+        let cli = FakeCli::install(&env.bin, tool, CliMode::Ok);
+        let acr = FakeAcr::start(HOST);
+        let account_file = env.home.join(default_file);
+        std::fs::create_dir_all(account_file.parent().unwrap()).unwrap();
+        let sign_in = |who: &str| {
+            std::fs::write(&account_file, format!(r#"{{"user":{{"name":"{who}"}}}}"#)).unwrap()
+        };
+        let get = || {
+            env.get(HOST)
+                .env("ACR_ENTRA_CREDENTIAL", kind)
+                .connect_to(&acr.connect_to())
+                .run()
+        };
+        sign_in("alice@contoso.example");
+        get().assert_answer(HOST, &acr.issued()[0]);
+        get().assert_answer(HOST, &acr.issued()[0]);
+        assert_eq!(acr.exchange_count(), 1, "{kind}: same account, cache hit");
+        sign_in("bob@contoso.example");
+        let out = get();
+        assert_eq!(
+            acr.exchange_count(),
+            2,
+            "{kind}: another account mints: {out:?}"
+        );
+        out.assert_answer(HOST, &acr.issued()[1]);
+        sign_in("alice@contoso.example");
+        get().assert_answer(HOST, &acr.issued()[0]);
+        assert_eq!(
+            acr.exchange_count(),
+            2,
+            "{kind}: alice's token is still cached"
+        );
+        assert_eq!(cli.invocations().len(), 2, "{kind}");
+        // The tool's own config-dir variable moves the file, as it moves the tool's state.
+        let moved = env.path("moved-config");
+        std::fs::create_dir_all(&moved).unwrap();
+        std::fs::write(
+            moved.join(file),
+            r#"{"user":{"name":"carol@contoso.example"}}"#,
+        )
+        .unwrap();
+        let out = env
+            .get(HOST)
+            .env("ACR_ENTRA_CREDENTIAL", kind)
+            .env(dir_var, moved.display().to_string())
+            .connect_to(&acr.connect_to())
+            .run();
+        assert_eq!(
+            acr.exchange_count(),
+            3,
+            "{kind}: {dir_var} is honoured: {out:?}"
+        );
+    }
+}
+
 // ---- auto-pick (no ACR_ENTRA_CREDENTIAL) ----
 
 /// Everything an environment could offer at once, each piece optional.
