@@ -34,12 +34,13 @@ impl ClientAssertion for FederatedToken {
         match self {
             FederatedToken::Inline(token) => Ok(token.expose().to_string()),
             FederatedToken::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
+                let bytes = crate::files::read_user_file(path, 64 * 1024).map_err(|e| {
                     credential_error(format!(
                         "cannot read the federated token file `{}`: {e}",
                         path.display()
                     ))
                 })?;
+                let text = String::from_utf8_lossy(&bytes);
                 let token = text.trim();
                 if token.is_empty() {
                     return Err(credential_error(format!(
@@ -78,7 +79,8 @@ impl CertificateAssertion {
         client_id: &str,
         token_endpoint: &str,
     ) -> Result<CertificateAssertion> {
-        let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
+        let bytes = crate::files::read_user_file(path, crate::files::MAX_FILE)
+            .map_err(|e| Error::file(path, e))?;
         let loaded = certfile::read(&bytes, password.map(Secret::expose)).map_err(|why| {
             Error::Config(format!("client certificate `{}`: {why}", path.display()))
         })?;

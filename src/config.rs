@@ -243,8 +243,10 @@ impl FileConfig {
     /// Read the config file; a missing file is an empty config, anything else that
     /// cannot be read or parsed is an error naming the file.
     pub fn load(path: &Path) -> Result<FileConfig> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
+        let text = match crate::files::read_user_file(path, crate::files::MAX_FILE) {
+            Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+                Error::Config(format!("config file `{}` is not UTF-8", path.display()))
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(FileConfig {
                     path: path.to_path_buf(),

@@ -1,5 +1,6 @@
 //! Private files: the 0700 directory, 0600 files created with that mode (never chmod-ed
-//! after the fact), atomic replacement through a temp file and `rename`, bounded reads,
+//! after the fact), atomic replacement through a temp file and `rename`, bounded reads
+//! (of its own files, and of files the user names),
 //! and cross-process locks (std's `File::lock`, with a `try_lock` loop for the timeout).
 //! `cache`, `store` and `configure` build on these; nothing else touches files it writes.
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
-/// Most bytes read from a cache or store file.
+/// Most bytes read from a cache, store, config or certificate file.
 pub const MAX_FILE: u64 = 1024 * 1024;
 
 /// Create `dir` (and parents) as 0700 if missing, and refuse a directory that others
@@ -88,6 +89,26 @@ pub fn read_small(path: &Path) -> Result<Option<Vec<u8>>> {
         .read_to_end(&mut buf)
         .map_err(|e| Error::file(path, e))?;
     Ok(Some(buf))
+}
+
+/// Read a file the user named (config, certificate, token file, client config): it must
+/// be a regular file (checked before opening, so a FIFO cannot block and `/dev/zero`
+/// cannot fill memory) of at most `limit` bytes. Errors keep their `io::ErrorKind`, so
+/// callers still tell "missing" from the rest.
+pub fn read_user_file(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error as IoError, ErrorKind};
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(IoError::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut buf = Vec::new();
+    File::open(path)?.take(limit + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(IoError::new(
+            ErrorKind::InvalidData,
+            format!("larger than {} KiB", limit / 1024),
+        ));
+    }
+    Ok(buf)
 }
 
 /// Replace `path` atomically with `bytes`: a 0600 temp file in the same directory,

@@ -144,7 +144,7 @@ fn apply(
         _ => path.to_path_buf(),
     };
     let _lock = if dry_run { None } else { lock(ctx, &path)? };
-    let (old, mode) = match std::fs::read(&path) {
+    let (old, mode) = match crate::files::read_user_file(&path, 16 * crate::files::MAX_FILE) {
         Ok(bytes) => {
             let mode = std::fs::metadata(&path).map_or(0o600, |m| m.permissions().mode() & 0o7777);
             let text =

@@ -436,3 +436,75 @@ fn forced_managed_identity_with_hanging_app_service_endpoint_fails_within_bound(
     assert!(!out.stdout.contains("header-secret"));
     out.assert_within(BOUND);
 }
+
+/// Files the user names can be anything: a FIFO would block an open forever, `/dev/zero`
+/// would fill memory, a huge file would be read whole. Each is one line, at once, naming
+/// the file — and nothing is sent to Entra.
+#[test]
+fn special_or_huge_files_named_by_the_user_are_refused_at_once() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let fifo = env.path("a-fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let fifo = fifo.display().to_string();
+    let huge = env.write("huge", vec![b' '; 2 << 20]).display().to_string();
+    for (var, value, kind, want) in [
+        (
+            "ACR_ENTRA_CONFIG",
+            fifo.as_str(),
+            "client-secret",
+            "not a regular file",
+        ),
+        (
+            "ACR_ENTRA_CONFIG",
+            "/dev/zero",
+            "client-secret",
+            "not a regular file",
+        ),
+        (
+            "ACR_ENTRA_CONFIG",
+            huge.as_str(),
+            "client-secret",
+            "larger than 1024 KiB",
+        ),
+        (
+            "AZURE_CLIENT_CERTIFICATE_PATH",
+            fifo.as_str(),
+            "client-certificate",
+            "not a regular file",
+        ),
+        (
+            "AZURE_CLIENT_CERTIFICATE_PATH",
+            huge.as_str(),
+            "client-certificate",
+            "larger than 1024 KiB",
+        ),
+        (
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "/dev/zero",
+            "workload-identity",
+            "not a regular file",
+        ),
+        (
+            "AZURE_FEDERATED_TOKEN_FILE",
+            fifo.as_str(),
+            "workload-identity",
+            "not a regular file",
+        ),
+    ] {
+        let out = secret_get(&env, &entra.authority(), &acr)
+            .env("ACR_ENTRA_CREDENTIAL", kind)
+            .env(var, value)
+            .run();
+        assert!(out.elapsed < BOUND, "{var}={value}: {out:?}");
+        assert_eq!(out.code, Some(1), "{var}={value}: {out:?}");
+        let line = out.stdout_line();
+        assert!(
+            line.contains(value) && line.contains(want),
+            "{var}={value}: {line}"
+        );
+    }
+    assert_eq!(entra.token_requests().len(), 0);
+}
