@@ -9,7 +9,7 @@
 use std::num::NonZeroU32;
 
 use cbc::cipher::block_padding::Pkcs7;
-use cbc::cipher::{BlockDecryptMut, InnerIvInit, KeyIvInit};
+use cbc::cipher::{BlockCipher, BlockDecryptMut, InnerIvInit, InvalidLength, KeyInit, KeyIvInit};
 use ring::digest;
 
 use crate::der::{self, DerError, Reader};
@@ -217,49 +217,47 @@ impl Cipher {
 
     /// CBC decryption with PKCS#7 padding removed. A padding error means a wrong key.
     fn decrypt(self, key: &[u8], iv: &[u8], data: &[u8]) -> PbeResult<Vec<u8>> {
-        fn run<C: BlockDecryptMut>(c: PbeResult<C>, buf: &mut [u8]) -> PbeResult<usize> {
-            c?.decrypt_padded_mut::<Pkcs7>(buf)
-                .map(<[u8]>::len)
-                .map_err(|_| PbeError::WrongPassword)
-        }
-        let bad = |_| PbeError::Malformed("key or IV of the wrong length");
         if data.is_empty() || !data.len().is_multiple_of(self.iv_len()) {
             return Err(PbeError::Malformed("ciphertext is not whole blocks"));
         }
         let mut buf = data.to_vec();
         let len = match self {
-            Cipher::Aes128 => run(
-                cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv).map_err(bad),
-                &mut buf,
-            ),
-            Cipher::Aes192 => run(
-                cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv).map_err(bad),
-                &mut buf,
-            ),
-            Cipher::Aes256 => run(
-                cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv).map_err(bad),
-                &mut buf,
-            ),
-            Cipher::DesEde3 => run(
-                cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv).map_err(bad),
-                &mut buf,
-            ),
-            Cipher::DesEde2 => run(
-                cbc::Decryptor::<des::TdesEde2>::new_from_slices(key, iv).map_err(bad),
-                &mut buf,
-            ),
-            Cipher::Rc2 { effective_bits, .. } => run(
+            Cipher::Aes128 => cbc_decrypt::<aes::Aes128>(key, iv, &mut buf),
+            Cipher::Aes192 => cbc_decrypt::<aes::Aes192>(key, iv, &mut buf),
+            Cipher::Aes256 => cbc_decrypt::<aes::Aes256>(key, iv, &mut buf),
+            Cipher::DesEde3 => cbc_decrypt::<des::TdesEde3>(key, iv, &mut buf),
+            Cipher::DesEde2 => cbc_decrypt::<des::TdesEde2>(key, iv, &mut buf),
+            // RC2's effective key length is a parameter of its own, so no `KeyInit`.
+            Cipher::Rc2 { effective_bits, .. } => unpad(
                 cbc::Decryptor::inner_iv_slice_init(
                     rc2::Rc2::new_with_eff_key_len(key, effective_bits),
                     iv,
-                )
-                .map_err(bad),
+                ),
                 &mut buf,
             ),
         }?;
         buf.truncate(len);
         Ok(buf)
     }
+}
+
+/// CBC with cipher `C` keyed from `key`; the plaintext length left in `buf`.
+fn cbc_decrypt<C>(key: &[u8], iv: &[u8], buf: &mut [u8]) -> PbeResult<usize>
+where
+    C: BlockDecryptMut + BlockCipher + KeyInit,
+{
+    unpad(cbc::Decryptor::<C>::new_from_slices(key, iv), buf)
+}
+
+fn unpad<D: BlockDecryptMut>(
+    decryptor: Result<D, InvalidLength>,
+    buf: &mut [u8],
+) -> PbeResult<usize> {
+    decryptor
+        .map_err(|_| PbeError::Malformed("key or IV of the wrong length"))?
+        .decrypt_padded_mut::<Pkcs7>(buf)
+        .map(<[u8]>::len)
+        .map_err(|_| PbeError::WrongPassword)
 }
 
 /// Decrypts `data` with the scheme an `AlgorithmIdentifier` (its SEQUENCE's contents)
