@@ -4,7 +4,7 @@
 //! per-registry entries of `config.json`. Variable names are constants here so the README
 //! and the code cannot drift apart.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -56,10 +56,11 @@ pub const DEFAULT_MIN_TTL: Duration = Duration::from_secs(30 * 60);
 /// Default `ACR_ENTRA_TIMEOUT`: the most one network call may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A snapshot of the process environment. Empty values count as unset.
+/// A snapshot of the process environment. Empty values count as unset. A `BTreeMap`, not
+/// a `HashMap`: no random seed (a `getrandom` call) and no SipHash on every start.
 #[derive(Clone, Default)]
 pub struct Env {
-    vars: HashMap<String, OsString>,
+    vars: BTreeMap<String, OsString>,
 }
 
 impl Env {
