@@ -68,6 +68,13 @@ pub fn read(bytes: &[u8], password: Option<&str>) -> Result<ClientCertificate, S
     Err(last_error)
 }
 
+/// A certificate's SHA-1 thumbprint in upper-case hex, as Entra and the portal show it
+/// (the assertion's `x5t` is the same digest in base64url).
+pub fn thumbprint_hex(certificate: &[u8]) -> String {
+    let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, certificate);
+    crate::cache::hex(sha1.as_ref()).to_ascii_uppercase()
+}
+
 fn is_pem(bytes: &[u8]) -> bool {
     bytes.windows(11).any(|w| w == b"-----BEGIN ")
 }

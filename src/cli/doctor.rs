@@ -4,8 +4,10 @@
 //! step timed and the redacted claims of the result (`exp`, `aud`, `tenant`, permission
 //! actions; never the token). Failures end with remediation hints: this file owns the
 //! mapping from known failures (ARM audience disabled, missing AcrPull/AcrPush, firewall,
-//! `az` not logged in, IMDS unreachable, clock skew) to what to do. It writes nothing:
-//! not the cache, not the store. Exit 0 when a token was minted, 1 otherwise.
+//! `az` not logged in, IMDS unreachable, clock skew, Entra's AADSTS codes for a rejected
+//! secret, an unregistered certificate, an unknown app or tenant, a federation mismatch)
+//! to what to do. It writes nothing: not the cache, not the store. Exit 0 when a token
+//! was minted, 1 otherwise.
 
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
@@ -46,6 +48,11 @@ pub enum Hint {
     Tls,
     NoCredential,
     NotAcr,
+    SecretRejected,
+    CertificateNotRegistered,
+    AppNotFound,
+    TenantNotFound,
+    FederationMismatch,
 }
 
 impl Hint {
@@ -86,6 +93,28 @@ impl Hint {
             }
             Hint::NoCredential => {
                 "no Entra credential: set ACR_ENTRA_CREDENTIAL and the variables it needs (see README), or run `az login`"
+            }
+            Hint::SecretRejected => {
+                "Entra refused the client secret (wrong, or expired): create a new one \
+                 (`az ad app credential reset --id CLIENT_ID --append`) and set AZURE_CLIENT_SECRET"
+            }
+            Hint::CertificateNotRegistered => {
+                "Entra does not know this certificate: upload it to the app registration \
+                 (Certificates & secrets; the thumbprint to look for is on the `certificate` line above), \
+                 or point AZURE_CLIENT_CERTIFICATE_PATH at the one that is registered"
+            }
+            Hint::AppNotFound => {
+                "no application with this client id in this tenant: check AZURE_CLIENT_ID, and \
+                 AZURE_TENANT_ID (or the config entry's tenant_id) for the tenant the app lives in"
+            }
+            Hint::TenantNotFound => {
+                "the tenant does not exist in this cloud: check AZURE_TENANT_ID (or tenant_id), \
+                 and AZURE_AUTHORITY_HOST or the config's `cloud` for sovereign clouds"
+            }
+            Hint::FederationMismatch => {
+                "the app has no federated credential matching this token's issuer and subject: \
+                 add one for the cluster's OIDC issuer and `system:serviceaccount:NAMESPACE:NAME` \
+                 (`az identity federated-credential create` or the app's Certificates & secrets)"
             }
             Hint::NotAcr => {
                 "`get` answers \"credentials not found\" for this host; if it is an ACR custom domain or a test registry, \
@@ -235,6 +264,9 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
     credential_lines(&mut out, &identity);
     if let Some(probe) = &probe_line {
         out.sub(probe);
+    }
+    if identity.kind == CredentialKind::ClientCertificate {
+        out.line("certificate", &certificate_line(&ctx.settings));
     }
     let audience = registry.and_then(|r| r.audience.clone());
     let cache = (!ctx.settings.no_cache)
@@ -396,6 +428,30 @@ fn credential_lines(out: &mut Doc, identity: &Identity) {
     }
 }
 
+/// The certificate file as Entra sees it: its SHA-1 thumbprint in the upper-case hex the
+/// app registration's "Certificates & secrets" lists, or why it cannot be used.
+fn certificate_line(settings: &Settings) -> String {
+    let Some(path) = settings.azure.certificate_path.as_deref() else {
+        return "AZURE_CLIENT_CERTIFICATE_PATH is not set".into();
+    };
+    let password = settings
+        .azure
+        .certificate_password
+        .as_ref()
+        .map(crate::secret::Secret::expose);
+    let read = crate::files::read_user_file(path, crate::files::MAX_FILE)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| crate::certfile::read(&bytes, password));
+    match read {
+        Ok(cert) => format!(
+            "`{}`: thumbprint {}",
+            path.display(),
+            crate::certfile::thumbprint_hex(&cert.certificate)
+        ),
+        Err(why) => format!("`{}`: {why}", path.display()),
+    }
+}
+
 fn audience_line(
     forced: Option<&Audience>,
     remembered: Option<&Audience>,
@@ -537,6 +593,26 @@ pub fn hints_for(
     {
         hints.push(Hint::ClockSkew);
     }
+    let entra_codes: [(&[&str], Hint); 5] = [
+        (&["aadsts7000215", "aadsts7000222"], Hint::SecretRejected),
+        (
+            &["aadsts700027", "aadsts700023"],
+            Hint::CertificateNotRegistered,
+        ),
+        (&["aadsts700016"], Hint::AppNotFound),
+        (&["aadsts90002"], Hint::TenantNotFound),
+        (
+            &["aadsts70021", "aadsts700211", "aadsts700213"],
+            Hint::FederationMismatch,
+        ),
+    ];
+    if failed_kind == Some(StepKind::EntraToken) {
+        for (codes, hint) in entra_codes {
+            if codes.iter().any(|c| contains_code(&lower, c)) {
+                hints.push(hint);
+            }
+        }
+    }
     match failed_kind {
         Some(StepKind::Challenge) if lower.contains("tls") || lower.contains("certificate") => {
             hints.push(Hint::Tls);
@@ -574,6 +650,16 @@ pub fn hints_for(
         None => {}
     }
     hints
+}
+
+/// `code` as a whole AADSTS code: `aadsts70002` must not match inside `aadsts700021`.
+fn contains_code(text: &str, code: &str) -> bool {
+    text.match_indices(code).any(|(at, _)| {
+        !text[at + code.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit())
+    })
 }
 
 fn millis(d: Duration) -> String {
@@ -637,9 +723,51 @@ mod tests {
     type Case<'a> = (&'a str, StepKind, Identity, Option<Audience>, &'a [Hint]);
 
     #[test]
+    fn aadsts_codes_match_whole() {
+        assert!(contains_code("aadsts70021: no match", "aadsts70021"));
+        assert!(contains_code("error aadsts70021", "aadsts70021"));
+        assert!(!contains_code("aadsts700211: no match", "aadsts70021"));
+    }
+
+    #[test]
     fn hints_by_failure() {
         let secret = identity(CredentialKind::ClientSecret, None);
-        let cases: [Case; 9] = [
+        let cases: [Case; 14] = [
+            (
+                "credential `client-secret` could not get an Entra token: AADSTS7000215: Invalid client secret provided.",
+                StepKind::EntraToken,
+                secret.clone(),
+                None,
+                &[Hint::SecretRejected],
+            ),
+            (
+                "AADSTS700027: Client assertion failed signature validation.",
+                StepKind::EntraToken,
+                identity(CredentialKind::ClientCertificate, None),
+                None,
+                &[Hint::CertificateNotRegistered],
+            ),
+            (
+                "AADSTS700016: Application with identifier 'x' was not found in the directory 'y'.",
+                StepKind::EntraToken,
+                secret.clone(),
+                None,
+                &[Hint::AppNotFound],
+            ),
+            (
+                "AADSTS90002: Tenant 'nope' not found.",
+                StepKind::EntraToken,
+                secret.clone(),
+                None,
+                &[Hint::TenantNotFound],
+            ),
+            (
+                "AADSTS700211: No matching federated identity record found for presented assertion issuer 'https://oidc'.",
+                StepKind::EntraToken,
+                identity(CredentialKind::WorkloadIdentity, None),
+                None,
+                &[Hint::FederationMismatch],
+            ),
             (
                 "ACR exchange at `u` refused the Entra token (401: UNAUTHORIZED audience not allowed)",
                 StepKind::Exchange,

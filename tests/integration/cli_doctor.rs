@@ -289,3 +289,70 @@ fn doctor_says_why_each_earlier_kind_was_skipped() {
         );
     }
 }
+
+#[test]
+fn doctor_rejected_secret_hints_a_new_one() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    entra.set_mode(EntraMode::Fail(401));
+    let acr = FakeAcr::start(HOST);
+    let out = doctor(&env, &entra, &acr.connect_to()).run();
+    assert_failed_with(
+        &out,
+        "hint:        Entra refused the client secret (wrong, or expired): create a new one",
+    );
+    assert_eq!(acr.exchange_count(), 0);
+}
+
+/// The thumbprint Entra lists for the app's certificate, so a mismatch is visible.
+#[test]
+fn doctor_shows_the_certificate_thumbprint_of_a_pfx() {
+    use base64::Engine;
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let engine = base64::engine::general_purpose::STANDARD;
+    let pfx = env.write("app.pfx", engine.decode(tls::PFX_BASE64).unwrap());
+    let cert_der = engine
+        .decode(
+            tls::PFX_CERT_PEM
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>(),
+        )
+        .unwrap();
+    let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert_der);
+    let thumbprint: String = sha1.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    let run = |password: &str| {
+        env.helper()
+            .arg("doctor")
+            .arg(HOST)
+            .env("ACR_ENTRA_CREDENTIAL", "client-certificate")
+            .env("AZURE_AUTHORITY_HOST", entra.authority())
+            .env("AZURE_CLIENT_ID", CLIENT)
+            .env("AZURE_TENANT_ID", TENANT)
+            .env("AZURE_CLIENT_CERTIFICATE_PATH", pfx.display().to_string())
+            .env("AZURE_CLIENT_CERTIFICATE_PASSWORD", password)
+            .connect_to(&acr.connect_to())
+            .run()
+    };
+    let out = run(tls::PFX_PASSWORD);
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    let want = format!(
+        "\ncertificate: `{}`: thumbprint {thumbprint}\n",
+        pfx.display()
+    );
+    assert!(
+        out.stdout.contains(&want),
+        "missing {want:?} in:\n{}",
+        out.stdout
+    );
+    let out = run("not-the-password");
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("the password does not open it"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("not-the-password"), "{}", out.stdout);
+}
