@@ -3,6 +3,7 @@
 //! fake ACR) and checked at each fake: what Entra or the identity endpoint received,
 //! what the exchange received, and the exact `get` answer.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::support::entra::ASSERTION_TYPE;
@@ -303,6 +304,90 @@ fn managed_identity_app_service_system_assigned() {
     assert_minted(&out, &acr, &msi.issued()[0], MI_TENANT);
     let (_, claims) = jwt::decode(&msi.issued()[0]);
     assert_eq!(claims["appid"], SYSTEM_ASSIGNED_CLIENT_ID);
+}
+
+/// Azure Arc, end to end against a fake agent: the first request gets `401` with a
+/// `Basic realm` naming a key file in the agent's token directory; the helper reads that
+/// file and retries with its content. The helper runs in a private mount namespace with a
+/// tmpfs over `/var/opt`, so the key file sits exactly where the agent writes it without
+/// touching the machine's `/var/opt`. That needs root, as the e2e suite and CI have.
+#[test]
+fn managed_identity_azure_arc_proves_access_with_the_agent_key_file() {
+    let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    if uid.ok() != Some(0) {
+        eprintln!("skipped: a private mount namespace needs root");
+        return;
+    }
+    let env = TestEnv::new();
+    let arc = FakeArc::start();
+    let acr = FakeAcr::start(HOST);
+    let script = format!(
+        "mount -t tmpfs -o mode=0755 tmpfs /var/opt && mkdir -p {dir} && \
+         (umask 077 && printf %s \"$ARC_TEST_KEY\" > {key}) && exec \"$@\"",
+        dir = identity::ARC_KEY_DIR,
+        key = arc.key_path
+    );
+    let out = env
+        .get(HOST)
+        .wrapped(&[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+        ])
+        .env("ARC_TEST_KEY", &arc.key)
+        .env("ACR_ENTRA_CREDENTIAL", "managed-identity")
+        .env("IDENTITY_ENDPOINT", arc.endpoint())
+        .env("IMDS_ENDPOINT", "http://127.0.0.1:1")
+        .connect_to(&acr.connect_to())
+        .run();
+    let requests = arc.server.requests();
+    assert_eq!(requests.len(), 2, "challenge, then proof: {out:?}");
+    assert_eq!(requests[0].header("authorization"), None);
+    assert_eq!(
+        requests[1].header("authorization"),
+        Some(format!("Basic {}", arc.key).as_str())
+    );
+    assert_eq!(
+        requests[1].query_param("resource").as_deref(),
+        Some("https://containerregistry.azure.net")
+    );
+    assert_minted(&out, &acr, &arc.issued()[0], MI_TENANT);
+    assert!(!out.stderr.contains(&arc.key), "{out:?}");
+    assert!(
+        !Path::new(&arc.key_path).exists(),
+        "the key file stayed inside the namespace"
+    );
+}
+
+/// A hostile or confused endpoint that names a file outside the agent's token directory
+/// (or one without the `.key` suffix) gets no second request: nothing is read or sent.
+#[test]
+fn managed_identity_azure_arc_refuses_key_files_outside_the_agent_directory() {
+    let env = TestEnv::new();
+    let acr = FakeAcr::start(HOST);
+    for realm in [
+        "/etc/hostname",
+        "/var/opt/azcmagent/tokens/../../../../etc/hostname.key",
+        "/var/opt/azcmagent/tokens/x.txt",
+    ] {
+        let arc = FakeArc::start_naming(realm);
+        let out = env
+            .get(HOST)
+            .env("ACR_ENTRA_CREDENTIAL", "managed-identity")
+            .env("IDENTITY_ENDPOINT", arc.endpoint())
+            .env("IMDS_ENDPOINT", "http://127.0.0.1:1")
+            .connect_to(&acr.connect_to())
+            .run();
+        let line = out.assert_loud_error();
+        assert!(line.contains("refused"), "{realm}: {line}");
+        assert_eq!(arc.server.requests().len(), 1, "{realm}: no proof sent");
+    }
+    assert_eq!(acr.exchange_count(), 0);
 }
 
 #[test]

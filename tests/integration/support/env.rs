@@ -76,6 +76,7 @@ impl TestEnv {
         let root = self.dir.path();
         let s = |p: &Path| p.display().to_string();
         Helper {
+            wrapper: None,
             args: Vec::new(),
             stdin: Vec::new(),
             cwd: root.to_path_buf(),
@@ -108,6 +109,8 @@ impl TestEnv {
 }
 
 pub struct Helper {
+    /// A program (and its arguments) that runs the helper: `PROGRAM ARGS… BIN ARGS…`.
+    wrapper: Option<Vec<String>>,
     args: Vec<String>,
     stdin: Vec<u8>,
     cwd: PathBuf,
@@ -115,6 +118,13 @@ pub struct Helper {
 }
 
 impl Helper {
+    /// Run the helper through `command` (e.g. `unshare …`), which gets the helper's path
+    /// and arguments appended and must exec them.
+    pub fn wrapped(mut self, command: &[&str]) -> Helper {
+        self.wrapper = Some(command.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
     pub fn arg(mut self, arg: &str) -> Helper {
         self.args.push(arg.to_string());
         self
@@ -167,7 +177,14 @@ impl Helper {
     }
 
     pub fn run(self) -> Output {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match &self.wrapper {
+            Some(w) => {
+                let mut cmd = Command::new(&w[0]);
+                cmd.args(&w[1..]).arg(BIN);
+                cmd
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(&self.args)
             .env_clear()
             .envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))

@@ -186,3 +186,81 @@ impl FakeImds {
             .collect()
     }
 }
+
+/// Where the Azure Arc agent (himds) writes the key files its challenges name.
+pub const ARC_KEY_DIR: &str = "/var/opt/azcmagent/tokens";
+
+/// The Azure Arc agent's identity endpoint (api-version 2020-06-01): a request without
+/// `Authorization` gets `401` and `WWW-Authenticate: Basic realm=<key file>`; the retry
+/// must send `Authorization: Basic <that file's content>`.
+pub struct FakeArc {
+    pub server: Server,
+    /// The key the agent "wrote" to `key_path`; the test puts it there.
+    pub key: String,
+    pub key_path: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeArc {
+    pub fn start() -> FakeArc {
+        FakeArc::start_naming(&format!("{ARC_KEY_DIR}/{}.key", jwt::unique()))
+    }
+
+    /// An agent whose challenge names `key_path` (a hostile one may name any file).
+    pub fn start_naming(key_path: &str) -> FakeArc {
+        let key = format!("arc-challenge-key-{}", jwt::unique());
+        let key_path = key_path.to_string();
+        let state = Arc::new(Mutex::new(State::default()));
+        let (s, expected, realm) = (state.clone(), key.clone(), key_path.clone());
+        let server = Server::start(None, move |req| {
+            if req.path != "/metadata/identity/oauth2/token" {
+                return Resp::text(404, "not found");
+            }
+            if req.header("metadata") != Some("true")
+                || req.query_param("api-version").as_deref() != Some("2020-06-01")
+                || req.query_param("resource").is_none_or(|r| r.is_empty())
+            {
+                return Resp::json(
+                    400,
+                    &json!({"error": "invalid_request", "error_description": "bad request"}),
+                );
+            }
+            match req.header("authorization") {
+                None => Resp::json(401, &json!({"error": "unauthorized"}))
+                    .header("WWW-Authenticate", &format!("Basic realm={realm}")),
+                Some(auth) if auth == format!("Basic {expected}") => {
+                    let (token, resource, _) = issue(req, &s);
+                    Resp::json(
+                        200,
+                        &json!({
+                            "access_token": token,
+                            "expires_in": "86399",
+                            "expires_on": (jwt::now() + 86_399).to_string(),
+                            "resource": resource,
+                            "token_type": "Bearer",
+                        }),
+                    )
+                }
+                Some(_) => Resp::json(401, &json!({"error": "wrong key"})),
+            }
+        });
+        FakeArc {
+            server,
+            key,
+            key_path,
+            state,
+        }
+    }
+
+    /// `IDENTITY_ENDPOINT` for the helper.
+    pub fn endpoint(&self) -> String {
+        format!(
+            "http://127.0.0.1:{}/metadata/identity/oauth2/token",
+            self.server.port()
+        )
+    }
+
+    pub fn issued(&self) -> Vec<String> {
+        self.state.lock().unwrap().issued.clone()
+    }
+}

@@ -18,7 +18,7 @@ pub use acr::{ACR_AUDIENCE, ARM_AUDIENCE, ExchangeMode, FakeAcr, V2Mode};
 pub use cli::{CliMode, FakeCli, Tool};
 pub use entra::{EntraMode, FakeEntra};
 pub use env::{Output, TestEnv, answer_json};
-pub use identity::{FakeAppService, FakeImds};
+pub use identity::{FakeAppService, FakeArc, FakeImds};
 
 pub const ACR_SCOPE: &str = "https://containerregistry.azure.net/.default";
 pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
