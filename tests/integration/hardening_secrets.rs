@@ -65,6 +65,50 @@ fn client_secret_flow_traced_leaks_nothing() {
     check(&out, &secrets, Some(&refresh), "cache hit");
 }
 
+/// A PFX certificate credential, traced: neither the file's password (right or wrong)
+/// nor the signed assertion may show anywhere.
+#[test]
+fn pfx_certificate_flow_traced_leaks_nothing() {
+    use base64::Engine;
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let engine = base64::engine::general_purpose::STANDARD;
+    let pfx = env.write("app.pfx", engine.decode(tls::PFX_BASE64).unwrap());
+    let wrong = "Wrong-Pfx-Password-0123456789";
+    let run = |password: &str| {
+        traced(
+            env.get(HOST)
+                .env("ACR_ENTRA_CREDENTIAL", "client-certificate")
+                .env("AZURE_AUTHORITY_HOST", entra.authority())
+                .env("AZURE_CLIENT_ID", CLIENT)
+                .env("AZURE_TENANT_ID", TENANT)
+                .env("AZURE_CLIENT_CERTIFICATE_PATH", pfx.display().to_string())
+                .env("AZURE_CLIENT_CERTIFICATE_PASSWORD", password)
+                .connect_to(&acr.connect_to()),
+        )
+    };
+    // The wrong password first: afterwards the token is cached and the file not read.
+    let failed = run(wrong);
+    assert_eq!(failed.code, Some(1), "{failed:?}");
+    let out = run(tls::PFX_PASSWORD);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let refresh = acr.issued()[0].clone();
+    let assertion = entra.token_requests()[0]
+        .get("client_assertion")
+        .expect("a client assertion")
+        .to_string();
+    let mut secrets = vec![
+        tls::PFX_PASSWORD.to_string(),
+        wrong.to_string(),
+        assertion,
+        refresh.clone(),
+    ];
+    secrets.extend(entra.issued());
+    check(&out, &secrets, Some(&refresh), "pfx get");
+    check(&failed, &secrets, None, "pfx with a wrong password");
+}
+
 #[test]
 fn workload_identity_and_az_flows_traced_leak_nothing() {
     let env = TestEnv::new();
