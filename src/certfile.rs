@@ -147,20 +147,6 @@ fn decrypt_pkcs8(encrypted: &[u8], password: Option<&str>) -> Result<Vec<u8>, St
 
 /// A PKCS#1 `RSAPrivateKey` wrapped as PKCS#8, so every key takes one path.
 fn wrap_pkcs1(pkcs1: &[u8]) -> Vec<u8> {
-    fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        let len = value.len();
-        if len < 0x80 {
-            out.push(len.to_be_bytes()[7]);
-        } else {
-            let bytes = len.to_be_bytes();
-            let skip = bytes.iter().take_while(|&&b| b == 0).count();
-            out.push(0x80 | (8 - skip).to_be_bytes()[7]);
-            out.extend_from_slice(&bytes[skip..]);
-        }
-        out.extend_from_slice(value);
-        out
-    }
     let mut algorithm = tlv(der::OID, RSA_ENCRYPTION);
     algorithm.extend([0x05, 0x00]);
     let mut body = vec![0x02, 0x01, 0x00];
@@ -169,23 +155,40 @@ fn wrap_pkcs1(pkcs1: &[u8]) -> Vec<u8> {
     tlv(der::SEQUENCE, &body)
 }
 
+/// One DER element.
+fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = value.len();
+    if len < 0x80 {
+        out.push(len.to_be_bytes()[7]);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&b| b == 0).count();
+        out.push(0x80 | (8 - skip).to_be_bytes()[7]);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(value);
+    out
+}
+
 /// An RSA key from PKCS#8 `PrivateKeyInfo`. ring refuses some valid encodings (attributes
-/// that Windows adds, a v2 structure), so the PKCS#1 key inside is the second try.
+/// that Windows adds, a v2 structure, BER lengths), so the PKCS#1 key inside is the
+/// second try.
 fn rsa_key(pkcs8: &[u8]) -> Result<RsaKeyPair, String> {
     if let Ok(key) = RsaKeyPair::from_pkcs8(pkcs8) {
         return Ok(key);
     }
-    let inner = || -> Result<&[u8], der::DerError> {
+    let inner = || -> Result<std::borrow::Cow<'_, [u8]>, der::DerError> {
         let mut info = Reader::new(der::single(pkcs8, der::SEQUENCE)?);
         info.small_uint()?;
         let mut algorithm = info.sequence()?;
         if algorithm.expect(der::OID)? != RSA_ENCRYPTION {
             return Err(der::DerError("not RSA"));
         }
-        info.expect(der::OCTET_STRING)
+        info.octets()
     };
     match inner() {
-        Ok(pkcs1) => RsaKeyPair::from_der(pkcs1)
+        Ok(pkcs1) => RsaKeyPair::from_der(&pkcs1)
             .map_err(|e| format!("the private key is not a usable RSA key ({e})")),
         Err(der::DerError("not RSA")) => Err("only RSA private keys are supported".to_string()),
         Err(_) => Err("the private key cannot be read".to_string()),
@@ -314,6 +317,46 @@ mod tests {
             read(fixture!("cert.pem"), None).unwrap_err(),
             "it holds no private key"
         );
+    }
+
+    /// DER re-encoded the way BouncyCastle (EJBCA, Java tools) writes PKCS#12: every
+    /// constructed element with an indefinite length, and strings over 64 bytes in
+    /// pieces. Strings are not entered, so the MAC over the content octets stays valid.
+    fn to_ber(der_bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut reader = Reader::new(der_bytes);
+        while !reader.is_empty() {
+            let element = reader.any().unwrap();
+            if element.tag & 0x20 != 0 {
+                out.extend([element.tag, 0x80]);
+                out.extend(to_ber(element.value));
+                out.extend([0, 0]);
+            } else if matches!(element.tag, 0x04 | 0x80) && element.value.len() > 64 {
+                out.extend([element.tag | 0x20, 0x80]);
+                for piece in element.value.chunks(64) {
+                    out.extend(tlv(der::OCTET_STRING, piece));
+                }
+                out.extend([0, 0]);
+            } else {
+                out.extend(tlv(element.tag, element.value));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn reads_ber_encoded_pfx_files() {
+        for (name, der_pfx) in [
+            ("aes256.pfx", fixture!("aes256.pfx")),
+            ("legacy.pfx", fixture!("legacy.pfx")),
+            ("plain.pfx", fixture!("plain.pfx")),
+        ] {
+            let ber = to_ber(der_pfx);
+            assert_eq!(&ber[..2], &[0x30, 0x80], "{name} is BER now");
+            assert_ne!(ber.as_slice(), der_pfx);
+            let password = (name != "plain.pfx").then_some(PASSWORD);
+            assert_reads(name, &ber, password);
+        }
     }
 
     /// Every truncation of a real PFX is an error, never a panic.

@@ -1,7 +1,11 @@
 //! A minimal DER reader for the few ASN.1 structures a client certificate file holds
-//! (PKCS#12 containers, PKCS#8 keys, their algorithm parameters). Definite lengths only;
-//! every length is checked against the input, so hostile bytes give an error, never a
-//! panic or a large allocation.
+//! (PKCS#12 containers, PKCS#8 keys, their algorithm parameters), plus the two BER forms
+//! PKCS#12 writers such as BouncyCastle (EJBCA, Java tools) use: indefinite lengths and
+//! OCTET STRINGs split into pieces. Every length is checked against the input and
+//! nesting is bounded, so hostile bytes give an error, never a panic or a large
+//! allocation.
+
+use std::borrow::Cow;
 
 pub const SEQUENCE: u8 = 0x30;
 pub const SET: u8 = 0x31;
@@ -12,6 +16,10 @@ pub const OID: u8 = 0x06;
 pub const CONTEXT_0: u8 = 0xa0;
 /// `[0]` primitive: an IMPLICIT OCTET STRING such as `encryptedContent`.
 pub const CONTEXT_0_PRIMITIVE: u8 = 0x80;
+/// The bit that marks a constructed encoding.
+const CONSTRUCTED: u8 = 0x20;
+/// Deepest nesting of indefinite-length elements or string pieces accepted.
+const MAX_DEPTH: usize = 32;
 
 /// Why some bytes are not the DER that was expected. Names structure, never content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,34 +53,17 @@ impl<'a> Reader<'a> {
         self.rest.first().copied()
     }
 
-    /// The next element, whatever its tag.
+    /// The next element, whatever its tag. For an indefinite length, `value` is the
+    /// contents up to (not including) the end-of-contents octets.
     pub fn any(&mut self) -> DerResult<Tlv<'a>> {
-        let (&tag, after_tag) = self.rest.split_first().ok_or(DerError("truncated"))?;
-        if tag & 0x1f == 0x1f {
-            return Err(DerError("multi-byte tags are not used here"));
-        }
-        let (&first, after_len) = after_tag.split_first().ok_or(DerError("truncated"))?;
-        let (len, body) = match first {
-            0x00..=0x7f => (usize::from(first), after_len),
-            0x80 => return Err(DerError("indefinite length (BER) is not supported")),
-            0x81..=0x84 => {
-                let n = usize::from(first & 0x7f);
-                if after_len.len() < n {
-                    return Err(DerError("truncated"));
-                }
-                let len = after_len[..n]
-                    .iter()
-                    .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-                (len, &after_len[n..])
-            }
-            _ => return Err(DerError("length too large")),
-        };
-        if body.len() < len {
-            return Err(DerError("truncated"));
-        }
-        let (value, rest) = body.split_at(len);
+        let (tlv, rest) = element(self.rest, 0)?;
         self.rest = rest;
-        Ok(Tlv { tag, value })
+        Ok(tlv)
+    }
+
+    /// The next element as an OCTET STRING's contents, primitive or in pieces.
+    pub fn octets(&mut self) -> DerResult<Cow<'a, [u8]>> {
+        octets_of(self.any()?, OCTET_STRING)
     }
 
     /// The next element's value, which must carry `tag`.
@@ -115,6 +106,91 @@ impl<'a> Reader<'a> {
                     .fold(0u32, |acc, &b| (acc << 8) | u32::from(b)))
             }
         }
+    }
+}
+
+/// One element at the start of `data`, and what follows it.
+fn element(data: &[u8], depth: usize) -> DerResult<(Tlv<'_>, &[u8])> {
+    let (&tag, after_tag) = data.split_first().ok_or(DerError("truncated"))?;
+    if tag & 0x1f == 0x1f {
+        return Err(DerError("multi-byte tags are not used here"));
+    }
+    let (&first, after_len) = after_tag.split_first().ok_or(DerError("truncated"))?;
+    let (len, body) = match first {
+        0x00..=0x7f => (usize::from(first), after_len),
+        0x80 => {
+            if tag & CONSTRUCTED == 0 {
+                return Err(DerError("indefinite length on a primitive element"));
+            }
+            if depth >= MAX_DEPTH {
+                return Err(DerError("nested too deeply"));
+            }
+            let mut rest = after_len;
+            while !rest.starts_with(&[0, 0]) {
+                if rest.is_empty() {
+                    return Err(DerError("truncated"));
+                }
+                rest = element(rest, depth + 1)?.1;
+            }
+            let value = &after_len[..after_len.len() - rest.len()];
+            return Ok((Tlv { tag, value }, &rest[2..]));
+        }
+        0x81..=0x84 => {
+            let n = usize::from(first & 0x7f);
+            if after_len.len() < n {
+                return Err(DerError("truncated"));
+            }
+            let len = after_len[..n]
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+            (len, &after_len[n..])
+        }
+        _ => return Err(DerError("length too large")),
+    };
+    if body.len() < len {
+        return Err(DerError("truncated"));
+    }
+    let (value, rest) = body.split_at(len);
+    Ok((Tlv { tag, value }, rest))
+}
+
+/// A string's contents from an element tagged `primitive` (borrowed), or tagged as its
+/// constructed form: BER pieces, themselves primitive or constructed, joined.
+pub fn octets_of(tlv: Tlv<'_>, primitive: u8) -> DerResult<Cow<'_, [u8]>> {
+    fn join(pieces: &[u8], out: &mut Vec<u8>, depth: usize) -> DerResult<()> {
+        if depth >= MAX_DEPTH {
+            return Err(DerError("nested too deeply"));
+        }
+        let mut reader = Reader::new(pieces);
+        while !reader.is_empty() {
+            let piece = reader.any()?;
+            match piece.tag {
+                OCTET_STRING => out.extend_from_slice(piece.value),
+                t if t == OCTET_STRING | CONSTRUCTED => join(piece.value, out, depth + 1)?,
+                _ => return Err(DerError("unexpected element in a string")),
+            }
+        }
+        Ok(())
+    }
+    if tlv.tag == primitive {
+        Ok(Cow::Borrowed(tlv.value))
+    } else if tlv.tag == primitive | CONSTRUCTED {
+        let mut joined = Vec::new();
+        join(tlv.value, &mut joined, 0)?;
+        Ok(Cow::Owned(joined))
+    } else {
+        Err(DerError("unexpected element"))
+    }
+}
+
+/// The OCTET STRING `data` must consist of, primitive or in pieces.
+pub fn single_octets(data: &[u8]) -> DerResult<Cow<'_, [u8]>> {
+    let mut reader = Reader::new(data);
+    let value = reader.octets()?;
+    if reader.is_empty() {
+        Ok(value)
+    } else {
+        Err(DerError("trailing bytes"))
     }
 }
 
@@ -169,6 +245,48 @@ mod tests {
     }
 
     #[test]
+    fn reads_ber_indefinite_lengths_and_split_strings() {
+        // SEQUENCE (indefinite) { OCTET STRING in pieces "ab" "c", INTEGER 5 } + trailer
+        let ber = [
+            0x30, 0x80, 0x24, 0x80, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c', 0x00, 0x00, 0x02,
+            0x01, 0x05, 0x00, 0x00, 0x05, 0x00,
+        ];
+        let mut outer = Reader::new(&ber);
+        let mut seq = outer.sequence().unwrap();
+        assert_eq!(seq.octets().unwrap().as_ref(), b"abc");
+        assert_eq!(seq.small_uint().unwrap(), 5);
+        assert!(seq.is_empty());
+        assert_eq!(outer.expect(0x05).unwrap(), b"");
+        assert!(outer.is_empty());
+        assert!(matches!(
+            single_octets(&[0x04, 0x01, b'x']).unwrap(),
+            Cow::Borrowed(b"x")
+        ));
+    }
+
+    #[test]
+    fn hostile_ber_is_an_error() {
+        let mut deep = [0x30, 0x80].repeat(40);
+        deep.extend([0x00, 0x00].repeat(40));
+        let mut pieces = [0x24, 0x80].repeat(40);
+        pieces.extend([0x00, 0x00].repeat(40));
+        for bytes in [
+            &[0x30, 0x80, 0x02, 0x01, 0x05][..],
+            &[0x04, 0x80, 0x00, 0x00],
+            &[0x30, 0x80, 0x00],
+            &deep,
+        ] {
+            assert!(Reader::new(bytes).any().is_err(), "{bytes:?}");
+        }
+        assert!(Reader::new(&pieces).octets().is_err());
+        assert!(
+            Reader::new(&[0x24, 0x03, 0x02, 0x01, 0x05])
+                .octets()
+                .is_err()
+        );
+    }
+
+    #[test]
     fn oid_text_is_dotted() {
         assert_eq!(
             oid_text(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0e]),
@@ -183,7 +301,6 @@ mod tests {
             &[][..],
             &[0x30],
             &[0x30, 0x05, 0x01],
-            &[0x30, 0x80, 0x00, 0x00],
             &[0x30, 0x85, 1, 0, 0, 0, 0],
             &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
             &[0x1f, 0x01, 0x00],

@@ -363,8 +363,8 @@ fn pbes2(mut params: Reader<'_>, data: &[u8], password: &Password) -> PbeResult<
 pub fn decrypt_private_key_info(encrypted: &[u8], password: &Password) -> PbeResult<Vec<u8>> {
     let mut info = Reader::new(der::single(encrypted, der::SEQUENCE)?);
     let algorithm = info.expect(der::SEQUENCE)?;
-    let data = info.expect(der::OCTET_STRING)?;
-    let plain = decrypt(algorithm, data, password)?;
+    let data = info.octets()?;
+    let plain = decrypt(algorithm, &data, password)?;
     // A wrong key whose output happens to end in valid padding is caught here.
     der::single(&plain, der::SEQUENCE).map_err(|_| PbeError::WrongPassword)?;
     Ok(plain)

@@ -96,7 +96,8 @@ pub fn parse(bytes: &[u8], password: Option<&str>) -> Result<Contents, Pkcs12Err
             "public-key integrity mode (signed data)".to_string(),
         ));
     }
-    let data = der::single(auth_safe.expect(der::CONTEXT_0)?, der::OCTET_STRING)?;
+    let data = der::single_octets(auth_safe.expect(der::CONTEXT_0)?)?;
+    let data = data.as_ref();
     let candidates = Password::candidates(password);
     let chosen: Vec<&Password> = match pfx.optional(der::SEQUENCE)? {
         Some(mac_data) => {
@@ -168,7 +169,7 @@ fn read_authenticated_safe(
         let content_type = info.expect(der::OID)?;
         let content = info.expect(der::CONTEXT_0)?;
         if content_type == DATA {
-            read_safe_contents(der::single(content, der::OCTET_STRING)?, password, out, 0)?;
+            read_safe_contents(&der::single_octets(content)?, password, out, 0)?;
         } else if content_type == ENCRYPTED_DATA {
             let plain = decrypt_encrypted_data(content, password)?;
             read_safe_contents(&plain, password, out, 0)?;
@@ -189,19 +190,9 @@ fn decrypt_encrypted_data(content: &[u8], password: &Password) -> Result<Vec<u8>
     let mut info = encrypted_data.sequence()?;
     info.expect(der::OID)?;
     let algorithm = info.expect(der::SEQUENCE)?;
-    let ciphertext = match info.any()? {
-        t if t.tag == der::CONTEXT_0_PRIMITIVE => t.value.to_vec(),
-        // BER-style constructed form: the ciphertext in OCTET STRING pieces.
-        t if t.tag == der::CONTEXT_0 => {
-            let mut pieces = Reader::new(t.value);
-            let mut joined = Vec::new();
-            while !pieces.is_empty() {
-                joined.extend_from_slice(pieces.expect(der::OCTET_STRING)?);
-            }
-            joined
-        }
-        _ => return Err(Pkcs12Error::Malformed("encrypted content missing")),
-    };
+    // `[0] IMPLICIT OCTET STRING`: primitive, or (BER) constructed from pieces.
+    let ciphertext = der::octets_of(info.any()?, der::CONTEXT_0_PRIMITIVE)
+        .map_err(|_| Pkcs12Error::Malformed("encrypted content missing"))?;
     let plain = pbe::decrypt(algorithm, &ciphertext, password)?;
     // Valid padding under a wrong key is possible; a wrong key never gives valid DER.
     der::single(&plain, der::SEQUENCE).map_err(|_| Pkcs12Error::WrongPassword)?;
@@ -233,7 +224,7 @@ fn read_safe_contents(
         } else if bag_type == CERT_BAG {
             let mut cert_bag = Reader::new(der::single(value, der::SEQUENCE)?);
             if cert_bag.expect(der::OID)? == X509_CERTIFICATE {
-                let der_cert = der::single(cert_bag.expect(der::CONTEXT_0)?, der::OCTET_STRING)?;
+                let der_cert = der::single_octets(cert_bag.expect(der::CONTEXT_0)?)?;
                 out.certificates.push(der_cert.to_vec());
             }
         } else if bag_type == SAFE_CONTENTS_BAG {
