@@ -307,20 +307,11 @@ fn doctor_rejected_secret_hints_a_new_one() {
 /// The thumbprint Entra lists for the app's certificate, so a mismatch is visible.
 #[test]
 fn doctor_shows_the_certificate_thumbprint_of_a_pfx() {
-    use base64::Engine;
     let env = TestEnv::new();
     let entra = FakeEntra::start();
     let acr = FakeAcr::start(HOST);
-    let engine = base64::engine::general_purpose::STANDARD;
-    let pfx = env.write("app.pfx", engine.decode(tls::PFX_BASE64).unwrap());
-    let cert_der = engine
-        .decode(
-            tls::PFX_CERT_PEM
-                .lines()
-                .filter(|l| !l.starts_with("-----"))
-                .collect::<String>(),
-        )
-        .unwrap();
+    let pfx = env.write("app.pfx", tls::pfx_bytes());
+    let cert_der = tls::pfx_cert_der();
     let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert_der);
     let thumbprint: String = sha1.as_ref().iter().map(|b| format!("{b:02X}")).collect();
     let run = |password: &str| {

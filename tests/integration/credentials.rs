@@ -139,17 +139,8 @@ fn client_certificate_pfx_with_password() {
     let env = TestEnv::new();
     let entra = FakeEntra::start();
     let acr = FakeAcr::start(HOST);
-    use base64::Engine;
-    let engine = base64::engine::general_purpose::STANDARD;
-    let pfx = env.write("client.pfx", engine.decode(tls::PFX_BASE64).unwrap());
-    let cert_der = engine
-        .decode(
-            tls::PFX_CERT_PEM
-                .lines()
-                .filter(|l| !l.starts_with("-----"))
-                .collect::<String>(),
-        )
-        .unwrap();
+    let pfx = env.write("client.pfx", tls::pfx_bytes());
+    let cert_der = tls::pfx_cert_der();
     let out = env
         .get(HOST)
         .env("ACR_ENTRA_CREDENTIAL", "client-certificate")
@@ -177,9 +168,7 @@ fn client_certificate_pfx_with_password() {
 fn client_certificate_pfx_with_a_wrong_password_is_one_line_without_requests() {
     let env = TestEnv::new();
     let entra = FakeEntra::start();
-    use base64::Engine;
-    let engine = base64::engine::general_purpose::STANDARD;
-    let pfx = env.write("client.pfx", engine.decode(tls::PFX_BASE64).unwrap());
+    let pfx = env.write("client.pfx", tls::pfx_bytes());
     let wrong = "wrong-pfx-password-4711";
     let out = env
         .get(HOST)

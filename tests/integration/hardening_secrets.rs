@@ -69,12 +69,10 @@ fn client_secret_flow_traced_leaks_nothing() {
 /// nor the signed assertion may show anywhere.
 #[test]
 fn pfx_certificate_flow_traced_leaks_nothing() {
-    use base64::Engine;
     let env = TestEnv::new();
     let entra = FakeEntra::start();
     let acr = FakeAcr::start(HOST);
-    let engine = base64::engine::general_purpose::STANDARD;
-    let pfx = env.write("app.pfx", engine.decode(tls::PFX_BASE64).unwrap());
+    let pfx = env.write("app.pfx", tls::pfx_bytes());
     let wrong = "Wrong-Pfx-Password-0123456789";
     let run = |password: &str| {
         traced(

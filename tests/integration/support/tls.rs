@@ -137,6 +137,26 @@ pub fn client_cert(client_id: &str) -> ClientCert {
 /// `CLIENT_RSA_KEY_PEM` and `PFX_CERT_PEM`, made once with openssl 3 (`pkcs12 -export`).
 pub const PFX_BASE64: &str = "MIIJ7wIBAzCCCaUGCSqGSIb3DQEHAaCCCZYEggmSMIIJjjCCBAIGCSqGSIb3DQEHBqCCA/MwggPvAgEAMIID6AYJKoZIhvcNAQcBMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAh9MZVx4AoTagICCAAwDAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEEIkk8oDoaiW8vmTAJBtt7TaAggOAPc8WWMJ+qXdgigYjQYPYgKk2hYriKkdjgXDjUps2XnkCkiHgVoq83rrfZJYnI0pCAqwOmu3n9SX/rQVil73uyt6/tTvkOc9yVT4dDfrY2xuDq4i18S9Sng/XWhIjzYAZhQ4KfaZ2yeugpaNTpFDl4SZjHaMDn/Trf1wN300e0C6xTScqu77jYZGhxmLByky8nla9FnJmIzPdlJkmvXTqVHA1E1UnNtZEAW0RGLM4kA4Dh4qvfj3FFfi4h0NXc6eWmG2NCMqSY7LkN2MjmxmahCoXmw6pp6hPy/pBacivuJls2IgnbLUOLb7xmbeD/YhwpPBniOPE9PAAbar450up7MsU/UZ0GKA/59pTPCok3U2inSfvcc6kDH4X7JrG360RG2RMKjYW6ULo99ZG9Zick77fbIfrDamjF6fje6yQDklgA3KKwrwe3x+eQm0S3IVVOQWdyA2RuC8Kw9MQk40wFIC2jZ9amJQuZZwjHwV3T3VYv9x9mxsYai6Fh0ZwOLZvOB0zDw/B3MtJ1xwgAb7hx/WIbpkhzLQCPp9Ql3Tf4ApUqNjNNdTUlMq6x0/VKNnK/H8yOTSVCVHMPrnsn8owoyG0fWp2h6eTUvTSAKZRbCA9kifRgLL0BUJ2+vWJFbpD1MbW0ZsDPSoYx84zqziMjAwuX6XLTF3hLTuF+nj68fVdLsJwNhFWAzKqjPZBieVGM22eKasgwdPdCbITwumdQk0QE5CUPjVb/er0buhlAH+1fPxfVzJqs4GRWryNKFZcN1wBvhA2TqHkhfmWk3icv7WBNcNWPbod25/H9nqbz2hWyp95ChfT+2pYroH+ZYtekfyhxZYz0ochTO6RokdL+cac4eKQ3ttLEBc4l7xNPv6rc+51Xio/yCWF1W5AHxS92MefxlrirSW5XSHY1ZJTzj8vLo1ynzv2aQDBqR7R9R6hu1O9CX2K9DuIOfSfppIvvrcadFAtts5ruz2DCvXoIcmWU55l005v4bQ32Qo7L4IQrJx0QtTEtJSLG4xC2Z4PbQsFpje8uJLWzDvzxDlv7jDKG/vDJtuT8ONR6ztI72sL9GYScQSCwECrStlhqhr2+YNKxN5YGw16UtiBvlgE5lam/DdWk2GyHio73SiWl8jD+PGTXz3zCQeZgcBIwwm9cWO86w7OchTc8EHtTAtV4TpmbVf+WXPkqtEsEIDX3LQwggWEBgkqhkiG9w0BBwGgggV1BIIFcTCCBW0wggVpBgsqhkiG9w0BDAoBAqCCBTEwggUtMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAhorRfelAO5EAICCAAwDAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEECBsxZ/eyqOF/obQEYBRi0cEggTQgN5MDGNoLq5EYJgUQFnz18jjxyJGpYqdkp2uZ022lnXVzXWkHv3szh0wA0gfYrdmHbLBJW/0df4PM1n9q+Np5X78/fEBRWBHtHJKZvr/0E5X6UIT7HewGD0l5iMhimvZgHKvdiF9v9CxiIFSoONJ3wG2uMtFVEFegh5733rmgJcq1itPdpEmtMAhfkCHcXiALEP7B/wAfbOc9PIKwWFOhel8A+uuz2Guo3Obe2SdJkViwRlZfvelw6XF9MTMWj0kxwZXDY0hlBLeatCz0WLosZi2Dr38sGhmWQgWZx/TQmwm4iHaT0lqG5DQ5owWkF1U7/MDLWrjoRqzgFrSd9OnNkyTsqr/iJMIf8rmwALr9RpDmA2Nztl+xQnWDQ9UGAuD1rMZOGW5EnNCjWexj05I4PBHesFPP8CmA9slz8q5TjK/SV/Rkf0F5Ym+H84rN6wOi0r9A9OIauMXAFE2ItKoDLG1dlx9e6OSp/32EuaBxOoAN+FItUa5EsQLnKnD1IAjWS1HNBiQ2/Z24x21kBOXRv8rnrw6W7Qm9DkqmuXSlrYA2BvF/jgKfIYKQQxQuOl6l4zZ2etuJe6y2gqPWVG/814i2PpgzYH4KISQT/+TLWbO6iK8POIq3TlPyRkHptZwPhyDA3DxTSuSI/+h8SM8CFV9DsMEMgEu84yJobLazodsQ4NXnVFfuhbPSkZd9JkS+NudM6emzcQtrMpRPOnSxGIa3W9kyGwuoMbpoXo9BxtazOEyF6ZJyK6yDnzsAncHDnkU2Vg0of/tkFWZSVIP8vYaY0EvlvPUP3aDpTPtKoIgBwU9+wfPvL6aClX/jyaMunLUiAZx6rDe0iIAS16B0by2Lb48/+wAJHuxJm31pGr7jOugArPsFOIbYuWBwyl+30hr4rYi8bFLl1rFwMsPTpVFUOkqTqHgHzgdta6tQZuib9wmCKT5xH+TIFkz0oeSw7KB9v/2UTqn21B56RzbGoYWmaEljhMhl7eWpX0LCajo4nI5jMdhYRkmtW1gDJQB2eEEpgvf2bbJ56z0F+Pm24Dvol+NnJla752oD/g3BWtlqJTKA5JJJgqR5BGWu+yHvnTduHrSXhNhFwdzy/Psh4L3PGG1hLTWatqX5tq2ctYUZSYEIZJIypY0vlAtzmCxF17GvS5PPD+3ixa6DbgNT6R61KmE8QcAkmvsortMDcpmRWQH78VlN/VW8kq1ZsclHvp/3AHj2ThLr80sw8HT7gt/WOWBsj6i1cfvTIiIN2+8GSyd0H8Hs/avfnCSBVOgcLWTHorq3/L+zXLS4AzbC/KQGGrMNR91YDEZub8R9Iu+UPNnT6ZVs320FtRrzIhKsJTHzMMNDvoC7HxnAB/yXoSDL+H38u5Zy+7lcEoXjDIv81HXGzCFjLRvDbLvfEqcR1rqSsVVe52qJGvyF+SEZFz11QqdVwmg6n8X4YExEz5T0SRIFmMfAe/NDisY4goN1e7auOW8B44f4EAwXfK5ygWbaFEGAsmpX+x7JqcJwEricgIjk1/MtDgSqxETzPrL9xSrYArc1dxQIAJUtGG/HQWFaF5kd2aGPq3KPnV5fQAdELxfQn49wzn9dikM1B2kvjqJP1wtdxOgJqIgSjCogFnKji4AdtbxpPKl0AEZwekxJTAjBgkqhkiG9w0BCRUxFgQU1/m+IpCrZ+d/pAKMFdbnHg/DGUYwQTAxMA0GCWCGSAFlAwQCAQUABCARONusoGu5aQ2A5OgQWqFBNLLxAfkDZaBQSyauvgTJYwQIfXOigFe5/H8CAggA";
 pub const PFX_PASSWORD: &str = "pfx-test-password";
+
+/// `PFX_BASE64` decoded: the PKCS#12 file's bytes.
+pub fn pfx_bytes() -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(PFX_BASE64)
+        .unwrap()
+}
+
+/// The DER of `PFX_CERT_PEM`, the certificate inside `PFX_BASE64`.
+pub fn pfx_cert_der() -> Vec<u8> {
+    use base64::Engine;
+    let b64: String = PFX_CERT_PEM
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap()
+}
 /// The certificate inside `PFX_BASE64` (self-signed, valid for 100 years).
 pub const PFX_CERT_PEM: &str = "\
 -----BEGIN CERTIFICATE-----\n\
