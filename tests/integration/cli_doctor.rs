@@ -318,12 +318,7 @@ fn doctor_shows_the_certificate_thumbprint_of_a_pfx() {
         env.helper()
             .arg("doctor")
             .arg(HOST)
-            .env("ACR_ENTRA_CREDENTIAL", "client-certificate")
-            .env("AZURE_AUTHORITY_HOST", entra.authority())
-            .env("AZURE_CLIENT_ID", CLIENT)
-            .env("AZURE_TENANT_ID", TENANT)
-            .env("AZURE_CLIENT_CERTIFICATE_PATH", pfx.display().to_string())
-            .env("AZURE_CLIENT_CERTIFICATE_PASSWORD", password)
+            .client_certificate(&entra.authority(), CLIENT, TENANT, &pfx, Some(password))
             .connect_to(&acr.connect_to())
             .run()
     };

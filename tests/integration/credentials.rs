@@ -78,14 +78,7 @@ fn client_certificate_sends_rs256_assertion() {
     let (cert_path, cert) = write_cert(&env, CLIENT);
     let out = env
         .get(HOST)
-        .env("ACR_ENTRA_CREDENTIAL", "client-certificate")
-        .env("AZURE_AUTHORITY_HOST", entra.authority())
-        .env("AZURE_CLIENT_ID", CLIENT)
-        .env("AZURE_TENANT_ID", TENANT)
-        .env(
-            "AZURE_CLIENT_CERTIFICATE_PATH",
-            cert_path.display().to_string(),
-        )
+        .client_certificate(&entra.authority(), CLIENT, TENANT, &cert_path, None)
         .connect_to(&acr.connect_to())
         .run();
     let reqs = entra.token_requests();
@@ -143,12 +136,13 @@ fn client_certificate_pfx_with_password() {
     let cert_der = tls::pfx_cert_der();
     let out = env
         .get(HOST)
-        .env("ACR_ENTRA_CREDENTIAL", "client-certificate")
-        .env("AZURE_AUTHORITY_HOST", entra.authority())
-        .env("AZURE_CLIENT_ID", CLIENT)
-        .env("AZURE_TENANT_ID", TENANT)
-        .env("AZURE_CLIENT_CERTIFICATE_PATH", pfx.display().to_string())
-        .env("AZURE_CLIENT_CERTIFICATE_PASSWORD", tls::PFX_PASSWORD)
+        .client_certificate(
+            &entra.authority(),
+            CLIENT,
+            TENANT,
+            &pfx,
+            Some(tls::PFX_PASSWORD),
+        )
         .connect_to(&acr.connect_to())
         .run();
     let reqs = entra.token_requests();
@@ -172,13 +166,8 @@ fn client_certificate_pfx_with_a_wrong_password_is_one_line_without_requests() {
     let wrong = "wrong-pfx-password-4711";
     let out = env
         .get(HOST)
-        .env("ACR_ENTRA_CREDENTIAL", "client-certificate")
+        .client_certificate(&entra.authority(), CLIENT, TENANT, &pfx, Some(wrong))
         .env("ACR_ENTRA_LOG", "trace")
-        .env("AZURE_AUTHORITY_HOST", entra.authority())
-        .env("AZURE_CLIENT_ID", CLIENT)
-        .env("AZURE_TENANT_ID", TENANT)
-        .env("AZURE_CLIENT_CERTIFICATE_PATH", pfx.display().to_string())
-        .env("AZURE_CLIENT_CERTIFICATE_PASSWORD", wrong)
         .connect_to("x:443:127.0.0.1:1")
         .run();
     assert_eq!(out.code, Some(1), "{out:?}");

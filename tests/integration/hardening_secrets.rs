@@ -77,12 +77,7 @@ fn pfx_certificate_flow_traced_leaks_nothing() {
     let run = |password: &str| {
         traced(
             env.get(HOST)
-                .env("ACR_ENTRA_CREDENTIAL", "client-certificate")
-                .env("AZURE_AUTHORITY_HOST", entra.authority())
-                .env("AZURE_CLIENT_ID", CLIENT)
-                .env("AZURE_TENANT_ID", TENANT)
-                .env("AZURE_CLIENT_CERTIFICATE_PATH", pfx.display().to_string())
-                .env("AZURE_CLIENT_CERTIFICATE_PASSWORD", password)
+                .client_certificate(&entra.authority(), CLIENT, TENANT, &pfx, Some(password))
                 .connect_to(&acr.connect_to()),
         )
     };

@@ -78,11 +78,7 @@ fn trace_log_of_certificate_mint_hides_the_assertion() {
     let out = env
         .get(HOST)
         .env("ACR_ENTRA_LOG", "trace")
-        .env("ACR_ENTRA_CREDENTIAL", "client-certificate")
-        .env("AZURE_AUTHORITY_HOST", entra.authority())
-        .env("AZURE_CLIENT_ID", CLIENT)
-        .env("AZURE_TENANT_ID", TENANT)
-        .env("AZURE_CLIENT_CERTIFICATE_PATH", path.display().to_string())
+        .client_certificate(&entra.authority(), CLIENT, TENANT, &path, None)
         .connect_to(&acr.connect_to())
         .run();
     assert_eq!(out.code, Some(0), "{out:?}");

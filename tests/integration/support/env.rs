@@ -162,6 +162,28 @@ impl Helper {
         self.env("ACR_ENTRA_CONNECT_TO", value)
     }
 
+    /// `ACR_ENTRA_CREDENTIAL=client-certificate` with its variables and the fake authority;
+    /// `password` for a PFX or an encrypted key.
+    pub fn client_certificate(
+        self,
+        authority: &str,
+        client_id: &str,
+        tenant: &str,
+        path: &Path,
+        password: Option<&str>,
+    ) -> Helper {
+        let h = self
+            .env("ACR_ENTRA_CREDENTIAL", "client-certificate")
+            .env("AZURE_AUTHORITY_HOST", authority)
+            .env("AZURE_CLIENT_ID", client_id)
+            .env("AZURE_TENANT_ID", tenant)
+            .env("AZURE_CLIENT_CERTIFICATE_PATH", path.display().to_string());
+        match password {
+            Some(p) => h.env("AZURE_CLIENT_CERTIFICATE_PASSWORD", p),
+            None => h,
+        }
+    }
+
     /// client-secret variables plus the fake authority.
     pub fn client_secret(
         self,
