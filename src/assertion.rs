@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use azure_core::http::ClientMethodOptions;
 use azure_identity::ClientAssertion;
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::rand::SecureRandom;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 
@@ -58,6 +58,8 @@ impl ClientAssertion for FederatedToken {
 pub struct CertificateAssertion {
     key: RsaKeyPair,
     thumbprint: String,
+    /// `x5c`: the chain, leaf first, standard base64 DER; only when asked to send it.
+    chain: Option<Vec<String>>,
     client_id: String,
     token_endpoint: String,
 }
@@ -78,6 +80,7 @@ impl CertificateAssertion {
         password: Option<&Secret>,
         client_id: &str,
         token_endpoint: &str,
+        send_chain: bool,
     ) -> Result<CertificateAssertion> {
         let bytes = crate::files::read_user_file(path, crate::files::MAX_FILE)
             .map_err(|e| Error::file(path, e))?;
@@ -86,9 +89,16 @@ impl CertificateAssertion {
         })?;
         let sha1 =
             ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &loaded.certificate);
+        let chain = send_chain.then(|| {
+            std::iter::once(&loaded.certificate)
+                .chain(&loaded.others)
+                .map(|der| STANDARD.encode(der))
+                .collect()
+        });
         Ok(CertificateAssertion {
             key: loaded.key,
             thumbprint: URL_SAFE_NO_PAD.encode(sha1.as_ref()),
+            chain,
             client_id: client_id.to_string(),
             token_endpoint: token_endpoint.to_string(),
         })
@@ -100,11 +110,14 @@ impl CertificateAssertion {
         let mut jti = [0u8; 16];
         rng.fill(&mut jti)
             .map_err(|_| "no randomness available".to_string())?;
-        let header = serde_json::json!({
+        let mut header = serde_json::json!({
             "alg": "RS256",
             "typ": "JWT",
             "x5t": self.thumbprint,
         });
+        if let Some(chain) = &self.chain {
+            header["x5c"] = serde_json::json!(chain);
+        }
         let claims = serde_json::json!({
             "aud": self.token_endpoint,
             "iss": self.client_id,

@@ -21,6 +21,8 @@ const ENCRYPTED_PEM_END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
 pub struct ClientCertificate {
     pub key: RsaKeyPair,
     pub certificate: Vec<u8>,
+    /// The other certificates in the file (intermediates, CA), in file order.
+    pub others: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for ClientCertificate {
@@ -50,16 +52,19 @@ pub fn read(bytes: &[u8], password: Option<&str>) -> Result<ClientCertificate, S
         match rsa_key(key) {
             Ok(key) => {
                 let public = key.public_key().as_ref().to_vec();
-                let Some(certificate) = certificates
+                let Some(at) = certificates
                     .iter()
-                    .find(|c| c.windows(public.len()).any(|w| w == public.as_slice()))
+                    .position(|c| c.windows(public.len()).any(|w| w == public.as_slice()))
                 else {
                     last_error = "no certificate in it matches the private key".to_string();
                     continue;
                 };
+                let mut others = certificates;
+                let certificate = others.remove(at);
                 return Ok(ClientCertificate {
-                    certificate: certificate.clone(),
                     key,
+                    certificate,
+                    others,
                 });
             }
             Err(e) => last_error = e,

@@ -29,6 +29,7 @@ pub const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
 pub const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
 pub const AZURE_CLIENT_CERTIFICATE_PATH: &str = "AZURE_CLIENT_CERTIFICATE_PATH";
 pub const AZURE_CLIENT_CERTIFICATE_PASSWORD: &str = "AZURE_CLIENT_CERTIFICATE_PASSWORD";
+pub const AZURE_CLIENT_SEND_CERTIFICATE_CHAIN: &str = "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN";
 pub const AZURE_CONFIG_DIR: &str = "AZURE_CONFIG_DIR";
 pub const AZD_CONFIG_DIR: &str = "AZD_CONFIG_DIR";
 pub const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
@@ -305,6 +306,9 @@ pub struct AzureEnv {
     pub tenant_id: Option<String>,
     pub certificate_path: Option<PathBuf>,
     pub certificate_password: Option<Secret>,
+    /// `AZURE_CLIENT_SEND_CERTIFICATE_CHAIN`: put the chain in the assertion's `x5c`
+    /// header, for apps that trust a certificate by subject name and issuer (SN+I).
+    pub send_certificate_chain: bool,
     pub federated_token_file: Option<PathBuf>,
     pub authority_host: Option<String>,
     pub identity_endpoint: Option<String>,
@@ -443,6 +447,9 @@ impl Settings {
             tenant_id: env.get(AZURE_TENANT_ID).map(str::to_string),
             certificate_path: env.path(AZURE_CLIENT_CERTIFICATE_PATH),
             certificate_password: env.get(AZURE_CLIENT_CERTIFICATE_PASSWORD).map(Secret::new),
+            send_certificate_chain: env
+                .get(AZURE_CLIENT_SEND_CERTIFICATE_CHAIN)
+                .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true")),
             federated_token_file: env.path(AZURE_FEDERATED_TOKEN_FILE),
             authority_host: env.get(AZURE_AUTHORITY_HOST).map(str::to_string),
             identity_endpoint: env.get(IDENTITY_ENDPOINT).map(str::to_string),

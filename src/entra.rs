@@ -466,6 +466,7 @@ fn build(
                 azure.certificate_password.as_ref(),
                 &client_id,
                 &endpoint,
+                azure.send_certificate_chain,
             )
             .map_err(Built::Config)?;
             ClientAssertionCredential::new(

@@ -127,6 +127,60 @@ fn check_assertion(assertion: &str, entra: &FakeEntra, cert_der: &[u8], public_k
     .expect("assertion signed with the certificate's private key");
 }
 
+/// `AZURE_CLIENT_SEND_CERTIFICATE_CHAIN=true`, for apps that trust a certificate by
+/// subject name and issuer: the assertion's header carries `x5c`, the client's
+/// certificate first whatever the file's order, then the rest; unset, no `x5c`.
+#[test]
+fn client_certificate_sends_the_chain_only_when_asked() {
+    use base64::Engine;
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = FakeAcr::start(HOST);
+    let cert = tls::client_cert(CLIENT);
+    let ca_pem = &tls::pki().ca_pem;
+    let ca_der = base64::engine::general_purpose::STANDARD
+        .decode(
+            ca_pem
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>(),
+        )
+        .unwrap();
+    // The CA's certificate first: the client's is found by its key, not by position.
+    let path = env.write("chain.pem", format!("{ca_pem}{}", cert.pem));
+    for (send, want) in [("true", true), ("1", true), ("", false), ("false", false)] {
+        let before = entra.token_requests().len();
+        let out = env
+            .get(HOST)
+            .client_certificate(&entra.authority(), CLIENT, TENANT, &path, None)
+            .env("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", send)
+            .env("ACR_ENTRA_NO_CACHE", "1")
+            .connect_to(&acr.connect_to())
+            .run();
+        assert_eq!(out.code, Some(0), "{send}: {out:?}");
+        let reqs = entra.token_requests();
+        assert_eq!(reqs.len(), before + 1, "{send}");
+        let assertion = reqs[before].get("client_assertion").unwrap().to_string();
+        check_assertion(
+            &assertion,
+            &entra,
+            cert.cert_der.as_ref(),
+            &cert.public_key_raw,
+        );
+        let (header, _) = jwt::decode(&assertion);
+        if want {
+            let engine = base64::engine::general_purpose::STANDARD;
+            assert_eq!(
+                header["x5c"],
+                serde_json::json!([engine.encode(&cert.cert_der), engine.encode(&ca_der)]),
+                "{send}"
+            );
+        } else {
+            assert!(header.get("x5c").is_none(), "{send}: {header}");
+        }
+    }
+}
+
 #[test]
 fn client_certificate_pfx_with_password() {
     let env = TestEnv::new();
