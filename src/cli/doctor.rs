@@ -444,9 +444,17 @@ fn certificate_line(settings: &Settings) -> String {
         .and_then(|bytes| crate::certfile::read(&bytes, password));
     match read {
         Ok(cert) => format!(
-            "`{}`: thumbprint {}",
+            "`{}`: thumbprint {}{}",
             path.display(),
-            crate::certfile::thumbprint_hex(&cert.certificate)
+            crate::certfile::thumbprint_hex(&cert.certificate),
+            if settings.azure.send_certificate_chain {
+                format!(
+                    "; chain of {} sent as x5c (AZURE_CLIENT_SEND_CERTIFICATE_CHAIN)",
+                    cert.others.len() + 1
+                )
+            } else {
+                String::new()
+            }
         ),
         Err(why) => format!("`{}`: {why}", path.display()),
     }

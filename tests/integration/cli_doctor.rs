@@ -333,6 +333,29 @@ fn doctor_shows_the_certificate_thumbprint_of_a_pfx() {
         "missing {want:?} in:\n{}",
         out.stdout
     );
+    let out = env
+        .helper()
+        .arg("doctor")
+        .arg(HOST)
+        .client_certificate(
+            &entra.authority(),
+            CLIENT,
+            TENANT,
+            &pfx,
+            Some(tls::PFX_PASSWORD),
+        )
+        .env("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "true")
+        .connect_to(&acr.connect_to())
+        .run();
+    let want = format!(
+        "\ncertificate: `{}`: thumbprint {thumbprint}; chain of 1 sent as x5c (AZURE_CLIENT_SEND_CERTIFICATE_CHAIN)\n",
+        pfx.display()
+    );
+    assert!(
+        out.stdout.contains(&want),
+        "missing {want:?} in:\n{}",
+        out.stdout
+    );
     let out = run("not-the-password");
     assert_eq!(out.code, Some(1), "{}", out.stdout);
     assert!(
