@@ -146,6 +146,10 @@ keyUsage=critical,digitalSignature,keyEncipherment" || return 1
     leaf client "/CN=acr-entra e2e client certificate" "keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth" || return 1
     cat client.pem client.key > client-with-key.pem
+    # The same certificate and key as a PFX, with the CA as its chain (OpenSSL 3 default:
+    # AES-256, SHA-256 MAC), for the PFX path of client-certificate.
+    openssl pkcs12 -export -in client.pem -inkey client.key -certfile ca.pem \
+        -passout pass:e2e-pfx-password -out client.pfx 2>/dev/null || return 1
     # The helper and Go clients trust only SSL_CERT_FILE when it is set: system roots + test CA.
     local sys
     sys=$(python3 -c 'import ssl; p=ssl.get_default_verify_paths(); print(p.cafile or p.openssl_cafile or "")')
@@ -760,6 +764,20 @@ kind_check() { # kind_check KIND COUNTER-JQ [VAR=VALUE...]
 kind_check client-secret '.entra.by_grant.secret // 0' AZURE_CLIENT_SECRET="$CLIENT_SECRET"
 kind_check client-certificate '.entra.by_grant.certificate // 0' \
     AZURE_CLIENT_CERTIFICATE_PATH="$W/pki/client-with-key.pem"
+# The PFX path: the same certificate inside a password-protected PKCS#12 file.
+kind_check_pfx() {
+    local c before after
+    begin "credential client-certificate (PFX with password): skopeo inspect $ACR on a cold cache"
+    c=$(fresh_cache); before=$(state '.entra.by_grant.certificate // 0')
+    if env -u AZURE_CLIENT_SECRET ACR_ENTRA_CREDENTIAL=client-certificate ACR_ENTRA_CACHE_DIR="$c" \
+           AZURE_CLIENT_CERTIFICATE_PATH="$W/pki/client.pfx" AZURE_CLIENT_CERTIFICATE_PASSWORD=e2e-pfx-password \
+           timeout 120 "${SKOPEO[@]}" inspect --authfile "$AUTH_HELPERS" \
+           --registries-conf "$W/registries-plain.conf" "docker://$ACR/e2e/hello:v1" >>"$OUT" 2>&1 </dev/null; then
+        after=$(state '.entra.by_grant.certificate // 0')
+        if [ "$after" != "$before" ]; then pass; else fail "the Entra fake saw no certificate grant"; fi
+    else fail; fi
+}
+kind_check_pfx
 kind_check workload-identity '.entra.by_grant.federated // 0' \
     AZURE_FEDERATED_TOKEN_FILE="$W/pki/federated-token"
 kind_check managed-identity '.mi.calls' \
