@@ -83,9 +83,7 @@ impl Identity {
             (_, None) => "system-assigned".into(),
         }
     }
-}
 
-impl Identity {
     fn chosen(
         mut self,
         kind: CredentialKind,
@@ -111,14 +109,7 @@ impl Identity {
 /// unreadable file is "unknown", one shared entry as before.
 fn account_digest(path: Option<&std::path::Path>) -> Option<String> {
     use sha2::Digest;
-    use std::io::Read;
-    const MAX: u64 = 4 << 20;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path?)
-        .ok()?
-        .take(MAX)
-        .read_to_end(&mut bytes)
-        .ok()?;
+    let bytes = crate::files::read_user_file(path?, 4 * crate::files::MAX_FILE).ok()?;
     let digest = sha2::Sha256::digest(&bytes);
     Some(crate::cache::hex(&digest[..8]))
 }
