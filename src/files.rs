@@ -1,7 +1,7 @@
 //! Private files: the 0700 directory, 0600 files created with that mode (never chmod-ed
 //! after the fact), atomic replacement through a temp file and `rename`, bounded reads
-//! (of its own files, and of files the user names),
-//! and cross-process locks (std's `File::lock`, with a `try_lock` loop for the timeout).
+//! (of its own files, and of files the user names), and cross-process locks (std's
+//! `File::lock`, with a `try_lock` loop for the timeout).
 //! `cache`, `store` and `configure` build on these; nothing else touches files it writes.
 
 use std::fs::{DirBuilder, File, OpenOptions};
