@@ -364,6 +364,13 @@ mod tests {
         }
     }
 
+    #[test]
+    fn bytes_after_the_pfx_are_ignored() {
+        let mut padded = fixture!("aes256.pfx").to_vec();
+        padded.extend_from_slice(&[0u8; 37]);
+        assert_reads("aes256.pfx + padding", &padded, Some(PASSWORD));
+    }
+
     /// Every truncation of a real PFX is an error, never a panic.
     #[test]
     fn truncated_pfx_files_are_errors() {

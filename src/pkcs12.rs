@@ -85,7 +85,8 @@ pub fn looks_like_pkcs12(bytes: &[u8]) -> bool {
 
 /// Reads a PFX with the password the user gave, if any.
 pub fn parse(bytes: &[u8], password: Option<&str>) -> Result<Contents, Pkcs12Error> {
-    let mut pfx = Reader::new(der::single(bytes, der::SEQUENCE)?);
+    // Bytes after the PFX (some tools pad files) are ignored, as OpenSSL ignores them.
+    let mut pfx = Reader::new(bytes).sequence()?;
     if pfx.small_uint()? != 3 {
         return Err(Pkcs12Error::Malformed("version is not 3"));
     }
