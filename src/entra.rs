@@ -114,16 +114,16 @@ fn account_digest(path: Option<&std::path::Path>) -> Option<String> {
     Some(crate::cache::hex(&digest[..8]))
 }
 
-#[cfg(test)]
 impl Identity {
-    /// A public-cloud identity of `kind` with nothing else set, for unit tests.
-    pub fn for_test(kind: CredentialKind) -> Identity {
+    /// An identity of `kind` in `cloud` at `authority`, nothing else known yet; callers
+    /// fill in what they know with struct-update syntax.
+    pub fn new(kind: CredentialKind, cloud: Cloud, authority: String) -> Identity {
         Identity {
             kind,
             why: String::new(),
             skipped: Vec::new(),
-            cloud: Cloud::Public,
-            authority: Cloud::Public.authority_host().to_string(),
+            cloud,
+            authority,
             tenant: None,
             client_id: None,
             object_id: None,
@@ -133,6 +133,16 @@ impl Identity {
             tenant_from_config: false,
             account: None,
         }
+    }
+
+    /// A public-cloud identity of `kind` with nothing else set, for unit tests.
+    #[cfg(test)]
+    pub fn for_test(kind: CredentialKind) -> Identity {
+        Identity::new(
+            kind,
+            Cloud::Public,
+            Cloud::Public.authority_host().to_string(),
+        )
     }
 }
 
@@ -149,19 +159,12 @@ pub fn choose(
     let reg = registry.cloned().unwrap_or_default();
     let authority = authority(settings, cloud)?;
     let mut identity = Identity {
-        kind: CredentialKind::ClientSecret,
-        why: String::new(),
-        skipped: Vec::new(),
-        cloud,
-        authority,
         tenant: reg.tenant_id.clone().or_else(|| azure.tenant_id.clone()),
         client_id: reg.client_id.clone().or_else(|| azure.client_id.clone()),
         object_id: reg.object_id.clone(),
         resource_id: reg.resource_id.clone(),
-        managed_source: None,
-        inline_assertion: None,
         tenant_from_config: reg.tenant_id.is_some(),
-        account: None,
+        ..Identity::new(CredentialKind::ClientSecret, cloud, authority)
     };
     let forced = match (reg.credential, settings.credential) {
         (Some(kind), _) => Some((kind, "set by the registry's config entry".to_string())),

@@ -272,23 +272,19 @@ fn pod_identity(
 ) -> Result<Identity> {
     let authority = entra::authority(settings, cloud)?;
     Ok(Identity {
-        kind: crate::config::CredentialKind::WorkloadIdentity,
         why: "kubelet passed a service-account token for this pod".into(),
-        skipped: Vec::new(),
-        cloud,
-        authority,
         tenant: pod
             .tenant_id
             .clone()
             .or_else(|| registry.and_then(|r| r.tenant_id.clone()))
             .or_else(|| settings.azure.tenant_id.clone()),
         client_id: Some(pod.client_id.clone()),
-        object_id: None,
-        resource_id: None,
-        managed_source: None,
         inline_assertion: Some(pod.token.clone()),
-        tenant_from_config: false,
-        account: None,
+        ..Identity::new(
+            crate::config::CredentialKind::WorkloadIdentity,
+            cloud,
+            authority,
+        )
     })
 }
 

@@ -30,19 +30,13 @@ fn world() -> &'static World {
         let cache = Cache::open(&dir.path().join("cache")).unwrap();
         let host = RegistryHost::parse("myacr.azurecr.io").unwrap();
         let identity = Identity {
-            kind: CredentialKind::ClientSecret,
-            why: String::new(),
-            skipped: vec![],
-            cloud: Cloud::Public,
-            authority: "https://login.microsoftonline.com".into(),
             tenant: Some("t".into()),
             client_id: Some("c".into()),
-            object_id: None,
-            resource_id: None,
-            managed_source: None,
-            inline_assertion: None,
-            tenant_from_config: false,
-            account: None,
+            ..Identity::new(
+                CredentialKind::ClientSecret,
+                Cloud::Public,
+                "https://login.microsoftonline.com".into(),
+            )
         };
         let key = TokenKey::new(&host, &identity, None);
         World {
