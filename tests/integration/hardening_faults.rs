@@ -119,6 +119,24 @@ struct Outcome {
     line: String,
 }
 
+impl Outcome {
+    /// Print the case's row of the fault table (the README's figures come from these)
+    /// and collect its failure, if any.
+    #[allow(clippy::print_stderr)]
+    fn report(&self, failures: &mut Vec<String>) {
+        eprintln!(
+            "fault | {:<40} | {:>6.2}s | {} | {}",
+            self.name,
+            self.elapsed.as_secs_f64(),
+            if self.ok.is_ok() { "ok" } else { "FAIL" },
+            self.line
+        );
+        if let Err(e) = &self.ok {
+            failures.push(format!("{}: {e}", self.name));
+        }
+    }
+}
+
 /// Run one Entra/exchange case against scripted fakes.
 fn run_case(c: &Case) -> Outcome {
     let env = TestEnv::new();
@@ -353,16 +371,7 @@ fn injected_faults_end_in_one_line_within_the_timeout() {
     results.sort_by(|a, b| a.name.cmp(&b.name));
     let mut failures = Vec::new();
     for r in &results {
-        eprintln!(
-            "fault | {:<40} | {:>6.2}s | {} | {}",
-            r.name,
-            r.elapsed.as_secs_f64(),
-            if r.ok.is_ok() { "ok" } else { "FAIL" },
-            r.line
-        );
-        if let Err(e) = &r.ok {
-            failures.push(format!("{}: {e}", r.name));
-        }
+        r.report(&mut failures);
     }
     let slowest = results.iter().map(|r| r.elapsed).max().unwrap_or_default();
     eprintln!(
@@ -452,20 +461,10 @@ fn az_and_azd_hanging_failing_garbage_or_missing() {
                 mode.map_or("missing".into(), |m| format!("{m:?}"))
             );
             let out = cli_case(tool, mode);
-            let o = judge(&name, Expect::Loud, &out);
             if !out.stderr.is_empty() {
                 failures.push(format!("{name}: the tool's stderr leaked: {out:?}"));
             }
-            eprintln!(
-                "fault | {:<40} | {:>6.2}s | {} | {}",
-                o.name,
-                o.elapsed.as_secs_f64(),
-                if o.ok.is_ok() { "ok" } else { "FAIL" },
-                o.line
-            );
-            if let Err(e) = o.ok {
-                failures.push(format!("{name}: {e}"));
-            }
+            judge(&name, Expect::Loud, &out).report(&mut failures);
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -476,17 +475,7 @@ fn az_and_azd_hanging_failing_garbage_or_missing() {
 fn registry_black_holed_silent_or_unreachable_and_imds_unreachable() {
     let mut failures = Vec::new();
     let mut record = |name: &str, expect: Expect, out: &Output| {
-        let o = judge(name, expect, out);
-        eprintln!(
-            "fault | {:<40} | {:>6.2}s | {} | {}",
-            o.name,
-            o.elapsed.as_secs_f64(),
-            if o.ok.is_ok() { "ok" } else { "FAIL" },
-            o.line
-        );
-        if let Err(e) = o.ok {
-            failures.push(format!("{name}: {e}"));
-        }
+        judge(name, expect, out).report(&mut failures);
     };
     let entra = FakeEntra::start();
     let base = |env: &TestEnv| {
