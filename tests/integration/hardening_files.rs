@@ -237,42 +237,20 @@ fn files_are_private_even_under_umask_000() {
     let entra = FakeEntra::start();
     let acr = FakeAcr::start(HOST);
     let cache = env.path("fresh/acr-entra");
-    let mut vars = base_env(&env);
-    vars.retain(|(k, _)| k != "ACR_ENTRA_CACHE_DIR");
-    vars.extend(
-        [
-            ("ACR_ENTRA_CACHE_DIR", cache.display().to_string()),
-            ("ACR_ENTRA_CREDENTIAL", "client-secret".to_string()),
-            ("AZURE_AUTHORITY_HOST", entra.authority()),
-            ("AZURE_CLIENT_ID", CLIENT.to_string()),
-            ("AZURE_CLIENT_SECRET", SECRET.to_string()),
-            ("AZURE_TENANT_ID", TENANT.to_string()),
-            ("ACR_ENTRA_CONNECT_TO", acr.connect_to()),
-        ]
-        .map(|(k, v)| (k.to_string(), v)),
-    );
-    // The shared runner executes the helper directly; go through /bin/sh to set the
-    // umask first, so only modes given at creation can explain private files.
+    // Through /bin/sh to set the umask first, so only modes given at creation can
+    // explain private files.
     let run = |verb: &str, stdin: &str| {
-        use std::io::Write;
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(format!("umask 000; exec '{BIN}' {verb}"))
-            .env_clear()
-            .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{verb}: {out:?}");
+        let out = env
+            .helper()
+            .wrapped(&["/bin/sh", "-c", "umask 000; exec \"$0\" \"$@\""])
+            .arg(verb)
+            .stdin(stdin)
+            .env("ACR_ENTRA_CACHE_DIR", cache.display().to_string())
+            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+            .connect_to(&acr.connect_to())
+            .run();
+        assert_eq!(out.code, Some(0), "{verb}: {out:?}");
     };
     run("get", HOST);
     run("store", &store_json("pw-umask"));
