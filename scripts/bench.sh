@@ -50,7 +50,8 @@ fi
 
 bin="$repo/target/release/docker-credential-acr-entra"
 if [ "$build" = 1 ]; then
-  # The binary install.sh installs: statically linked on Linux with glibc.
+  # The binary `install.sh --static` installs: statically linked on Linux with glibc
+  # (the default install is dynamically linked, ~0.3 ms slower per call).
   case "$(rustc -vV | sed -n 's/^host: //p')" in
     x86_64-*-linux-gnu)
       echo "bench.sh: cargo release-static (release build, statically linked)" >&2

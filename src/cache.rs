@@ -5,7 +5,7 @@
 //! under a per-host lock with the double check fresh? → lock → re-read → mint → write.
 //! A corrupt, foreign or unreadable file counts as empty: the cache never fails a `get`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -15,17 +15,23 @@ use crate::config::Audience;
 use crate::entra::Identity;
 use crate::error::Result;
 use crate::exchange::Challenge;
-use crate::files::{Lock, private_dir, read_small, write_atomic};
+use crate::files::Lock;
+use crate::private_dir::PrivateDir;
 use crate::registry::RegistryHost;
 use crate::secret::{AcrRefreshToken, Secret};
 
 /// The on-disk format version; other versions are ignored and rewritten.
 pub const FORMAT_VERSION: u32 = 1;
 
-#[derive(Debug)]
-pub struct Cache {
-    dir: PathBuf,
+/// The cache in a checked private directory: the only way to its files.
+#[derive(Debug, Clone, Copy)]
+pub struct Cache<'d> {
+    dir: &'d PrivateDir,
 }
+
+/// The longest a refresh token is believed to live: ACR's last about three hours, so a
+/// claim of more (or an `exp` that overflows) is a broken or hostile answer.
+pub const MAX_LIFETIME: i64 = 24 * 3600;
 
 /// What identifies one cached token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,14 +101,19 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Seconds left to live (negative once expired), without overflow.
+    pub fn remaining(&self, now: i64) -> i64 {
+        self.expires_on.saturating_sub(now)
+    }
+
     /// Fresh while it has more than `min_ttl` to live.
     pub fn is_fresh(&self, now: i64, min_ttl: Duration) -> bool {
-        self.expires_on - now > min_ttl.as_secs() as i64
+        self.remaining(now) > min_ttl.as_secs() as i64
     }
 
     /// Still usable at all (the fallback when a re-mint fails).
     pub fn is_valid(&self, now: i64) -> bool {
-        self.expires_on - now > 60
+        self.remaining(now) > 60
     }
 }
 
@@ -121,51 +132,46 @@ struct HostFile {
     info: HostInfo,
 }
 
-impl Cache {
-    /// Open (creating if needed) the cache directory.
-    pub fn open(dir: &Path) -> Result<Cache> {
-        private_dir(dir)?;
-        Ok(Cache {
-            dir: dir.to_path_buf(),
-        })
+impl<'d> Cache<'d> {
+    pub fn new(dir: &'d PrivateDir) -> Cache<'d> {
+        Cache { dir }
     }
 
-    /// The cache in `dir` without creating or checking anything: for reads on the hot
-    /// path, where a missing directory simply means a miss.
-    pub fn at(dir: &Path) -> Cache {
-        Cache {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn token_path(&self, key: &TokenKey) -> PathBuf {
-        self.dir.join(format!("token-{}.json", key.digest))
-    }
-
-    fn host_path(&self, host: &RegistryHost) -> PathBuf {
+    pub fn dir(&self) -> &'d PrivateDir {
         self.dir
-            .join(format!("host-{}.json", digest(&[host.key()])))
+    }
+
+    fn token_name(key: &TokenKey) -> String {
+        format!("token-{}.json", key.digest)
+    }
+
+    /// Where `key`'s token lives, for messages.
+    pub fn token_path(&self, key: &TokenKey) -> PathBuf {
+        self.dir.display_path(&Cache::token_name(key))
+    }
+
+    /// The permission bits of `key`'s token file, `None` when there is none.
+    pub fn token_mode(&self, key: &TokenKey) -> Option<u32> {
+        self.dir.entry_mode(&Cache::token_name(key))
+    }
+
+    fn host_name(host: &RegistryHost) -> String {
+        format!("host-{}.json", digest(&[host.key()]))
     }
 
     /// The lock serialising mints for one registry host.
-    pub fn lock_path(&self, host: &RegistryHost) -> PathBuf {
-        self.dir
-            .join(format!("host-{}.lock", digest(&[host.key()])))
+    fn lock_name(host: &RegistryHost) -> String {
+        format!("host-{}.lock", digest(&[host.key()]))
     }
 
     pub fn lock(&self, host: &RegistryHost, timeout: Duration) -> Result<Lock> {
-        private_dir(&self.dir)?;
-        Lock::acquire(&self.lock_path(host), timeout)
+        self.dir.lock(&Cache::lock_name(host), timeout)
     }
 
     /// The cached token for `key`, if there is a readable one of this version.
     pub fn get(&self, key: &TokenKey) -> Option<Entry> {
         let path = self.token_path(key);
-        let bytes = match read_small(&path) {
+        let bytes = match self.dir.read(&Cache::token_name(key)) {
             Ok(Some(b)) => b,
             Ok(None) => return None,
             Err(e) => {
@@ -186,6 +192,7 @@ impl Cache {
         if file.version != FORMAT_VERSION
             || file.login_server != key.login_server
             || file.refresh_token.is_empty()
+            || file.expires_on.saturating_sub(file.created_on) > MAX_LIFETIME
         {
             crate::debug!(
                 "cache file `{}` is of another version or host; ignoring",
@@ -220,11 +227,11 @@ impl Cache {
             created_on: now,
         };
         let bytes = serde_json::to_vec(&file).unwrap_or_default();
-        write_atomic(&self.token_path(key), &bytes)
+        self.dir.write_atomic(&Cache::token_name(key), &bytes)
     }
 
     pub fn host_info(&self, host: &RegistryHost) -> HostInfo {
-        let Ok(Some(bytes)) = read_small(&self.host_path(host)) else {
+        let Ok(Some(bytes)) = self.dir.read(&Cache::host_name(host)) else {
             return HostInfo::default();
         };
         match serde_json::from_slice::<HostFile>(&bytes) {
@@ -239,8 +246,8 @@ impl Cache {
             login_server: host.key(),
             info: info.clone(),
         };
-        write_atomic(
-            &self.host_path(host),
+        self.dir.write_atomic(
+            &Cache::host_name(host),
             &serde_json::to_vec(&file).unwrap_or_default(),
         )
     }
@@ -248,26 +255,23 @@ impl Cache {
     /// Remove every cached token and host record for `host` (used by `erase`).
     pub fn remove_host(&self, _lock: &Lock, host: &RegistryHost) -> Result<usize> {
         let mut removed = 0;
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Ok(0);
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
+        for name in self.dir.names() {
             if !name.starts_with("token-") || !name.to_ascii_lowercase().ends_with(".json") {
                 continue;
             }
-            let path = entry.path();
-            let belongs = read_small(&path)
+            let belongs = self
+                .dir
+                .read(&name)
                 .ok()
                 .flatten()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                 .and_then(|v| v.get("login_server")?.as_str().map(str::to_string))
                 .is_some_and(|s| s == host.key());
-            if belongs && std::fs::remove_file(&path).is_ok() {
+            if belongs && self.dir.remove(&name).unwrap_or(false) {
                 removed += 1;
             }
         }
-        let _ = std::fs::remove_file(self.host_path(host));
+        let _ = self.dir.remove(&Cache::host_name(host));
         Ok(removed)
     }
 }
@@ -323,7 +327,8 @@ mod tests {
     #[test]
     fn round_trip_and_corruption() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(&dir.path().join("c")).unwrap();
+        let private = PrivateDir::create(&dir.path().join("c")).unwrap();
+        let cache = Cache::new(&private);
         let h = RegistryHost::parse("myacr.azurecr.io").unwrap();
         let key = TokenKey::new(&h, &identity(CredentialKind::AzureCli, None, None), None);
         assert!(cache.get(&key).is_none());

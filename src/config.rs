@@ -237,7 +237,8 @@ struct RawFileConfig {
 /// The parsed config file: registries keyed by normalised `host[:port]`.
 #[derive(Debug, Default)]
 pub struct FileConfig {
-    pub path: PathBuf,
+    /// `None` when there is no config location at all.
+    pub path: Option<PathBuf>,
     pub registries: BTreeMap<String, RegistryConfig>,
 }
 
@@ -251,7 +252,7 @@ impl FileConfig {
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(FileConfig {
-                    path: path.to_path_buf(),
+                    path: Some(path.to_path_buf()),
                     registries: BTreeMap::new(),
                 });
             }
@@ -279,9 +280,22 @@ impl FileConfig {
             registries.insert(host.key(), entry);
         }
         Ok(FileConfig {
-            path: path.to_path_buf(),
+            path: Some(path.to_path_buf()),
             registries,
         })
+    }
+
+    /// The file for messages: "`PATH`", or why there is none.
+    pub fn shown(&self) -> String {
+        match &self.path {
+            Some(p) => format!("`{}`", p.display()),
+            None => format!("(no config file: HOME is not set; set {ACR_ENTRA_CONFIG} to use one)"),
+        }
+    }
+
+    /// Whether the config file exists.
+    pub fn exists(&self) -> bool {
+        self.path.as_ref().is_some_and(|p| p.exists())
     }
 
     pub fn registry(&self, host: &RegistryHost) -> Option<&RegistryConfig> {
@@ -327,7 +341,9 @@ pub struct AzureEnv {
 pub struct Settings {
     pub log_level: Level,
     pub credential: Option<CredentialKind>,
-    pub config_path: PathBuf,
+    /// `None` without ACR_ENTRA_CONFIG, XDG_CONFIG_HOME and HOME: then there is no
+    /// config file (never a relative path).
+    pub config_path: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
     pub no_cache: bool,
     pub min_ttl: Duration,
@@ -396,31 +412,22 @@ impl Settings {
                 ))
             })?),
         };
-        let home = env.path("HOME");
-        let dirs = || directories::BaseDirs::new();
-        let config_path = match env.path(ACR_ENTRA_CONFIG) {
-            Some(p) => p,
-            None => match env.path("XDG_CONFIG_HOME") {
-                Some(x) if x.is_absolute() => x.join("acr-entra").join("config.json"),
-                _ => match home.as_ref() {
-                    Some(h) => h.join(".config").join("acr-entra").join("config.json"),
-                    None => dirs().map_or_else(
-                        || PathBuf::from("acr-entra-config.json"),
-                        |d| d.config_dir().join("acr-entra").join("config.json"),
-                    ),
-                },
-            },
-        };
-        let cache_dir = match env.path(ACR_ENTRA_CACHE_DIR) {
-            Some(p) => Some(p),
-            None => match env.path("XDG_CACHE_HOME") {
-                Some(x) if x.is_absolute() => Some(x.join("acr-entra")),
-                _ => match home.as_ref() {
-                    Some(h) => Some(h.join(".cache").join("acr-entra")),
-                    None => dirs().map(|d| d.cache_dir().join("acr-entra")),
-                },
-            },
-        };
+        // The home directory comes from HOME alone, never from the user database: a
+        // uid without a passwd entry (containers, CI) has none, and a statically linked
+        // binary that asked NSS would load modules it cannot run. A relative HOME counts
+        // as unset, so a file in the working directory can never act as our config.
+        let home = env.path("HOME").filter(|h| h.is_absolute());
+        let absolute = |name: &str| env.path(name).filter(|p| p.is_absolute());
+        let config_path = env.path(ACR_ENTRA_CONFIG).or_else(|| {
+            absolute("XDG_CONFIG_HOME")
+                .or_else(|| home.as_ref().map(|h| h.join(".config")))
+                .map(|d| d.join("acr-entra").join("config.json"))
+        });
+        let cache_dir = env.path(ACR_ENTRA_CACHE_DIR).or_else(|| {
+            absolute("XDG_CACHE_HOME")
+                .or_else(|| home.as_ref().map(|h| h.join(".cache")))
+                .map(|d| d.join("acr-entra"))
+        });
         let min_ttl = match env.get(ACR_ENTRA_MIN_TTL) {
             None => DEFAULT_MIN_TTL,
             Some(v) => parse_duration(v).ok_or_else(|| {
@@ -580,8 +587,15 @@ mod tests {
         assert_eq!(s.cache_dir.unwrap(), PathBuf::from("/c/acr-entra"));
         assert_eq!(
             s.config_path,
-            PathBuf::from("/h/.config/acr-entra/config.json")
+            Some(PathBuf::from("/h/.config/acr-entra/config.json"))
         );
+        // No home: no config file and no cache, never a path relative to the working
+        // directory.
+        for env in [Env::default(), Env::from_pairs([("HOME", "relative/home")])] {
+            let s = Settings::from_env(&env).unwrap();
+            assert_eq!(s.config_path, None);
+            assert_eq!(s.cache_dir, None);
+        }
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::config::{
 };
 use crate::error::{Error, Result, one_line, redact_text};
 use crate::http::{Http, HttpRequest};
+use crate::jwt;
 use crate::registry::Cloud;
 use crate::secret::{EntraToken, Secret};
 
@@ -56,8 +57,9 @@ pub struct Identity {
     pub object_id: Option<String>,
     pub resource_id: Option<String>,
     pub managed_source: Option<ManagedSource>,
-    /// A service-account token given by kubelet, used instead of a token file.
-    pub inline_assertion: Option<Secret>,
+    /// A service-account token given by kubelet, used instead of a token file; it
+    /// carries whom it names, which keys the cache.
+    pub inline_assertion: Option<PodAssertion>,
     /// The tenant came from the registry's config entry (so `az`/`azd` get `--tenant`).
     pub tenant_from_config: bool,
     /// For `az`/`azd`: a digest of the tool's account file, so signing in as someone
@@ -65,9 +67,52 @@ pub struct Identity {
     pub account: Option<String>,
 }
 
+/// A service-account token that kubelet passed for one pod, with who it says it is.
+/// The fields are private and `new` fills both: a pod identity cannot reach the cache
+/// key without the service account it belongs to, so two pods that name the same client
+/// id never share a cached token.
+#[derive(Clone, Debug)]
+pub struct PodAssertion {
+    token: Secret,
+    subject: String,
+}
+
+impl PodAssertion {
+    /// The token's issuer, subject and audience (`system:serviceaccount:NS:NAME` for a
+    /// Kubernetes token), or a digest of the whole token when those cannot be read. The
+    /// claims are not verified here (Entra does that); they only keep pods apart.
+    pub fn new(token: Secret) -> PodAssertion {
+        let claim = |name| jwt::string_claim(token.expose(), name);
+        let subject = match (claim("iss"), claim("sub")) {
+            (Some(iss), Some(sub)) => format!(
+                "iss={iss} sub={sub} aud={}",
+                claim("aud").unwrap_or_default()
+            ),
+            _ => {
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(token.expose().as_bytes());
+                format!("token-digest={}", crate::cache::hex(&digest[..16]))
+            }
+        };
+        PodAssertion { token, subject }
+    }
+
+    pub fn token(&self) -> &Secret {
+        &self.token
+    }
+
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+}
+
 impl Identity {
     /// Who this is, for the cache key: never a secret.
     pub fn id(&self) -> String {
+        if let Some(pod) = &self.inline_assertion {
+            let client = self.client_id.as_deref().unwrap_or_default();
+            return format!("client:{client};pod:{}", pod.subject());
+        }
         if let Some(id) = &self.resource_id {
             return format!("resource:{id}");
         }
@@ -354,7 +399,7 @@ pub fn token(
         settings.azure.client_secret.as_ref(),
         settings.azure.certificate_password.as_ref(),
         settings.azure.identity_header.as_ref(),
-        identity.inline_assertion.as_ref(),
+        identity.inline_assertion.as_ref().map(PodAssertion::token),
     ]
     .into_iter()
     .flatten()
@@ -387,9 +432,7 @@ pub fn token(
         Built::Config(err) => err,
         Built::Azure(e) => fail(error_chain(&e)),
     })?;
-    // Each HTTP call is bounded by the timeout; the deadline also covers retries and a
-    // credential (IMDS) that brings its own long retry policy.
-    let deadline = settings.timeout * 2 + Duration::from_secs(1);
+    let deadline = deadline(settings);
     let result = block_on_deadline(credential.get_token(&[scope], None), deadline)
         .ok_or_else(|| fail(format!("no token within {}s", deadline.as_secs())))?;
     let access = result.map_err(|e| fail(error_chain(&e)))?;
@@ -398,6 +441,13 @@ pub fn token(
         return Err(fail("the answer held an empty token".into()));
     }
     Ok(EntraToken(Secret::new(secret)))
+}
+
+/// The most one Entra token request may take: each HTTP call is bounded by the timeout,
+/// and this also covers retries and a credential (IMDS) that brings its own long retry
+/// policy.
+pub fn deadline(settings: &Settings) -> Duration {
+    settings.timeout * 2 + Duration::from_secs(1)
 }
 
 fn hint(identity: &Identity) -> &'static str {
@@ -472,7 +522,7 @@ fn build(
         }
         CredentialKind::WorkloadIdentity => {
             let source = match &identity.inline_assertion {
-                Some(token) => FederatedToken::Inline(token.clone()),
+                Some(pod) => FederatedToken::Inline(pod.token().clone()),
                 None => {
                     FederatedToken::File(azure.federated_token_file.clone().unwrap_or_default())
                 }

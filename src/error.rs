@@ -63,6 +63,22 @@ impl Error {
     }
 }
 
+/// `text` as one printable line for a report: control characters (terminal escape
+/// sequences, CR, LF) and invisible direction marks are shown as escapes instead of
+/// acting on the terminal. For values from files and servers that `doctor` prints.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let invisible = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
+        if c.is_control() || invisible {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Fold a message onto one line and cap its length.
 pub fn one_line(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(600));

@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 
+use crate::config::FileConfig;
 use crate::error::{Error, Result, redact_text};
 use crate::http::{Failure, Http, HttpRequest, HttpResponse};
 use crate::jwt;
@@ -81,14 +82,93 @@ pub fn parse_bearer(header: &str) -> Option<(String, Option<String>)> {
     Some((realm?, service.filter(|s| !s.is_empty())))
 }
 
-/// Ask `/v2/` for the challenge. `realm_allowed` says whether the realm's host may
-/// receive an Entra token; `scheme` is `https` unless a listed loopback host wants http.
-pub fn discover(
-    http: &Http,
-    host: &RegistryHost,
-    scheme: &str,
-    realm_allowed: &dyn Fn(&RegistryHost) -> bool,
-) -> Result<Challenge> {
+/// Which token realms may receive an Entra token: the one policy for a challenge read
+/// from the registry now and for one remembered from an earlier mint (a remembered one
+/// could be stale, or planted). A realm is `https://` on the registry itself, on an ACR
+/// login server or on a host the config file lists; plain `http://` only when the
+/// realm's own host is a listed loopback host.
+#[derive(Clone, Copy, Debug)]
+pub struct RealmPolicy<'a> {
+    config: &'a FileConfig,
+}
+
+impl<'a> RealmPolicy<'a> {
+    pub fn new(config: &'a FileConfig) -> RealmPolicy<'a> {
+        RealmPolicy { config }
+    }
+
+    /// May receive Entra tokens: an ACR login server or a listed host.
+    pub fn gets_tokens(&self, host: &RegistryHost) -> bool {
+        host.acr_cloud().is_some() || self.config.registry(host).is_some()
+    }
+
+    /// May be reached over plain http: a listed loopback host.
+    pub fn plain_http(&self, host: &RegistryHost) -> bool {
+        host.is_loopback() && self.config.registry(host).is_some()
+    }
+
+    /// The scheme to reach `host` itself: http only for a listed loopback host that the
+    /// client named with `http://`.
+    pub fn scheme(&self, host: &RegistryHost) -> &'static str {
+        if host.wants_plain_http() && self.plain_http(host) {
+            "http"
+        } else {
+            "https"
+        }
+    }
+
+    /// The exchange base `scheme://host[:port]` for the realm URL that `host` named, or
+    /// why no token may go there.
+    pub fn check(&self, host: &RegistryHost, realm: &str) -> Result<String> {
+        let has_prefix = |p: &str| {
+            realm
+                .get(..p.len())
+                .is_some_and(|t| t.eq_ignore_ascii_case(p))
+        };
+        let shown = || crate::http::strip_query(realm).to_string();
+        let realm_host = RegistryHost::parse(realm).map_err(|_| {
+            Error::Exchange(format!(
+                "registry `{host}` names an unreadable token realm `{}`",
+                shown()
+            ))
+        })?;
+        let scheme = if has_prefix("https://") {
+            "https"
+        } else if has_prefix("http://") && self.plain_http(&realm_host) {
+            "http"
+        } else {
+            return Err(Error::Exchange(format!(
+                "registry `{host}` names token realm `{}`, which is not https (plain http only for a loopback host the config file lists); refusing to send a token there",
+                shown()
+            )));
+        };
+        if realm_host != *host && !self.gets_tokens(&realm_host) {
+            return Err(Error::Exchange(format!(
+                "registry `{host}` names token realm host `{realm_host}`, which is not that registry or an ACR host; refusing to send a token there"
+            )));
+        }
+        Ok(format!("{scheme}://{}", realm_host.key()))
+    }
+
+    /// A remembered challenge, if it still passes `check`; else `None` (and a warning:
+    /// the file was edited, or the config changed since).
+    pub fn remembered(&self, host: &RegistryHost, challenge: Challenge) -> Option<Challenge> {
+        match self.check(host, &challenge.base) {
+            Ok(base) if base == challenge.base => Some(challenge),
+            Ok(_) | Err(_) => {
+                crate::warn!(
+                    "`{host}`: ignoring the remembered token realm `{}`, which the realm policy refuses; asking the registry again",
+                    crate::error::one_line(crate::http::strip_query(&challenge.base))
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Ask `/v2/` for the challenge; its realm must pass `policy`.
+pub fn discover(http: &Http, host: &RegistryHost, policy: &RealmPolicy) -> Result<Challenge> {
+    let scheme = policy.scheme(host);
     let url = format!("{scheme}://{}/v2/", host.key());
     let response = match http.send(&HttpRequest::get(&url)) {
         Ok(r) => r,
@@ -123,34 +203,8 @@ pub fn discover(
         );
         return Ok(Challenge::assumed(host, scheme));
     };
-    let has_prefix = |p: &str| {
-        realm
-            .get(..p.len())
-            .is_some_and(|t| t.eq_ignore_ascii_case(p))
-    };
-    let realm_scheme = if has_prefix("https://") {
-        "https"
-    } else if scheme == "http" && has_prefix("http://") {
-        "http"
-    } else {
-        return Err(Error::Exchange(format!(
-            "registry `{host}` names token realm `{}`, which is not https; refusing to send a token there",
-            crate::http::strip_query(&realm)
-        )));
-    };
-    let realm_host = RegistryHost::parse(&realm).map_err(|_| {
-        Error::Exchange(format!(
-            "registry `{host}` names an unreadable token realm `{}`",
-            crate::http::strip_query(&realm)
-        ))
-    })?;
-    if realm_host != *host && !realm_allowed(&realm_host) {
-        return Err(Error::Exchange(format!(
-            "registry `{host}` names token realm host `{realm_host}`, which is not that registry or an ACR host; refusing to send a token there"
-        )));
-    }
     let challenge = Challenge {
-        base: format!("{realm_scheme}://{}", realm_host.key()),
+        base: policy.check(host, &realm)?,
         service: service.unwrap_or_else(|| host.key()),
     };
     crate::debug!(
@@ -324,10 +378,27 @@ fn encode_into(out: &mut String, text: &str) {
     }
 }
 
-/// When the refresh token expires: its `exp`, or an hour from now when unreadable.
+/// When the refresh token expires: its `exp`, or an hour from now when that is
+/// unreadable or claims more than `cache::MAX_LIFETIME` (an `exp` near `i64::MAX` or
+/// `1e300` must not become an eternal cache entry). Checked arithmetic throughout.
 pub fn refresh_token_expiry(token: &AcrRefreshToken, now: i64) -> i64 {
-    jwt::expiry(token.0.expose()).unwrap_or(now + 3600)
+    let unknown = now.saturating_add(UNKNOWN_LIFETIME);
+    match jwt::expiry(token.0.expose()) {
+        Some(exp) => match exp.checked_sub(now) {
+            Some(left) if left <= crate::cache::MAX_LIFETIME => exp,
+            _ => {
+                crate::debug!(
+                    "the refresh token's `exp` ({exp}) is beyond a day from now; treating its lifetime as unknown"
+                );
+                unknown
+            }
+        },
+        None => unknown,
+    }
 }
+
+/// The lifetime assumed for a refresh token whose `exp` cannot be used.
+pub const UNKNOWN_LIFETIME: i64 = 3600;
 
 #[cfg(test)]
 mod tests {
@@ -390,5 +461,70 @@ mod tests {
     fn expiry_fallback() {
         let t = AcrRefreshToken(Secret::new("not-a-jwt"));
         assert_eq!(refresh_token_expiry(&t, 1000), 4600);
+        let jwt = |exp: serde_json::Value| {
+            AcrRefreshToken(Secret::new(jwt::make_unsigned(
+                &serde_json::json!({ "exp": exp }),
+            )))
+        };
+        assert_eq!(
+            refresh_token_expiry(&jwt(serde_json::json!(12_000)), 1000),
+            12_000
+        );
+        for absurd in [
+            serde_json::json!(i64::MIN),
+            serde_json::json!(i64::MAX),
+            serde_json::json!(1e300),
+            serde_json::json!(1000 + 24 * 3600 + 1),
+        ] {
+            assert_eq!(
+                refresh_token_expiry(&jwt(absurd.clone()), 1000),
+                4600,
+                "{absurd}"
+            );
+        }
+    }
+
+    #[test]
+    fn realm_policy() {
+        let config = FileConfig::parse(
+            std::path::Path::new("c.json"),
+            r#"{"registries":{"127.0.0.1:5000":{},"registry.contoso.com":{}}}"#,
+        )
+        .unwrap();
+        let policy = RealmPolicy::new(&config);
+        let host = |h: &str| RegistryHost::parse(h).unwrap();
+        let acr = host("myacr.azurecr.io");
+        for (realm, want) in [
+            (
+                "https://myacr.azurecr.io/oauth2/token",
+                Some("https://myacr.azurecr.io"),
+            ),
+            (
+                "https://other.azurecr.io/oauth2/token",
+                Some("https://other.azurecr.io"),
+            ),
+            (
+                "https://registry.contoso.com/token",
+                Some("https://registry.contoso.com"),
+            ),
+            (
+                "http://127.0.0.1:5000/oauth2/token",
+                Some("http://127.0.0.1:5000"),
+            ),
+            ("http://attacker.azurecr.io/oauth2/token", None),
+            ("http://127.0.0.1:6000/oauth2/token", None),
+            ("https://evil.example/oauth2/token", None),
+            ("https://myacr.azurecr.io.evil.example/t", None),
+            ("ftp://myacr.azurecr.io/t", None),
+        ] {
+            assert_eq!(policy.check(&acr, realm).ok().as_deref(), want, "{realm}");
+        }
+        let planted = Challenge {
+            base: "https://evil.example".into(),
+            service: "x".into(),
+        };
+        assert!(policy.remembered(&acr, planted).is_none());
+        let good = Challenge::assumed(&acr, "https");
+        assert_eq!(policy.remembered(&acr, good.clone()), Some(good));
     }
 }

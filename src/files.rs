@@ -1,12 +1,12 @@
-//! Private files: the 0700 directory, 0600 files created with that mode (never chmod-ed
-//! after the fact), atomic replacement through a temp file and `rename`, bounded reads
-//! (of its own files, and of files the user names), and cross-process locks (std's
-//! `File::lock`, with a `try_lock` loop for the timeout).
-//! `cache`, `store` and `configure` build on these; nothing else touches files it writes.
+//! Files outside the helper's private directory: bounded, regular-only reads of files the
+//! user names (config, certificate, token file, client configs), atomic replacement of a
+//! client's config file through a temp file and `rename` (for `configure`), and the
+//! cross-process `Lock` (std's `File::lock`, with a `try_lock` loop for the timeout).
+//! The private directory itself is `private_dir`'s alone.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -14,58 +14,6 @@ use crate::error::{Error, Result};
 
 /// Most bytes read from a cache, store, config or certificate file.
 pub const MAX_FILE: u64 = 1024 * 1024;
-
-/// Create `dir` (and parents) as 0700 if missing, and refuse a directory that others
-/// could write to or that belongs to another user.
-pub fn private_dir(dir: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(dir) {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| Error::file(dir, e))?;
-        }
-        Err(e) => return Err(Error::file(dir, e)),
-    }
-    check_private(dir)
-}
-
-/// Whether files read from `dir` can be trusted: `Ok` when it is missing (nothing to
-/// read) or private, else the same error `private_dir` gives. For read paths, which must
-/// not create anything: a world-writable or foreign cache directory could hold planted
-/// tokens or credentials (issue 8).
-pub fn trusted_dir(dir: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        _ => check_private(dir),
-    }
-}
-
-fn check_private(dir: &Path) -> Result<()> {
-    let meta = std::fs::metadata(dir).map_err(|e| Error::file(dir, e))?;
-    if !meta.is_dir() {
-        return Err(Error::Config(format!(
-            "`{}` is not a directory",
-            dir.display()
-        )));
-    }
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    if uid.is_some_and(|uid| meta.uid() != uid) {
-        return Err(Error::Config(format!(
-            "`{}` belongs to another user; refusing to keep credentials there (remove it or set ACR_ENTRA_CACHE_DIR)",
-            dir.display()
-        )));
-    }
-    if meta.permissions().mode() & 0o022 != 0 {
-        return Err(Error::Config(format!(
-            "`{}` is writable by group or others; refusing to keep credentials there (run `chmod 700` on it)",
-            dir.display()
-        )));
-    }
-    Ok(())
-}
 
 /// Create `dir` and its missing parents as 0700, leaving existing directories alone:
 /// for client config directories (`~/.docker`), which are not ours to police.
@@ -75,20 +23,6 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| Error::file(dir, e))
-}
-
-/// Read a whole file of at most `MAX_FILE` bytes; `Ok(None)` when it does not exist.
-pub fn read_small(path: &Path) -> Result<Option<Vec<u8>>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::file(path, e)),
-    };
-    let mut buf = Vec::new();
-    file.take(MAX_FILE)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::file(path, e))?;
-    Ok(Some(buf))
 }
 
 /// Read a file the user named (config, certificate, token file, client config): it must
@@ -153,33 +87,45 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     result
 }
 
-/// Remove `.NAME.PID.N.tmp` files left by writers that were killed between creating the
-/// temp file and the rename (issue 8: 1,000 SIGKILLs left ~200 of them, each holding a
-/// copy of a secret). Only files of processes that no longer exist are touched.
+/// Remove `.NAME.PID.N.tmp` files in `dir` left by writers killed between creating the
+/// temp file and the rename.
 fn remove_orphans(dir: &Path, name: &str) {
-    let prefix = format!(".{name}.");
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
-        let file = entry.file_name();
-        let Some(rest) = file
+        if entry
+            .file_name()
             .to_str()
-            .and_then(|f| f.strip_prefix(&prefix))
-            .and_then(|f| f.strip_suffix(".tmp"))
-        else {
-            continue;
-        };
-        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            .is_some_and(|f| orphaned(name, f))
+        {
             let _ = std::fs::remove_file(entry.path());
         }
     }
 }
 
-fn unique_suffix() -> u64 {
+/// Whether `file` is the temp file `.NAME.PID.N.tmp` of a writer of `name` that no longer
+/// exists (killed between creating it and the rename: 1,000 SIGKILLs left ~200 of them,
+/// each holding a copy of a secret). Without `/proc` nobody counts as gone.
+pub fn orphaned(name: &str, file: &str) -> bool {
+    let Some(rest) = file
+        .strip_prefix('.')
+        .and_then(|f| f.strip_prefix(name))
+        .and_then(|f| f.strip_prefix('.'))
+        .and_then(|f| f.strip_suffix(".tmp"))
+    else {
+        return false;
+    };
+    let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
+        return false;
+    };
+    pid != std::process::id()
+        && Path::new("/proc/self").exists()
+        && !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// A temp-file suffix unique within this process.
+pub fn unique_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
@@ -197,17 +143,10 @@ pub struct Lock {
 }
 
 impl Lock {
-    /// Take the lock, waiting at most `timeout`. A file system without locks proceeds
-    /// unlocked (logged at debug level).
-    pub fn acquire(path: &Path, timeout: Duration) -> Result<Lock> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| Error::file(path, e))?;
+    /// Take the lock on `file` (opened by its owner, e.g. `PrivateDir::lock`), waiting
+    /// at most `timeout`. A file system without locks proceeds unlocked (logged at debug
+    /// level).
+    pub fn hold(file: File, path: &Path, timeout: Duration) -> Result<Lock> {
         let start = Instant::now();
         loop {
             match file.try_lock() {
@@ -260,58 +199,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn atomic_write_is_private() {
+    fn atomic_write_replaces_and_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().join("a/b");
-        private_dir(&d).unwrap();
-        assert_eq!(
-            std::fs::metadata(&d).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
-        let f = d.join("x.json");
+        let f = dir.path().join("config.json");
         write_atomic(&f, b"one").unwrap();
-        write_atomic(&f, b"two").unwrap();
-        assert_eq!(read_small(&f).unwrap().unwrap(), b"two");
+        write_atomic_mode(&f, b"two", 0o644).unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"two");
         assert_eq!(
             std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
-            0o600
+            0o644
         );
-        assert_eq!(
-            std::fs::read_dir(&d).unwrap().count(),
-            1,
-            "no temp files left"
-        );
-        assert_eq!(read_small(&d.join("missing")).unwrap(), None);
         // A killed writer's temp file (pid above Linux's pid_max) goes with the next write.
-        let orphan = d.join(".x.json.4194305.7.tmp");
+        let orphan = dir.path().join(".config.json.4194305.7.tmp");
         std::fs::write(&orphan, b"half").unwrap();
         write_atomic(&f, b"three").unwrap();
         assert!(!orphan.exists());
-    }
-
-    #[test]
-    fn refuses_open_directories() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().join("open");
-        std::fs::create_dir(&d).unwrap();
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(
-            private_dir(&d)
-                .unwrap_err()
-                .one_line()
-                .contains("chmod 700")
-        );
-    }
-
-    #[test]
-    fn lock_times_out_while_held() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.lock");
-        let held = Lock::acquire(&p, Duration::from_secs(1)).unwrap();
-        assert!(held.is_held());
-        let err = Lock::acquire(&p, Duration::from_millis(100)).unwrap_err();
-        assert!(err.one_line().contains("x.lock"));
-        drop(held);
-        Lock::acquire(&p, Duration::from_millis(100)).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(!orphaned("config.json", "config.json"));
+        assert!(!orphaned(
+            "config.json",
+            &format!(".config.json.{}.1.tmp", std::process::id())
+        ));
     }
 }

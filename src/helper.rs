@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use crate::cache::{Cache, Entry, HostInfo, TokenKey};
 use crate::config::{Audience, FileConfig, RegistryConfig, Settings};
-use crate::entra::{self, Identity, ManagedSource};
+use crate::entra::{self, Identity, ManagedSource, PodAssertion};
 use crate::error::{Error, Result};
 use crate::mint::{self, Hints};
+use crate::private_dir::PrivateDir;
 use crate::protocol;
 use crate::registry::{Cloud, HostError, RegistryHost};
-use crate::secret::{AcrRefreshToken, Secret};
+use crate::secret::AcrRefreshToken;
 use crate::store::{Store, Stored};
 
 /// The username that tells ACR the password is an ACR refresh token.
@@ -27,49 +28,73 @@ pub struct Context {
     pub config: FileConfig,
 }
 
+/// The private directory as a verb finds it.
+#[derive(Debug)]
+pub enum Dir {
+    /// Open and checked: the cache and the store are read and written through it.
+    Ready(PrivateDir),
+    /// Not there yet (or no location at all): nothing stored or cached; created when a
+    /// mint or `store` has something to write.
+    Missing,
+    /// There but not to be trusted (a symbolic link, another user's, open to others):
+    /// nothing is read from or written to it.
+    Unusable,
+}
+
+impl Dir {
+    pub fn get(&self) -> Option<&PrivateDir> {
+        match self {
+            Dir::Ready(dir) => Some(dir),
+            Dir::Missing | Dir::Unusable => None,
+        }
+    }
+}
+
 impl Context {
     pub fn load(settings: Settings) -> Result<Context> {
-        let config = FileConfig::load(&settings.config_path)?;
+        let config = match &settings.config_path {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
         Ok(Context { settings, config })
     }
 
-    fn store(&self) -> Option<Store> {
-        self.settings.cache_dir.as_deref().map(Store::at)
-    }
-
-    /// The store for reading (`get`, `list`): ignored, with a warning, when its directory
-    /// is not private, since anyone could have planted credentials there. `store` itself
-    /// fails loudly on such a directory (through `Store::lock`).
-    fn trusted_store(&self) -> Option<Store> {
-        let dir = self.settings.cache_dir.as_deref()?;
-        match crate::files::trusted_dir(dir) {
-            Ok(()) => Some(Store::at(dir)),
+    /// The private directory for reading: an untrusted one is ignored with a warning
+    /// (anyone could have planted tokens or credentials there), and `get` then mints
+    /// without the cache. `store` fails loudly on it instead (`created_dir`).
+    pub fn private_dir(&self) -> Dir {
+        match self.open_dir() {
+            Ok(Some(dir)) => Dir::Ready(dir),
+            Ok(None) => Dir::Missing,
             Err(e) => {
-                crate::warn!("ignoring stored credentials: {}", e.one_line());
-                None
+                crate::warn!(
+                    "cache unusable, minting without it (and ignoring stored credentials): {}",
+                    e.one_line()
+                );
+                Dir::Unusable
             }
         }
     }
 
-    /// The cache, unless disabled or its directory is not private: then `get` mints
-    /// without it (the cache never turns a working `get` into a failure) and warns.
-    fn cache(&self) -> Option<Cache> {
-        if self.settings.no_cache {
-            return None;
-        }
-        let dir = self.settings.cache_dir.as_deref()?;
-        match crate::files::trusted_dir(dir) {
-            Ok(()) => Some(Cache::at(dir)),
-            Err(e) => {
-                crate::warn!("cache unusable, minting without it: {}", e.one_line());
-                None
-            }
+    /// The private directory if it exists, or why it cannot be trusted (for `doctor`).
+    pub fn open_dir(&self) -> Result<Option<PrivateDir>> {
+        match self.settings.cache_dir.as_deref() {
+            Some(path) => PrivateDir::open(path),
+            None => Ok(None),
         }
     }
 
-    /// How long to wait for another process's lock: longer than one slow mint.
+    /// The private directory for writing, created if missing; an error when there is no
+    /// location or it cannot be trusted.
+    pub fn created_dir(&self) -> Result<PrivateDir> {
+        let path = self.settings.cache_dir.as_deref().ok_or_else(no_dir)?;
+        PrivateDir::create(path)
+    }
+
+    /// How long to wait for another process's lock: longer than the slowest mint it may
+    /// be doing (see `mint::worst_case`), plus a margin.
     fn lock_timeout(&self) -> Duration {
-        self.settings.timeout * 3 + Duration::from_secs(2)
+        mint::worst_case(&self.settings) + Duration::from_secs(2)
     }
 }
 
@@ -101,7 +126,8 @@ pub fn acr_target<'a>(
 pub fn get(ctx: &Context, input: &[u8]) -> Result<String> {
     let url = protocol::read_server_url(input)?;
     let host = parse_host(&url)?;
-    if let Some(stored) = ctx.trusted_store().and_then(|s| s.get(&host)) {
+    let dir = ctx.private_dir();
+    if let Some(stored) = dir.get().and_then(|d| Store::new(d).get(&host)) {
         crate::debug!("`{host}`: answering the credential stored by `store`");
         return Ok(protocol::write_get(&url, &stored.username, &stored.secret));
     }
@@ -110,7 +136,7 @@ pub fn get(ctx: &Context, input: &[u8]) -> Result<String> {
         return Err(Error::NotFound);
     };
     crate::debug!("`{host}` is ACR ({} cloud)", cloud.name());
-    let (token, _) = acr_token(ctx, &host, registry, cloud, None)?;
+    let (token, _) = acr_token(ctx, &dir, &host, registry, cloud, None)?;
     Ok(protocol::write_get(&url, NULL_GUID, &token.0))
 }
 
@@ -119,12 +145,14 @@ pub fn get(ctx: &Context, input: &[u8]) -> Result<String> {
 pub struct PodIdentity {
     pub client_id: String,
     pub tenant_id: Option<String>,
-    pub token: Secret,
+    pub assertion: PodAssertion,
 }
 
-/// A fresh ACR refresh token for `host` and its expiry: from the cache, or minted.
+/// A fresh ACR refresh token for `host` and its expiry: from the cache in `dir`, or
+/// minted.
 pub fn acr_token(
     ctx: &Context,
+    dir: &Dir,
     host: &RegistryHost,
     registry: Option<&RegistryConfig>,
     cloud: Cloud,
@@ -152,29 +180,53 @@ pub fn acr_token(
         candidates.push(alt);
     }
     let now = crate::now();
-    let cache = ctx.cache();
     let fresh = |cache: &Cache, ids: &[Identity]| {
         ids.iter().find_map(|id| {
             cache
                 .get(&TokenKey::new(host, id, audience.as_ref()))
-                .filter(|e| e.is_fresh(now, settings.min_ttl))
+                .filter(|e| e.is_fresh(crate::now(), settings.min_ttl))
         })
     };
+    let cache = dir.get().filter(|_| !settings.no_cache).map(Cache::new);
     if let Some(cache) = &cache
         && let Some(hit) = fresh(cache, &candidates)
     {
         crate::debug!(
             "`{host}`: cache hit `{}`, expires in {}s",
             hit.path.display(),
-            hit.expires_on - now
+            hit.remaining(now)
         );
         return Ok((hit.token, hit.expires_on));
     }
+    // The first mint on this machine creates the directory for what it will write.
+    let created;
+    let cache = match (cache, dir) {
+        (Some(cache), _) => Some(cache),
+        (None, Dir::Missing) if !settings.no_cache && settings.cache_dir.is_some() => {
+            match ctx.created_dir() {
+                Ok(d) => {
+                    created = d;
+                    Some(Cache::new(&created))
+                }
+                Err(e) => {
+                    crate::warn!("cache unusable, minting without it: {}", e.one_line());
+                    None
+                }
+            }
+        }
+        (None, _) => None,
+    };
     let lock = match &cache {
         None => None,
         Some(cache) => match cache.lock(host, ctx.lock_timeout()) {
             Ok(lock) => Some(lock),
-            Err(e @ Error::LockTimeout(_)) => return Err(e),
+            Err(e @ Error::LockTimeout(_)) => {
+                // The holder may have written its token as we gave up: look once more.
+                if let Some(hit) = fresh(cache, &candidates) {
+                    return Ok((hit.token, hit.expires_on));
+                }
+                return Err(e);
+            }
             Err(e) => {
                 crate::warn!("cache unusable, minting without it: {}", e.one_line());
                 None
@@ -229,7 +281,7 @@ pub fn acr_token(
             if let Some(stale) = cached.filter(|c| c.is_valid(crate::now())) {
                 crate::warn!(
                     "re-minting for `{host}` failed, serving the cached token that expires in {}s: {}",
-                    stale.expires_on - crate::now(),
+                    stale.remaining(crate::now()),
                     e.one_line()
                 );
                 return Ok((stale.token, stale.expires_on));
@@ -279,7 +331,7 @@ fn pod_identity(
             .or_else(|| registry.and_then(|r| r.tenant_id.clone()))
             .or_else(|| settings.azure.tenant_id.clone()),
         client_id: Some(pod.client_id.clone()),
-        inline_assertion: Some(pod.token.clone()),
+        inline_assertion: Some(pod.assertion.clone()),
         ..Identity::new(
             crate::config::CredentialKind::WorkloadIdentity,
             cloud,
@@ -301,7 +353,8 @@ pub fn store(ctx: &Context, input: &[u8]) -> Result<()> {
         crate::debug!("`{host}`: not pinning the helper's own refresh token");
         return Ok(());
     }
-    let store = ctx.store().ok_or_else(no_dir)?;
+    let dir = ctx.created_dir()?;
+    let store = Store::new(&dir);
     let lock = store.lock(ctx.lock_timeout())?;
     store.put(
         &lock,
@@ -323,17 +376,19 @@ pub fn erase(ctx: &Context, input: &[u8]) -> Result<()> {
         Err(Error::NotFound) => return Ok(()),
         Err(e) => return Err(e),
     };
-    let Some(dir) = ctx.settings.cache_dir.as_deref() else {
+    // Nothing there, nothing to erase; a directory that cannot be trusted is an error
+    // (docker logout shows it), since what it holds cannot be removed safely.
+    let Some(path) = ctx.settings.cache_dir.as_deref() else {
         return Ok(());
     };
-    if !dir.exists() {
+    let Some(dir) = PrivateDir::open(path)? else {
         return Ok(());
-    }
-    let store = Store::at(dir);
+    };
+    let store = Store::new(&dir);
     let lock = store.lock(ctx.lock_timeout())?;
     let removed = store.remove(&lock, &host)?;
     drop(lock);
-    let cache = Cache::at(dir);
+    let cache = Cache::new(&dir);
     let lock = cache.lock(&host, ctx.lock_timeout())?;
     let tokens = cache.remove_host(&lock, &host)?;
     crate::debug!("`{host}`: erased (stored: {removed}, cached tokens: {tokens})");
@@ -341,8 +396,9 @@ pub fn erase(ctx: &Context, input: &[u8]) -> Result<()> {
 }
 
 pub fn list(ctx: &Context) -> String {
+    let dir = ctx.private_dir();
     let mut entries: BTreeMap<String, String> =
-        ctx.trusted_store().map(|s| s.list()).unwrap_or_default();
+        dir.get().map(|d| Store::new(d).list()).unwrap_or_default();
     for name in ctx.config.registries.keys() {
         let host = RegistryHost::parse(name).ok();
         let stored = host.is_some_and(|h| {

@@ -125,12 +125,16 @@ impl From<HttpError> for Error {
     }
 }
 
-/// Agents for remote hosts (proxies from the environment) and for loopback and the
-/// link-local metadata service (never through a proxy).
+/// Agents for remote hosts (proxies from the environment) and for what never goes
+/// through a proxy: loopback, the link-local metadata service, any plain-http URL (a
+/// managed-identity endpoint's header secret and token must not cross a proxy in clear
+/// text), and hosts that `ACR_ENTRA_CONNECT_TO` maps (a proxy would resolve the name
+/// itself and silently reach the public endpoint instead of the private one).
 #[derive(Clone)]
 pub struct Http {
     remote: ureq::Agent,
     local: ureq::Agent,
+    connect_to: Arc<Vec<ConnectTo>>,
     timeout: Duration,
 }
 
@@ -174,6 +178,7 @@ impl Http {
         Http {
             remote: build(true),
             local: build(false),
+            connect_to: Arc::new(settings.connect_to.clone()),
             timeout,
         }
     }
@@ -188,11 +193,10 @@ impl Http {
             failure: Failure::Other,
             message: format!("`{}` is not a valid URL", strip_query(&request.url)),
         })?;
-        let agent = if uri.host().is_some_and(bypasses_proxy) {
-            &self.local
-        } else {
-            &self.remote
-        };
+        let direct = uri.scheme_str() != Some("https")
+            || uri.host().is_some_and(bypasses_proxy)
+            || find_rule(&self.connect_to, &uri).is_some();
+        let agent = if direct { &self.local } else { &self.remote };
         let mut builder = ureq::http::Request::builder()
             .method(request.method)
             .uri(uri);
@@ -302,16 +306,7 @@ impl Resolver for ConnectToResolver {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let host = uri.host().unwrap_or_default().to_ascii_lowercase();
-        let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
-            Some("http") => 80,
-            _ => 443,
-        });
-        if let Some(rule) = self
-            .overrides
-            .iter()
-            .find(|r| r.host == host && r.port == port)
-        {
+        if let Some(rule) = find_rule(&self.overrides, uri) {
             let mut out = self.empty();
             let addrs: Vec<SocketAddr> = rule
                 .target
@@ -326,8 +321,53 @@ impl Resolver for ConnectToResolver {
             }
             return Ok(out);
         }
+        if uri.host().is_some_and(|h| {
+            h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_err()
+        }) {
+            static_build_can_resolve()?;
+        }
         self.inner.resolve(uri, config, timeout)
     }
+}
+
+/// A statically linked glibc still loads, at run time, the NSS modules that
+/// `/etc/nsswitch.conf` names for `hosts:` (`mdns4_minimal`, `resolve`, `myhostname`…);
+/// built for the shared libc, they crash a static process. Only `files` and `dns` are
+/// part of glibc itself (2.34 and later), so the static build resolves names only when
+/// those are all the line names, and otherwise says so in one line instead of crashing.
+/// The default (dynamically linked) build has no such limit.
+fn static_build_can_resolve() -> Result<(), ureq::Error> {
+    if !cfg!(target_feature = "crt-static") {
+        return Ok(());
+    }
+    let text = crate::files::read_user_file(std::path::Path::new("/etc/nsswitch.conf"), 64 * 1024)
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let modules = text
+        .lines()
+        .filter_map(|l| l.split('#').next()?.trim().strip_prefix("hosts:"))
+        .flat_map(str::split_whitespace)
+        .filter(|w| !w.starts_with('['));
+    match modules.into_iter().find(|m| !matches!(*m, "files" | "dns")) {
+        None => Ok(()),
+        Some(module) => Err(ureq::Error::Io(std::io::Error::other(format!(
+            "this statically linked build cannot resolve host names through the NSS module `{}` that /etc/nsswitch.conf lists for hosts (glibc would load it and crash); install the default build (./install.sh without --static)",
+            crate::error::one_line(module)
+        )))),
+    }
+}
+
+/// The `ACR_ENTRA_CONNECT_TO` rule for `uri`'s host and port, if any.
+fn find_rule<'a>(rules: &'a [ConnectTo], uri: &ureq::http::Uri) -> Option<&'a ConnectTo> {
+    let host = uri.host().unwrap_or_default().to_ascii_lowercase();
+    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("http") => 80,
+        _ => 443,
+    });
+    rules.iter().find(|r| r.host == host && r.port == port)
 }
 
 /// Run a blocking request on its own short-lived thread and await it, so a deadline

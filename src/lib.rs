@@ -43,6 +43,7 @@ pub mod log;
 pub mod mint;
 pub mod pbe;
 pub mod pkcs12;
+pub mod private_dir;
 pub mod process;
 pub mod protocol;
 pub mod registry;
@@ -120,20 +121,24 @@ enum Reply {
 }
 
 fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
-    let verb = args.first().map_or("", String::as_str);
+    // No arguments at all is the same as an empty verb: the usage line, exit 1.
+    let (verb, rest) = match args.split_first() {
+        Some((verb, rest)) => (verb.as_str(), rest),
+        None => ("", &[][..]),
+    };
     match verb {
         "--help" | "-h" | "help" => return Ok(Reply::Answer(USAGE.to_string())),
         "version" | "--version" | "-v" => {
             return Ok(Reply::Answer(format!("{NAME} {VERSION}")));
         }
-        _ if args[1..].iter().any(|a| a == "--help" || a == "-h") && cli::help(verb).is_some() => {
+        _ if rest.iter().any(|a| a == "--help" || a == "-h") && cli::help(verb).is_some() => {
             return Ok(Reply::Answer(
                 cli::help(verb).unwrap_or_default().to_string(),
             ));
         }
         // doctor reports a broken environment or config file instead of failing on it.
         "doctor" => {
-            let report = cli::doctor::run(&args[1..], env)?;
+            let report = cli::doctor::run(rest, env)?;
             return Ok(if report.ok {
                 Reply::Answer(report.text)
             } else {
@@ -156,7 +161,6 @@ fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
     let settings = Settings::from_env(env)?;
     log::set_level(settings.log_level);
     let ctx = helper::Context::load(settings)?;
-    let rest = &args[1..];
     match verb {
         "get" => helper::get(&ctx, &read_input(stdin)?).map(Reply::Answer),
         "store" => helper::store(&ctx, &read_input(stdin)?).map(|()| Reply::Nothing),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Audience, FileConfig, RegistryConfig, Settings};
 use crate::entra::{self, Identity};
 use crate::error::{Error, Result};
-use crate::exchange::{self, Challenge, ExchangeError};
+use crate::exchange::{self, Challenge, ExchangeError, RealmPolicy};
 use crate::http::Http;
 use crate::jwt;
 use crate::registry::RegistryHost;
@@ -58,14 +58,12 @@ impl StepKind {
     }
 }
 
-/// The scheme to reach a registry: https, or http for a listed loopback host that the
-/// client named with `http://`.
-pub fn scheme(host: &RegistryHost, config: &FileConfig) -> &'static str {
-    if host.wants_plain_http() && host.is_loopback() && config.registry(host).is_some() {
-        "http"
-    } else {
-        "https"
-    }
+/// The longest one mint can take: the IMDS probe (at most a second), the challenge, and
+/// two rounds (ACR, then ARM audience) of an Entra token and the exchange. Waiting for
+/// another process's lock must outlast this, or a waiter fails while the minter succeeds.
+pub fn worst_case(settings: &Settings) -> Duration {
+    let t = settings.timeout;
+    Duration::from_secs(1) + t + (entra::deadline(settings) + t) * 2
 }
 
 /// One mint, telling `observe` about each step as it ends (`doctor` prints them; `get`
@@ -88,15 +86,18 @@ pub fn mint(
         });
     };
     let http = Http::new(settings);
-    let challenge = match &hints.challenge {
-        Some(c) => c.clone(),
+    let policy = RealmPolicy::new(config);
+    let remembered = hints
+        .challenge
+        .clone()
+        .and_then(|c| policy.remembered(host, c));
+    let challenge = match remembered {
+        Some(c) => c,
         None => {
-            let allowed =
-                |h: &RegistryHost| h.acr_cloud().is_some() || config.registry(h).is_some();
             let start = Instant::now();
-            let found = exchange::discover(&http, host, scheme(host, config), &allowed);
+            let found = exchange::discover(&http, host, &policy);
             let detail = found.as_ref().map_or_else(
-                |_| format!("GET {}://{host}/v2/", scheme(host, config)),
+                |_| format!("GET {}://{host}/v2/", policy.scheme(host)),
                 |c| {
                     format!(
                         "exchange at `{}`, service `{}`",
@@ -110,12 +111,7 @@ pub fn mint(
             found?
         }
     };
-    let audiences: Vec<Audience> =
-        match (registry.and_then(|r| r.audience.clone()), &hints.audience) {
-            (Some(forced), _) => vec![forced],
-            (None, Some(Audience::Arm)) => vec![Audience::Arm, Audience::Acr],
-            (None, _) => vec![Audience::Acr, Audience::Arm],
-        };
+    let audiences = audiences(host, registry, hints);
     let mut last_refusal = None;
     for (i, audience) in audiences.iter().enumerate() {
         let scope = audience.scope(identity.cloud);
@@ -165,17 +161,17 @@ pub fn mint(
                 let now = crate::now();
                 let expires_on = exchange::refresh_token_expiry(&token, now);
                 // A token that is already dead would only turn into the client's 401 at
-                // pull time, far from the cause (issue 8: found by the fault tests).
-                if expires_on - now <= 60 {
+                // pull time, far from the cause.
+                if expires_on.saturating_sub(now) <= 60 {
                     return Err(Error::Exchange(format!(
                         "ACR exchange at `{}` returned a refresh token that expires at {expires_on} ({}s from now); check this machine's clock",
                         challenge.exchange_url(),
-                        expires_on - now
+                        expires_on.saturating_sub(now)
                     )));
                 }
                 crate::debug!(
                     "minted an ACR refresh token for `{host}`, expires in {}s",
-                    expires_on - now
+                    expires_on.saturating_sub(now)
                 );
                 return Ok(Minted {
                     token,
@@ -190,6 +186,17 @@ pub fn mint(
                     audiences[i + 1].name()
                 );
                 last_refusal = Some(message);
+            }
+            // A listed custom domain gets no automatic ARM retry: that token would carry
+            // the identity's whole Azure Resource Manager access to a host that is not
+            // an ACR login server. Say how to opt in.
+            Err(ExchangeError::Unauthorized(message))
+                if host.acr_cloud().is_none() && registry.is_some_and(|r| r.audience.is_none()) =>
+            {
+                return Err(Error::Exchange(format!(
+                    "{message}; if this registry accepts only ARM-audience tokens, set \"audience\": \"arm\" in its entry in {}",
+                    config.shown()
+                )));
             }
             Err(e) => {
                 let e: Error = e.into();
@@ -207,4 +214,20 @@ pub fn mint(
     Err(Error::Exchange(
         last_refusal.unwrap_or_else(|| "no audience to try".into()),
     ))
+}
+
+/// The audiences to try, in order: the config's, else for an ACR login-server name the
+/// ACR audience then (on a 401) the ARM one, starting with the one that worked last
+/// time; any other host (a listed custom domain) gets the ACR audience alone.
+fn audiences(
+    host: &RegistryHost,
+    registry: Option<&RegistryConfig>,
+    hints: &Hints,
+) -> Vec<Audience> {
+    match (registry.and_then(|r| r.audience.clone()), &hints.audience) {
+        (Some(forced), _) => vec![forced],
+        (None, _) if host.acr_cloud().is_none() => vec![Audience::Acr],
+        (None, Some(Audience::Arm)) => vec![Audience::Arm, Audience::Acr],
+        (None, _) => vec![Audience::Acr, Audience::Arm],
+    }
 }

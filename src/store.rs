@@ -5,13 +5,14 @@
 //! that string after `list`) and are matched by normalised host.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::files::{Lock, private_dir, read_small, write_atomic};
+use crate::files::Lock;
+use crate::private_dir::PrivateDir;
 use crate::registry::RegistryHost;
 use crate::secret::Secret;
 
@@ -40,31 +41,30 @@ pub struct Stored {
     pub secret: Secret,
 }
 
+/// The store in a checked private directory: the only way to its file.
 #[derive(Debug)]
-pub struct Store {
-    dir: PathBuf,
+pub struct Store<'d> {
+    dir: &'d PrivateDir,
 }
 
-impl Store {
-    pub fn at(dir: &Path) -> Store {
-        Store {
-            dir: dir.to_path_buf(),
-        }
+impl<'d> Store<'d> {
+    pub fn new(dir: &'d PrivateDir) -> Store<'d> {
+        Store { dir }
     }
 
+    /// Where the file is, for messages.
     pub fn path(&self) -> PathBuf {
-        self.dir.join(FILE_NAME)
+        self.dir.display_path(FILE_NAME)
     }
 
     pub fn lock(&self, timeout: Duration) -> Result<Lock> {
-        private_dir(&self.dir)?;
-        Lock::acquire(&self.dir.join(LOCK_NAME), timeout)
+        self.dir.lock(LOCK_NAME, timeout)
     }
 
     /// Everything stored; a missing, corrupt or foreign-version file reads as empty.
     fn load(&self) -> StoreFile {
         let path = self.path();
-        match read_small(&path) {
+        match self.dir.read(FILE_NAME) {
             Ok(Some(bytes)) => match serde_json::from_slice::<StoreFile>(&bytes) {
                 Ok(f) if f.version == FORMAT_VERSION => f,
                 _ => {
@@ -85,7 +85,8 @@ impl Store {
 
     fn save(&self, _lock: &Lock, mut file: StoreFile) -> Result<()> {
         file.version = FORMAT_VERSION;
-        write_atomic(&self.path(), &serde_json::to_vec(&file).unwrap_or_default())
+        self.dir
+            .write_atomic(FILE_NAME, &serde_json::to_vec(&file).unwrap_or_default())
     }
 
     /// The credential stored for this host.
@@ -146,7 +147,8 @@ mod tests {
     #[test]
     fn put_get_remove_list() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::at(&dir.path().join("s"));
+        let private = PrivateDir::create(&dir.path().join("s")).unwrap();
+        let store = Store::new(&private);
         let host = RegistryHost::parse("https://index.docker.io/v1/").unwrap();
         assert!(store.get(&host).is_none());
         let lock = store.lock(Duration::from_secs(1)).unwrap();
@@ -180,7 +182,8 @@ mod tests {
     #[test]
     fn corrupt_file_reads_as_empty_and_is_rewritten() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::at(dir.path());
+        let private = PrivateDir::create(&dir.path().join("s")).unwrap();
+        let store = Store::new(&private);
         std::fs::write(store.path(), b"{garbage").unwrap();
         assert!(store.list().is_empty());
         let lock = store.lock(Duration::from_secs(1)).unwrap();

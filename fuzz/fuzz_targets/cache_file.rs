@@ -9,6 +9,7 @@ use std::time::Duration;
 use docker_credential_acr_entra::cache::{Cache, TokenKey};
 use docker_credential_acr_entra::config::CredentialKind;
 use docker_credential_acr_entra::entra::Identity;
+use docker_credential_acr_entra::private_dir::PrivateDir;
 use docker_credential_acr_entra::registry::{Cloud, RegistryHost};
 use libfuzzer_sys::fuzz_target;
 
@@ -18,7 +19,7 @@ use scratch::scratch_dir;
 
 struct World {
     _dir: tempfile::TempDir,
-    cache: Cache,
+    private: PrivateDir,
     host: RegistryHost,
     key: TokenKey,
 }
@@ -27,7 +28,7 @@ fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
         let dir = scratch_dir();
-        let cache = Cache::open(&dir.path().join("cache")).unwrap();
+        let private = PrivateDir::create(&dir.path().join("cache")).unwrap();
         let host = RegistryHost::parse("myacr.azurecr.io").unwrap();
         let identity = Identity {
             tenant: Some("t".into()),
@@ -41,7 +42,7 @@ fn world() -> &'static World {
         let key = TokenKey::new(&host, &identity, None);
         World {
             _dir: dir,
-            cache,
+            private,
             host,
             key,
         }
@@ -50,16 +51,17 @@ fn world() -> &'static World {
 
 fuzz_target!(|data: &[u8]| {
     let w = world();
-    let token_path = w.cache.token_path(&w.key);
+    let cache = Cache::new(&w.private);
+    let token_path = cache.token_path(&w.key);
     std::fs::write(&token_path, data).unwrap();
-    if let Some(entry) = w.cache.get(&w.key) {
+    if let Some(entry) = cache.get(&w.key) {
         assert!(!entry.token.0.is_empty());
         let _ = entry.is_fresh(0, Duration::from_secs(1800));
         let _ = entry.is_valid(i64::MAX);
         let _ = entry.is_valid(i64::MIN);
     }
-    let host_path = w.cache.dir().join(
-        std::fs::read_dir(w.cache.dir())
+    let host_path = w.private.path().join(
+        std::fs::read_dir(w.private.path())
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -67,9 +69,9 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or_else(|| "host-none.json".into()),
     );
     std::fs::write(&host_path, data).unwrap();
-    let _ = w.cache.host_info(&w.host);
+    let _ = cache.host_info(&w.host);
     if data.first() == Some(&b'{') {
-        let lock = w.cache.lock(&w.host, Duration::from_secs(5)).unwrap();
-        let _ = w.cache.remove_host(&lock, &w.host);
+        let lock = cache.lock(&w.host, Duration::from_secs(5)).unwrap();
+        let _ = cache.remove_host(&lock, &w.host);
     }
 });

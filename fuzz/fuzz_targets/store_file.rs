@@ -6,6 +6,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use docker_credential_acr_entra::private_dir::PrivateDir;
 use docker_credential_acr_entra::registry::RegistryHost;
 use docker_credential_acr_entra::secret::Secret;
 use docker_credential_acr_entra::store::{Store, Stored};
@@ -15,13 +16,17 @@ use libfuzzer_sys::fuzz_target;
 mod scratch;
 use scratch::scratch_dir;
 
-fn dir() -> &'static tempfile::TempDir {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(scratch_dir)
+fn dir() -> &'static (tempfile::TempDir, PrivateDir) {
+    static DIR: OnceLock<(tempfile::TempDir, PrivateDir)> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let scratch = scratch_dir();
+        let private = PrivateDir::create(&scratch.path().join("store")).unwrap();
+        (scratch, private)
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let store = Store::at(dir().path());
+    let store = Store::new(&dir().1);
     std::fs::write(store.path(), data).unwrap();
     let listed = store.list();
     for server in listed.keys() {

@@ -90,8 +90,8 @@ pub fn run(ctx: &Context, args: &[String]) -> Result<String> {
         wanted.hosts = ctx.config.registries.keys().cloned().collect();
         if wanted.hosts.is_empty() {
             return Err(Error::Usage(format!(
-                "no HOST given and the config file `{}` lists no registries: name them (`configure {} myacr.azurecr.io`){}",
-                ctx.config.path.display(),
+                "no HOST given and the config file {} lists no registries: name them (`configure {} myacr.azurecr.io`){}",
+                ctx.config.shown(),
                 client.name(),
                 if client == Client::Podman {
                     ", or add `credential-helpers = [\"acr-entra\"]` to registries.conf for every registry (podman ignores credsStore)"
@@ -165,12 +165,21 @@ fn apply(
         ));
     }
     if dry_run {
-        let before = old.as_deref().unwrap_or("");
+        // The diff is of the two files with every secret-bearing value masked, so that
+        // neither changed nor context lines print `auths.*.auth` or an identity token.
+        let before = match old.as_deref() {
+            Some(text) if !text.trim().is_empty() => {
+                let value: Value =
+                    serde_json::from_str(text).map_err(|_| malformed(&path, "invalid JSON"))?;
+                to_pretty(&masked(value))
+            }
+            _ => String::new(),
+        };
         return Ok(format!(
             "--- {}\n+++ {} (after configure {name})\n{}",
             path.display(),
             path.display(),
-            diff(before, &new).trim_end()
+            diff(&before, &to_pretty(&masked(merged))).trim_end()
         ));
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -199,16 +208,16 @@ fn apply(
 /// Serialise concurrent `configure` runs on one file, with a lock beside the cache (not
 /// beside the client's file, which is not ours to litter). No cache directory: unlocked.
 fn lock(ctx: &Context, path: &Path) -> Result<Option<Lock>> {
-    let Some(dir) = ctx.settings.cache_dir.as_deref() else {
-        return Ok(None);
+    let dir = match ctx.created_dir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            crate::debug!("configure: no lock ({})", e.one_line());
+            return Ok(None);
+        }
     };
-    if let Err(e) = files::private_dir(dir) {
-        crate::debug!("configure: no lock ({})", e.one_line());
-        return Ok(None);
-    }
     let digest = <sha2::Sha256 as sha2::Digest>::digest(path.as_os_str().as_encoded_bytes());
     let name = format!("configure-{}.lock", crate::cache::hex(&digest[..10]));
-    Lock::acquire(&dir.join(name), Duration::from_secs(10)).map(Some)
+    dir.lock(&name, Duration::from_secs(10)).map(Some)
 }
 
 pub fn backup_path(path: &Path) -> PathBuf {
@@ -300,6 +309,40 @@ impl ClassifyName for serde_json::Error {
             serde_json::error::Category::Syntax => "JSON syntax error",
             serde_json::error::Category::Data | serde_json::error::Category::Io => "invalid JSON",
         }
+    }
+}
+
+/// Keys whose values are credentials in docker's, podman's and helm's config files.
+const SECRET_KEYS: [&str; 8] = [
+    "auth",
+    "identitytoken",
+    "registrytoken",
+    "password",
+    "secret",
+    "token",
+    "accesstoken",
+    "refreshtoken",
+];
+
+/// `value` with every secret-bearing string (at any depth) replaced by `REDACTED`.
+pub fn masked(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let secret = SECRET_KEYS.contains(&k.to_ascii_lowercase().as_str())
+                        && !matches!(v, Value::Object(_) | Value::Array(_) | Value::Null);
+                    let v = if secret {
+                        Value::String("REDACTED".into())
+                    } else {
+                        masked(v)
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(masked).collect()),
+        other => other,
     }
 }
 
@@ -432,6 +475,17 @@ mod tests {
         assert_eq!(
             to_pretty(&json!({"credHelpers": {"a.azurecr.io": "acr-entra"}})),
             "{\n\t\"credHelpers\": {\n\t\t\"a.azurecr.io\": \"acr-entra\"\n\t}\n}\n"
+        );
+    }
+
+    #[test]
+    fn masks_secrets_at_any_depth() {
+        let v = json!({"auths": {"ghcr.io": {"auth": "c2VjcmV0", "IdentityToken": "it", "email": "e"}},
+            "credHelpers": {"a.azurecr.io": "acr-entra"}, "x": [{"password": 5}], "auth": {"k": "v"}});
+        assert_eq!(
+            masked(v),
+            json!({"auths": {"ghcr.io": {"auth": "REDACTED", "IdentityToken": "REDACTED", "email": "e"}},
+                "credHelpers": {"a.azurecr.io": "acr-entra"}, "x": [{"password": "REDACTED"}], "auth": {"k": "v"}})
         );
     }
 

@@ -10,15 +10,13 @@
 //! was minted, 1 otherwise.
 
 use std::fmt::Write as _;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::cache::{Cache, TokenKey};
 use crate::config::{Audience, CredentialKind, Env, RegistryConfig, Settings};
 use crate::entra::{self, Identity, ManagedSource};
 use crate::error::{Error, Result};
-use crate::helper::{self, Context};
+use crate::helper::{self, Context, Dir};
 use crate::jwt;
 use crate::mint::{self, Hints, Step, StepKind};
 use crate::registry::RegistryHost;
@@ -158,12 +156,18 @@ struct Doc {
 }
 
 impl Doc {
+    /// Every line goes through `printable`: values come from files and servers.
     fn line(&mut self, label: &str, value: &str) {
-        let _ = writeln!(self.text, "{:<12} {value}", format!("{label}:"));
+        let _ = writeln!(
+            self.text,
+            "{:<12} {}",
+            format!("{label}:"),
+            crate::error::printable(value)
+        );
     }
 
     fn sub(&mut self, text: &str) {
-        let _ = writeln!(self.text, "  {text}");
+        let _ = writeln!(self.text, "  {}", crate::error::printable(text));
     }
 
     fn hints(&mut self, hints: &[Hint]) {
@@ -200,7 +204,7 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
     let entry = config.registry(&host);
     let Some((registry, cloud)) = helper::acr_target(ctx, &host) else {
         out.line("host", &format!("`{host}` is not an ACR login server (*.azurecr.io, *.azurecr.cn, *.azurecr.us) and not listed in the config file"));
-        out.line("config", &format!("`{}`", config.path.display()));
+        out.line("config", &config.shown());
         return out.fail("no token is minted for this host", &[Hint::NotAcr]);
     };
     let why = if host.acr_cloud().is_some() {
@@ -212,12 +216,22 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
         "host",
         &format!("`{host}` is {why}; {} cloud", cloud.name()),
     );
-    if let Some(stored) = ctx
-        .settings
-        .cache_dir
-        .as_deref()
-        .and_then(|d| Store::at(d).get(&host))
-    {
+    // The same trusted directory `get` reads, or why it is not used.
+    let dir = match ctx.open_dir() {
+        Ok(Some(dir)) => Dir::Ready(dir),
+        Ok(None) => Dir::Missing,
+        Err(e) => {
+            out.line(
+                "directory",
+                &format!(
+                    "not used: {} (`get` ignores its cache and stored credentials)",
+                    e.one_line()
+                ),
+            );
+            Dir::Unusable
+        }
+    };
+    if let Some(stored) = dir.get().and_then(|d| Store::new(d).get(&host)) {
         out.sub(&format!(
             "note: a credential stored by `docker login` (user `{}`) answers `get` before any mint; `docker logout {host}` removes it",
             stored.username
@@ -269,10 +283,7 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
         out.line("certificate", &certificate_line(&ctx.settings));
     }
     let audience = registry.and_then(|r| r.audience.clone());
-    let cache = (!ctx.settings.no_cache)
-        .then_some(())
-        .and(ctx.settings.cache_dir.as_deref())
-        .map(Cache::at);
+    let cache = dir.get().filter(|_| !ctx.settings.no_cache).map(Cache::new);
     let remembered = cache
         .as_ref()
         .and_then(|c| c.host_info(&host).audience)
@@ -346,14 +357,14 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
 }
 
 fn config_line(ctx: &Context, host: &RegistryHost, entry: Option<&RegistryConfig>) -> String {
-    let path = ctx.config.path.display();
+    let path = ctx.config.shown();
     let Some(entry) = entry else {
-        let state = if ctx.config.path.exists() {
+        let state = if ctx.config.exists() {
             format!("{} registries", ctx.config.registries.len())
         } else {
             "absent".into()
         };
-        return format!("`{path}` ({state}): no entry for `{host}`, defaults apply");
+        return format!("{path} ({state}): no entry for `{host}`, defaults apply");
     };
     let mut parts = Vec::new();
     let RegistryConfig {
@@ -389,7 +400,7 @@ fn config_line(ctx: &Context, host: &RegistryHost, entry: Option<&RegistryConfig
     if parts.is_empty() {
         parts.push("empty".into());
     }
-    format!("`{path}`: entry for `{host}`: {}", parts.join(", "))
+    format!("{path}: entry for `{host}`: {}", parts.join(", "))
 }
 
 fn credential_lines(out: &mut Doc, identity: &Identity) {
@@ -491,33 +502,37 @@ fn cache_line(ctx: &Context, cache: Option<&Cache>, key: &TokenKey) -> String {
             "no cache directory (set ACR_ENTRA_CACHE_DIR or HOME)".into()
         };
     };
-    let dir = format!("dir `{}` {}", cache.dir().display(), mode_of(cache.dir()));
+    let dir = format!(
+        "dir `{}` {}",
+        cache.dir().path().display(),
+        mode_text(Some(cache.dir().mode()))
+    );
     let path = cache.token_path(key);
+    let mode = cache.token_mode(key);
     let now = crate::now();
+    let min_ttl = human(ctx.settings.min_ttl.as_secs() as i64);
     match cache.get(key) {
         Some(e) => format!(
             "{dir}; entry `{}` {}: age {}, expires {} ({})",
             path.display(),
-            mode_of(&path),
-            human(now - e.created_on),
+            mode_text(mode),
+            human(now.saturating_sub(e.created_on)),
             utc(e.expires_on),
             if e.is_fresh(now, ctx.settings.min_ttl) {
                 format!(
-                    "fresh: in {}, above the {} minimum",
-                    human(e.expires_on - now),
-                    human(ctx.settings.min_ttl.as_secs() as i64)
+                    "fresh: in {}, above the {min_ttl} minimum",
+                    human(e.remaining(now))
                 )
-            } else if e.expires_on > now {
+            } else if e.remaining(now) > 0 {
                 format!(
-                    "stale: only {} left, below the {} minimum",
-                    human(e.expires_on - now),
-                    human(ctx.settings.min_ttl.as_secs() as i64)
+                    "stale: only {} left, below the {min_ttl} minimum",
+                    human(e.remaining(now))
                 )
             } else {
-                format!("expired {} ago", human(now - e.expires_on))
+                format!("expired {} ago", human(e.remaining(now).saturating_neg()))
             }
         ),
-        None if path.exists() => format!(
+        None if mode.is_some() => format!(
             "{dir}; entry `{}` unreadable, corrupt or of another version (will be rewritten)",
             path.display()
         ),
@@ -525,10 +540,10 @@ fn cache_line(ctx: &Context, cache: Option<&Cache>, key: &TokenKey) -> String {
     }
 }
 
-fn mode_of(path: &Path) -> String {
-    match std::fs::metadata(path) {
-        Ok(m) => {
-            let mode = m.permissions().mode() & 0o777;
+fn mode_text(mode: Option<u32>) -> String {
+    match mode {
+        Some(mode) => {
+            let mode = mode & 0o777;
             let warn = if mode & 0o077 != 0 {
                 " (group or others have access)"
             } else {
@@ -536,7 +551,7 @@ fn mode_of(path: &Path) -> String {
             };
             format!("mode {mode:04o}{warn}")
         }
-        Err(_) => "absent".into(),
+        None => "absent".into(),
     }
 }
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::entra::PodAssertion;
 use crate::error::{Error, Result};
 use crate::helper::{self, Context, NULL_GUID, PodIdentity};
 use crate::registry::RegistryHost;
@@ -87,12 +88,20 @@ fn answer(ctx: &Context, args: &[String], input: &[u8]) -> Result<String> {
         entry.and_then(|e| e.tenant_id.as_deref()),
         &request,
     )?;
-    let (token, expires_on) = helper::acr_token(ctx, &host, entry, cloud, pod.as_ref())?;
-    let lifetime = expires_on - crate::now() - ctx.settings.min_ttl.as_secs() as i64;
-    Ok(write_response(
-        Some((&registry, &token.0)),
-        lifetime.max(0) as u64,
-    ))
+    let dir = ctx.private_dir();
+    let (token, expires_on) = helper::acr_token(ctx, &dir, &host, entry, cloud, pod.as_ref())?;
+    // A pod's credential is not cached by kubelet at all ("0s"): whatever its version or
+    // `tokenAttributes.cacheType`, kubelet then cannot hand one pod's token to another;
+    // the helper's own cache, keyed by the service account, answers the next call.
+    let lifetime = if pod.is_some() {
+        0
+    } else {
+        expires_on
+            .saturating_sub(crate::now())
+            .saturating_sub(ctx.settings.min_ttl.as_secs() as i64)
+            .clamp(0, crate::cache::MAX_LIFETIME)
+    };
+    Ok(write_response(Some((&registry, &token.0)), lifetime as u64))
 }
 
 /// The request after validation.
@@ -207,7 +216,7 @@ fn pod_identity(
     Ok(Some(PodIdentity {
         client_id,
         tenant_id,
-        token,
+        assertion: PodAssertion::new(token),
     }))
 }
 

@@ -11,10 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::cache::Cache;
 use crate::cli::Args;
 use crate::error::{Error, Result, one_line};
-use crate::exchange::{self, Challenge};
-use crate::helper::{self, Context};
+use crate::exchange::{self, Challenge, RealmPolicy};
+use crate::helper::{self, Context, Dir};
 use crate::http::{Http, HttpRequest};
-use crate::mint;
 use crate::registry::RegistryHost;
 use crate::secret::{AcrRefreshToken, Secret};
 
@@ -32,11 +31,12 @@ pub fn run(ctx: &Context, args: &[String]) -> Result<String> {
         .collect::<Result<Vec<_>>>()?;
     let host = acr_host(ctx, host)?;
     let (registry, cloud) = helper::acr_target(ctx, &host).ok_or_else(|| not_acr(&host))?;
-    let (refresh, _) = helper::acr_token(ctx, &host, registry, cloud, None)?;
+    let dir = ctx.private_dir();
+    let (refresh, _) = helper::acr_token(ctx, &dir, &host, registry, cloud, None)?;
     let token = if scopes.is_empty() {
         refresh.0
     } else {
-        let challenge = challenge(ctx, &host)?;
+        let challenge = challenge(ctx, &dir, &host)?;
         access_token(&Http::new(&ctx.settings), &challenge, &refresh, &scopes)?
     };
     Ok(if args.has("json") {
@@ -115,23 +115,19 @@ pub fn check_scope(scope: &str) -> Result<String> {
     Ok(scope.to_string())
 }
 
-/// Where the token service is: remembered by a previous mint, else asked for.
-fn challenge(ctx: &Context, host: &RegistryHost) -> Result<Challenge> {
-    let remembered = ctx
-        .settings
-        .cache_dir
-        .as_deref()
-        .and_then(|dir| Cache::at(dir).host_info(host).challenge);
+/// Where the token service is: remembered by a previous mint (read only from the
+/// trusted directory, and held to the same realm policy as a fresh challenge), else asked
+/// for.
+fn challenge(ctx: &Context, dir: &Dir, host: &RegistryHost) -> Result<Challenge> {
+    let policy = RealmPolicy::new(&ctx.config);
+    let remembered = dir
+        .get()
+        .and_then(|d| Cache::new(d).host_info(host).challenge)
+        .and_then(|c| policy.remembered(host, c));
     if let Some(c) = remembered {
         return Ok(c);
     }
-    let allowed = |h: &RegistryHost| helper::acr_target(ctx, h).is_some();
-    exchange::discover(
-        &Http::new(&ctx.settings),
-        host,
-        mint::scheme(host, &ctx.config),
-        &allowed,
-    )
+    exchange::discover(&Http::new(&ctx.settings), host, &policy)
 }
 
 #[derive(Deserialize)]

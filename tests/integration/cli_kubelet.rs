@@ -2,7 +2,8 @@
 //! Non-ACR images get an empty `auth` without network; ACR images get the null GUID and
 //! a refresh token with `cacheDuration` = remaining lifetime minus ACR_ENTRA_MIN_TTL;
 //! a service-account token plus the acr-client-id annotation mints through
-//! workload-identity federation for that pod, cached per client id.
+//! workload-identity federation for that pod, cached per client id and service account,
+//! and answered with `cacheDuration` "0s" so kubelet never shares it between pods.
 
 use crate::support::entra::ASSERTION_TYPE;
 use crate::support::subcommands::{KUBELET_EMPTY, go_duration, kubelet_request, kubelet_response};
@@ -38,6 +39,18 @@ fn assert_response(out: &Output, registry: &str, token: &str, before: i64) {
         candidates.iter().any(|c| out.stdout == format!("{c}\n")),
         "stdout {:?} is none of {candidates:?}",
         out.stdout
+    );
+}
+
+/// A pod identity's exact response: `cacheDuration` "0s", so kubelet keeps no copy it
+/// could hand to another pod.
+fn assert_pod_response(out: &Output, registry: &str, token: &str) {
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stderr, "", "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!("{}\n", kubelet_response(registry, token, "0s")),
+        "{out:?}"
     );
 }
 
@@ -144,7 +157,7 @@ fn kubelet_pod_identity_federates_the_service_account_token() {
     };
     let before = jwt::now();
     let out = kubelet(&env, &entra, &acr, &request(pod_a)).run();
-    assert_response(&out, HOST, &acr.issued()[0], before);
+    assert_pod_response(&out, HOST, &acr.issued()[0]);
     let reqs = entra.token_requests();
     assert_eq!(reqs.len(), 1, "{out:?}");
     assert_eq!(reqs[0].tenant, "pod-tenant-0001");
@@ -154,10 +167,10 @@ fn kubelet_pod_identity_federates_the_service_account_token() {
     assert_eq!(reqs[0].get("client_secret"), None, "not the node's secret");
     // Another pod identity: its own mint. The first again: its cached token.
     let out = kubelet(&env, &entra, &acr, &request(pod_b)).run();
-    assert_response(&out, HOST, &acr.issued()[1], before);
+    assert_pod_response(&out, HOST, &acr.issued()[1]);
     assert_eq!(entra.token_requests()[1].get("client_id"), Some(pod_b));
     let out = kubelet(&env, &entra, &acr, &request(pod_a)).run();
-    assert_response(&out, HOST, &acr.issued()[0], before);
+    assert_pod_response(&out, HOST, &acr.issued()[0]);
     assert_eq!(acr.exchange_count(), 2);
     // The node's own identity is a third cache entry.
     let out = kubelet(

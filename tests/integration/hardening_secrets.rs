@@ -263,7 +263,7 @@ fn debug_of_secret_holding_types_redacts() {
             lib::helper::PodIdentity {
                 client_id: "c".into(),
                 tenant_id: None,
-                token: secret(),
+                assertion: lib::entra::PodAssertion::new(secret()),
             }
         ),
         format!(
