@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::env::BIN;
+use crate::support::env::bin;
 use crate::support::*;
 
 const HOST: &str = "myacr.azurecr.io";
@@ -35,7 +35,7 @@ impl Lcg {
 
 /// Start the helper with `env` and `stdin`, SIGKILL it after `delay`, reap it.
 fn run_and_kill(env: &[(String, String)], verb: &str, stdin: &[u8], delay: Duration) -> bool {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .arg(verb)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

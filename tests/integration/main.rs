@@ -27,3 +27,5 @@ mod hardening_storm;
 mod logging;
 mod protocol;
 mod store;
+mod trust_dirs;
+mod trust_tokens;

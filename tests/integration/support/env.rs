@@ -17,6 +17,12 @@ use tempfile::TempDir;
 use super::tls;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_docker-credential-acr-entra");
+
+/// The binary the tests run: `BIN`, or `ACR_ENTRA_TEST_BIN` when set — to check that a
+/// regression test fails on an older build (`ACR_ENTRA_TEST_BIN=old/binary cargo test`).
+pub fn bin() -> String {
+    std::env::var("ACR_ENTRA_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
+}
 pub const NULL_GUID: &str = "00000000-0000-0000-0000-000000000000";
 pub const NOT_FOUND: &str = "credentials not found in native keychain";
 /// The most a run may take before the test calls it hung.
@@ -77,6 +83,7 @@ impl TestEnv {
         let s = |p: &Path| p.display().to_string();
         Helper {
             wrapper: None,
+            program: None,
             args: Vec::new(),
             stdin: Vec::new(),
             cwd: root.to_path_buf(),
@@ -111,6 +118,8 @@ impl TestEnv {
 pub struct Helper {
     /// A program (and its arguments) that runs the helper: `PROGRAM ARGS… BIN ARGS…`.
     wrapper: Option<Vec<String>>,
+    /// Another copy of the helper binary to run (one another uid can reach).
+    program: Option<String>,
     args: Vec<String>,
     stdin: Vec<u8>,
     cwd: PathBuf,
@@ -122,6 +131,23 @@ impl Helper {
     /// and arguments appended and must exec them.
     pub fn wrapped(mut self, command: &[&str]) -> Helper {
         self.wrapper = Some(command.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    /// Run this copy of the binary instead of the build's.
+    pub fn binary(mut self, path: &str) -> Helper {
+        self.program = Some(path.to_string());
+        self
+    }
+
+    /// Run in `dir` instead of the test's root directory.
+    pub fn cwd(mut self, dir: &Path) -> Helper {
+        self.cwd = dir.to_path_buf();
+        self
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Helper {
+        self.args.extend(args.iter().map(|a| a.to_string()));
         self
     }
 
@@ -199,13 +225,14 @@ impl Helper {
     }
 
     pub fn run(self) -> Output {
+        let program = self.program.clone().unwrap_or_else(bin);
         let mut cmd = match &self.wrapper {
             Some(w) => {
                 let mut cmd = Command::new(&w[0]);
-                cmd.args(&w[1..]).arg(BIN);
+                cmd.args(&w[1..]).arg(&program);
                 cmd
             }
-            None => Command::new(BIN),
+            None => Command::new(&program),
         };
         cmd.args(&self.args)
             .env_clear()

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod jwt;
 pub mod subcommands;
 pub mod tls;
+pub mod users;
 
 pub use acr::{ACR_AUDIENCE, ARM_AUDIENCE, ExchangeMode, FakeAcr, V2Mode};
 pub use cli::{CliMode, FakeCli, Tool};
