@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit and integration tests, then the
-# end-to-end suite with real clients (needs root: it edits /etc/hosts and binds :443).
+# end-to-end suite with real clients (needs root: it edits /etc/hosts and binds :443) and
+# the installed binary under hostile NSS configurations (tests/nss/run.sh).
 # Then supply-chain checks (cargo deny) and a few seconds of each fuzz target.
 # E2E=0, DENY=0 and FUZZ=0 skip those parts (they install cargo-deny/cargo-fuzz once).
 set -euo pipefail
@@ -16,6 +17,8 @@ if [ "${E2E:-1}" != 0 ]; then
   echo "== end-to-end suite"
   cargo build --release --locked
   ACR_ENTRA_BIN="$PWD/target/release/docker-credential-acr-entra" bash tests/e2e/run.sh
+  echo "== installed binary under hostile NSS configurations"
+  bash tests/nss/run.sh
 fi
 if [ "${DENY:-1}" != 0 ]; then
   echo "== cargo deny"

@@ -114,7 +114,7 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
-    /// The auto-pick order of SPEC §4.
+    /// The auto-pick order (README "Where the Entra token comes from").
     pub const ALL: [CredentialKind; 6] = [
         CredentialKind::ClientSecret,
         CredentialKind::ClientCertificate,
@@ -353,7 +353,7 @@ pub struct Settings {
     /// `PATH`, to find `az` and `azd`.
     pub path: Option<OsString>,
     pub home: Option<PathBuf>,
-    /// The client config files `configure` edits (SPEC §8).
+    /// The client config files `configure` edits.
     pub clients: ClientFiles,
 }
 

@@ -1,6 +1,6 @@
 //! Entra ID access tokens. `choose` decides which credential kind serves a registry —
 //! forced by the registry's config entry or `ACR_ENTRA_CREDENTIAL`, otherwise the first
-//! the environment provides in SPEC §4's order — and says why each other kind was
+//! the environment provides in the documented order — and says why each other kind was
 //! skipped. `token` builds that `azure_identity` credential over our transport and
 //! drives its future with a deadline; this is the only async code in the crate.
 
@@ -393,8 +393,8 @@ pub fn token(
         identity.authority
     );
     // The secrets we send, as sent and form-encoded: a server (or a proxy in front of a
-    // custom authority) that echoes them in an error must not get them printed (issue 8:
-    // client secrets are not token-shaped, so `redact_text` alone misses them).
+    // custom authority) that echoes them in an error must not get them printed (client
+    // secrets are not token-shaped, so `redact_text` alone misses them).
     let known: Vec<String> = [
         settings.azure.client_secret.as_ref(),
         settings.azure.certificate_password.as_ref(),

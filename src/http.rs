@@ -23,7 +23,7 @@ const MAX_CONNECT: Duration = Duration::from_secs(5);
 
 /// `Debug` shows the method, the URL without its query, header names and the body's
 /// length: bodies carry client secrets, assertions and Entra tokens, and headers the
-/// managed-identity header secret (issue 8).
+/// managed-identity header secret.
 #[derive(Clone)]
 pub struct HttpRequest {
     pub method: &'static str,
@@ -333,6 +333,15 @@ impl Resolver for ConnectToResolver {
     }
 }
 
+/// Whether the running binary links glibc statically. Only the binary crate is built with
+/// `+crt-static` (see `.cargo/config.toml`), so `main` says so through
+/// `set_statically_linked`; the library cannot see it in its own `cfg`.
+static STATICALLY_LINKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_statically_linked(yes: bool) {
+    STATICALLY_LINKED.store(yes, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// A statically linked glibc still loads, at run time, the NSS modules that
 /// `/etc/nsswitch.conf` names for `hosts:` (`mdns4_minimal`, `resolve`, `myhostname`…);
 /// built for the shared libc, they crash a static process. Only `files` and `dns` are
@@ -340,7 +349,7 @@ impl Resolver for ConnectToResolver {
 /// those are all the line names, and otherwise says so in one line instead of crashing.
 /// The default (dynamically linked) build has no such limit.
 fn static_build_can_resolve() -> Result<(), ureq::Error> {
-    if !cfg!(target_feature = "crt-static") {
+    if !STATICALLY_LINKED.load(std::sync::atomic::Ordering::Relaxed) {
         return Ok(());
     }
     let text = crate::files::read_user_file(std::path::Path::new("/etc/nsswitch.conf"), 64 * 1024)

@@ -14,7 +14,7 @@
 //!   → cache write → unlock → protocol::write_get → stdout
 //! ```
 //!
-//! The subcommands of SPEC §8 (`cli::token`, `cli::configure`, `cli::doctor`,
+//! The subcommands (`cli::token`, `cli::configure`, `cli::doctor`,
 //! `cli::kubelet`) reuse `helper::acr_token`, the same cache-then-mint path.
 //!
 //! Boundaries: `protocol` knows nothing of Entra or the cache; `registry`, `cache`,

@@ -1,4 +1,4 @@
-//! The subcommands beyond the credential-helper protocol (SPEC §8), one file each:
+//! The subcommands beyond the credential-helper protocol, one file each:
 //! `token` prints a refresh token (or a scoped access token) for `--password-stdin`
 //! logins, `configure` points docker, podman and helm at the helper, `doctor` explains
 //! and times one mint, and `kubelet` speaks the kubelet image credential provider
