@@ -296,6 +296,7 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
         "cache",
         &cache_line(
             ctx,
+            &dir,
             cache.as_ref(),
             &TokenKey::new(&host, &identity, audience.as_ref()),
         ),
@@ -494,12 +495,19 @@ fn audience_line(
     }
 }
 
-fn cache_line(ctx: &Context, cache: Option<&Cache>, key: &TokenKey) -> String {
+fn cache_line(ctx: &Context, dir: &Dir, cache: Option<&Cache>, key: &TokenKey) -> String {
     let Some(cache) = cache else {
-        return if ctx.settings.no_cache {
-            "off (ACR_ENTRA_NO_CACHE)".into()
-        } else {
-            "no cache directory (set ACR_ENTRA_CACHE_DIR or HOME)".into()
+        return match (
+            ctx.settings.no_cache,
+            dir,
+            ctx.settings.cache_dir.as_deref(),
+        ) {
+            (true, _, _) => "off (ACR_ENTRA_NO_CACHE)".into(),
+            (false, Dir::Unusable, _) => "not used (see directory)".into(),
+            (false, _, Some(path)) => {
+                format!("dir `{}` absent; the first mint creates it", path.display())
+            }
+            (false, _, None) => "no cache directory (set ACR_ENTRA_CACHE_DIR or HOME)".into(),
         };
     };
     let dir = format!(

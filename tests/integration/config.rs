@@ -10,12 +10,6 @@ const CLIENT: &str = "dddddddd-1111-2222-3333-444444444444";
 const SECRET: &str = "config-test-secret";
 const TENANT: &str = "tenant-config-0001";
 
-fn write_config(env: &TestEnv, value: &serde_json::Value) -> String {
-    env.write("config.json", value.to_string())
-        .display()
-        .to_string()
-}
-
 #[test]
 fn listed_localhost_registry_mints_without_connect_to() {
     let env = TestEnv::new();
@@ -23,10 +17,7 @@ fn listed_localhost_registry_mints_without_connect_to() {
     let acr = FakeAcr::start_localhost();
     let host = acr.host();
     assert_eq!(host, format!("localhost:{}", acr.port()));
-    let config = write_config(
-        &env,
-        &json!({"registries": {&host: {"credential": "client-secret"}}}),
-    );
+    let config = env.config(&json!({"registries": {&host: {"credential": "client-secret"}}}));
     for input in [
         host.clone(),
         format!("https://{host}"),
@@ -58,10 +49,8 @@ fn unlisted_localhost_is_not_found_without_request() {
     let entra = FakeEntra::start();
     let acr = FakeAcr::start_localhost();
     let listed = FakeAcr::start_localhost();
-    let config = write_config(
-        &env,
-        &json!({"registries": {listed.host(): {"credential": "client-secret"}}}),
-    );
+    let config =
+        env.config(&json!({"registries": {listed.host(): {"credential": "client-secret"}}}));
     let out = env
         .get(&acr.host())
         .env("ACR_ENTRA_CONFIG", &config)
@@ -100,10 +89,8 @@ fn config_credential_beats_environment_auto_pick() {
     let entra = FakeEntra::start();
     let az = FakeCli::install(&env.bin, Tool::Az, CliMode::Ok);
     let acr = FakeAcr::start("myacr.azurecr.io");
-    let config = write_config(
-        &env,
-        &json!({"registries": {"myacr.azurecr.io": {"credential": "azure-cli"}}}),
-    );
+    let config =
+        env.config(&json!({"registries": {"myacr.azurecr.io": {"credential": "azure-cli"}}}));
     let out = env
         .get("myacr.azurecr.io")
         .env("ACR_ENTRA_CONFIG", &config)
@@ -155,9 +142,7 @@ fn two_registries_two_service_principals_in_two_tenants() {
     let entra = FakeEntra::start();
     let one = FakeAcr::start("myacr.azurecr.io");
     let two = FakeAcr::start("other.azurecr.io");
-    let config = write_config(
-        &env,
-        &json!({"registries": {
+    let config = env.config(&json!({"registries": {
             "myacr.azurecr.io": {"credential": "client-secret", "tenant_id": "tenant-a", "client_id": "app-a"},
             "other.azurecr.io": {"credential": "client-secret", "tenant_id": "tenant-b", "client_id": "app-b"},
         }}),
@@ -207,9 +192,7 @@ fn two_registries_two_managed_identities() {
     let imds = FakeImds::start();
     let one = FakeAcr::start("myacr.azurecr.io");
     let two = FakeAcr::start("other.azurecr.io");
-    let config = write_config(
-        &env,
-        &json!({"registries": {
+    let config = env.config(&json!({"registries": {
             "myacr.azurecr.io": {"credential": "managed-identity", "client_id": "uami-a", "tenant_id": "tenant-a"},
             "other.azurecr.io": {"credential": "managed-identity", "client_id": "uami-b", "tenant_id": "tenant-b"},
         }}),
@@ -243,10 +226,7 @@ fn listed_loopback_registry_may_use_plain_http() {
     let entra = FakeEntra::start();
     let acr = FakeAcr::start_plain_loopback();
     let host = acr.host();
-    let config = write_config(
-        &env,
-        &json!({"registries": {&host: {"credential": "client-secret"}}}),
-    );
+    let config = env.config(&json!({"registries": {&host: {"credential": "client-secret"}}}));
     let input = format!("http://{host}");
     let out = env
         .get(&input)

@@ -23,12 +23,6 @@ const TENANT: &str = "tenant-trust-tokens";
 const CLIENT_ID_ANNOTATION: &str = "kubernetes.azure.com/acr-client-id";
 const TENANT_ID_ANNOTATION: &str = "kubernetes.azure.com/acr-tenant-id";
 
-fn write_config(env: &TestEnv, value: &serde_json::Value) -> String {
-    env.write("config.json", value.to_string())
-        .display()
-        .to_string()
-}
-
 /// A service-account token as kubelet passes it.
 fn sa_token(namespace: &str, name: &str) -> String {
     jwt::make(
@@ -126,7 +120,7 @@ fn custom_domain_gets_no_arm_token_unless_its_entry_says_so() {
     acr.reject_audience(ACR_AUDIENCE);
     let get = |config: &serde_json::Value| {
         env.get(custom)
-            .env("ACR_ENTRA_CONFIG", write_config(&env, config))
+            .env("ACR_ENTRA_CONFIG", env.config(config))
             .env("ACR_ENTRA_CREDENTIAL", "client-secret")
             .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
             .run()
@@ -161,10 +155,7 @@ fn plain_http_realm_only_on_a_listed_loopback_host() {
         .get(&input)
         .env(
             "ACR_ENTRA_CONFIG",
-            write_config(
-                &env,
-                &json!({"registries": {&host: {"credential": "client-secret"}}}),
-            ),
+            env.config(&json!({"registries": {&host: {"credential": "client-secret"}}})),
         )
         .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
         .connect_to(&format!("attacker.azurecr.io:80:127.0.0.1:{}", evil.port()))

@@ -76,6 +76,14 @@ impl TestEnv {
         path
     }
 
+    /// Write `value` as the config file `config.json` in the test dir; returns its path
+    /// for `ACR_ENTRA_CONFIG`.
+    pub fn config(&self, value: &serde_json::Value) -> String {
+        self.write("config.json", value.to_string())
+            .display()
+            .to_string()
+    }
+
     /// A command with the base environment: HOME, PATH (fake bin first), cache and XDG
     /// dirs, and the test CA as the only trusted root.
     pub fn helper(&self) -> Helper {
