@@ -9,14 +9,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::config::Audience;
-use crate::entra::Identity;
+use crate::digest::{hex, sha256_parts};
 use crate::error::Result;
-use crate::exchange::Challenge;
+use crate::exchange::{Challenge, MAX_LIFETIME};
 use crate::files::Lock;
+use crate::identity::Identity;
 use crate::private_dir::PrivateDir;
+use crate::registry::Audience;
 use crate::registry::RegistryHost;
 use crate::secret::{AcrRefreshToken, Secret};
 
@@ -24,14 +24,10 @@ use crate::secret::{AcrRefreshToken, Secret};
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The cache in a checked private directory: the only way to its files.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Cache<'d> {
     dir: &'d PrivateDir,
 }
-
-/// The longest a refresh token is believed to live: ACR's last about three hours, so a
-/// claim of more (or an `exp` that overflows) is a broken or hostile answer.
-pub const MAX_LIFETIME: i64 = 24 * 3600;
 
 /// What identifies one cached token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,22 +59,8 @@ impl TokenKey {
 }
 
 fn digest(parts: &[String]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(b"acr-entra cache key v1");
-    for p in parts {
-        hasher.update((p.len() as u64).to_le_bytes());
-        hasher.update(p.as_bytes());
-    }
-    hex(&hasher.finalize()[..20])
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    let parts: Vec<&[u8]> = parts.iter().map(String::as_bytes).collect();
+    hex(&sha256_parts(b"acr-entra cache key v1", &parts)[..20])
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -279,7 +261,7 @@ impl<'d> Cache<'d> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::CredentialKind;
+    use crate::identity::CredentialKind;
 
     fn identity(kind: CredentialKind, client: Option<&str>, tenant: Option<&str>) -> Identity {
         Identity {

@@ -12,8 +12,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::identity::CredentialKind;
 use crate::log::Level;
-use crate::registry::{Cloud, RegistryHost};
+use crate::registry::{Audience, Cloud, RegistryHost};
 use crate::secret::Secret;
 
 pub const ACR_ENTRA_CREDENTIAL: &str = "ACR_ENTRA_CREDENTIAL";
@@ -99,85 +100,6 @@ impl Env {
 
     pub fn os(&self, name: &str) -> Option<&OsString> {
         self.vars.get(name).filter(|v| !v.is_empty())
-    }
-}
-
-/// How an Entra token is obtained.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CredentialKind {
-    ClientSecret,
-    ClientCertificate,
-    WorkloadIdentity,
-    ManagedIdentity,
-    AzureCli,
-    Azd,
-}
-
-impl CredentialKind {
-    /// The auto-pick order (README "Where the Entra token comes from").
-    pub const ALL: [CredentialKind; 6] = [
-        CredentialKind::ClientSecret,
-        CredentialKind::ClientCertificate,
-        CredentialKind::WorkloadIdentity,
-        CredentialKind::ManagedIdentity,
-        CredentialKind::AzureCli,
-        CredentialKind::Azd,
-    ];
-
-    pub fn parse(text: &str) -> Option<CredentialKind> {
-        CredentialKind::ALL
-            .into_iter()
-            .find(|k| k.name() == text.trim().to_ascii_lowercase())
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            CredentialKind::ClientSecret => "client-secret",
-            CredentialKind::ClientCertificate => "client-certificate",
-            CredentialKind::WorkloadIdentity => "workload-identity",
-            CredentialKind::ManagedIdentity => "managed-identity",
-            CredentialKind::AzureCli => "azure-cli",
-            CredentialKind::Azd => "azd",
-        }
-    }
-}
-
-/// Which audience the Entra token is requested for.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Audience {
-    Acr,
-    Arm,
-    /// A full audience URI or scope, as written in the config.
-    Custom(String),
-}
-
-impl Audience {
-    pub fn parse(text: &str) -> Option<Audience> {
-        let text = text.trim();
-        match text.to_ascii_lowercase().as_str() {
-            "acr" => Some(Audience::Acr),
-            "arm" => Some(Audience::Arm),
-            _ if text.starts_with("https://") => Some(Audience::Custom(text.to_string())),
-            _ => None,
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        match self {
-            Audience::Acr => "acr",
-            Audience::Arm => "arm",
-            Audience::Custom(uri) => uri,
-        }
-    }
-
-    /// The OAuth scope to ask Entra for.
-    pub fn scope(&self, cloud: Cloud) -> String {
-        match self {
-            Audience::Acr => crate::registry::ACR_SCOPE.to_string(),
-            Audience::Arm => cloud.arm_scope().to_string(),
-            Audience::Custom(uri) if uri.ends_with("/.default") => uri.clone(),
-            Audience::Custom(uri) => format!("{}/.default", uri.trim_end_matches('/')),
-        }
     }
 }
 

@@ -87,7 +87,7 @@ pub fn parse_bearer(header: &str) -> Option<(String, Option<String>)> {
 /// could be stale, or planted). A realm is `https://` on the registry itself, on an ACR
 /// login server or on a host the config file lists; plain `http://` only when the
 /// realm's own host is a listed loopback host.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub struct RealmPolicy<'a> {
     config: &'a FileConfig,
 }
@@ -379,13 +379,13 @@ fn encode_into(out: &mut String, text: &str) {
 }
 
 /// When the refresh token expires: its `exp`, or an hour from now when that is
-/// unreadable or claims more than `cache::MAX_LIFETIME` (an `exp` near `i64::MAX` or
+/// unreadable or claims more than `MAX_LIFETIME` (an `exp` near `i64::MAX` or
 /// `1e300` must not become an eternal cache entry). Checked arithmetic throughout.
 pub fn refresh_token_expiry(token: &AcrRefreshToken, now: i64) -> i64 {
     let unknown = now.saturating_add(UNKNOWN_LIFETIME);
     match jwt::expiry(token.0.expose()) {
         Some(exp) => match exp.checked_sub(now) {
-            Some(left) if left <= crate::cache::MAX_LIFETIME => exp,
+            Some(left) if left <= MAX_LIFETIME => exp,
             _ => {
                 crate::debug!(
                     "the refresh token's `exp` ({exp}) is beyond a day from now; treating its lifetime as unknown"
@@ -396,6 +396,10 @@ pub fn refresh_token_expiry(token: &AcrRefreshToken, now: i64) -> i64 {
         None => unknown,
     }
 }
+
+/// The longest a refresh token is believed to live: ACR's last about three hours, so a
+/// claim of more (or an `exp` that overflows) is a broken or hostile answer.
+pub const MAX_LIFETIME: i64 = 24 * 3600;
 
 /// The lifetime assumed for a refresh token whose `exp` cannot be used.
 pub const UNKNOWN_LIFETIME: i64 = 3600;

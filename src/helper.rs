@@ -8,12 +8,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::cache::{Cache, Entry, HostInfo, TokenKey};
-use crate::config::{Audience, FileConfig, RegistryConfig, Settings};
-use crate::entra::{self, Identity, ManagedSource, PodAssertion};
+use crate::config::{FileConfig, RegistryConfig, Settings};
+use crate::entra;
 use crate::error::{Error, Result};
+use crate::identity::{Identity, ManagedSource, PodAssertion};
 use crate::mint::{self, Hints};
 use crate::private_dir::PrivateDir;
 use crate::protocol;
+use crate::registry::Audience;
 use crate::registry::{Cloud, HostError, RegistryHost};
 use crate::secret::AcrRefreshToken;
 use crate::store::{Store, Stored};
@@ -333,7 +335,7 @@ fn pod_identity(
         client_id: Some(pod.client_id.clone()),
         inline_assertion: Some(pod.assertion.clone()),
         ..Identity::new(
-            crate::config::CredentialKind::WorkloadIdentity,
+            crate::identity::CredentialKind::WorkloadIdentity,
             cloud,
             authority,
         )

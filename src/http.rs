@@ -394,7 +394,8 @@ pub async fn send_async(http: Http, request: HttpRequest) -> Result<HttpResponse
     })
 }
 
-/// Shared for the process: building an agent is cheap, but the TLS roots are loaded once.
+/// The one agent of the process (the IMDS probe alone has its own, with a 1 s timeout):
+/// every mint, challenge and token request shares its TLS roots and connections.
 pub fn shared(settings: &Settings) -> Http {
     static HTTP: OnceLock<Http> = OnceLock::new();
     HTTP.get_or_init(|| Http::new(settings)).clone()

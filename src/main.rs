@@ -8,8 +8,8 @@ fn main() -> ExitCode {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let env = docker_credential_acr_entra::config::Env::from_process();
-    docker_credential_acr_entra::http::set_statically_linked(cfg!(target_feature = "crt-static"));
+    let env = docker_credential_acr_entra::Env::from_process();
+    docker_credential_acr_entra::set_statically_linked(cfg!(target_feature = "crt-static"));
     let code = docker_credential_acr_entra::run(
         &args,
         &mut std::io::stdin().lock(),

@@ -6,12 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::{Audience, FileConfig, RegistryConfig, Settings};
-use crate::entra::{self, Identity};
+use crate::config::{FileConfig, RegistryConfig, Settings};
+use crate::entra;
 use crate::error::{Error, Result};
 use crate::exchange::{self, Challenge, ExchangeError, RealmPolicy};
-use crate::http::Http;
+use crate::identity::Identity;
 use crate::jwt;
+use crate::registry::Audience;
 use crate::registry::RegistryHost;
 use crate::secret::AcrRefreshToken;
 
@@ -85,7 +86,7 @@ pub fn mint(
             error,
         });
     };
-    let http = Http::new(settings);
+    let http = crate::http::shared(settings);
     let policy = RealmPolicy::new(config);
     let remembered = hints
         .challenge

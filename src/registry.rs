@@ -261,6 +261,45 @@ fn registry_name_ok(name: &str) -> bool {
     (5..=50).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// Which audience the Entra token is requested for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Audience {
+    Acr,
+    Arm,
+    /// A full audience URI or scope, as written in the config.
+    Custom(String),
+}
+
+impl Audience {
+    pub fn parse(text: &str) -> Option<Audience> {
+        let text = text.trim();
+        match text.to_ascii_lowercase().as_str() {
+            "acr" => Some(Audience::Acr),
+            "arm" => Some(Audience::Arm),
+            _ if text.starts_with("https://") => Some(Audience::Custom(text.to_string())),
+            _ => None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Audience::Acr => "acr",
+            Audience::Arm => "arm",
+            Audience::Custom(uri) => uri,
+        }
+    }
+
+    /// The OAuth scope to ask Entra for.
+    pub fn scope(&self, cloud: Cloud) -> String {
+        match self {
+            Audience::Acr => ACR_SCOPE.to_string(),
+            Audience::Arm => cloud.arm_scope().to_string(),
+            Audience::Custom(uri) if uri.ends_with("/.default") => uri.clone(),
+            Audience::Custom(uri) => format!("{}/.default", uri.trim_end_matches('/')),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

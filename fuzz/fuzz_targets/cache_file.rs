@@ -6,11 +6,11 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use docker_credential_acr_entra::cache::{Cache, TokenKey};
-use docker_credential_acr_entra::config::CredentialKind;
-use docker_credential_acr_entra::entra::Identity;
-use docker_credential_acr_entra::private_dir::PrivateDir;
-use docker_credential_acr_entra::registry::{Cloud, RegistryHost};
+use docker_credential_acr_entra::internals::cache::{Cache, TokenKey};
+use docker_credential_acr_entra::internals::identity::CredentialKind;
+use docker_credential_acr_entra::internals::identity::Identity;
+use docker_credential_acr_entra::internals::private_dir::PrivateDir;
+use docker_credential_acr_entra::internals::registry::{Cloud, RegistryHost};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "scratch.rs"]

@@ -3,7 +3,7 @@
 //! a hang or a message quoting the password.
 #![no_main]
 
-use docker_credential_acr_entra::certfile;
+use docker_credential_acr_entra::internals::certfile;
 use libfuzzer_sys::fuzz_target;
 
 const PASSWORD: &str = "fixture-password";

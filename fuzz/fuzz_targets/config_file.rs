@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use docker_credential_acr_entra::config::FileConfig;
-use docker_credential_acr_entra::registry::RegistryHost;
+use docker_credential_acr_entra::internals::config::FileConfig;
+use docker_credential_acr_entra::internals::registry::RegistryHost;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

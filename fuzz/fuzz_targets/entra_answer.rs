@@ -4,8 +4,8 @@
 //! `azure_identity`; the integration tests feed it garbage and oversized answers.)
 #![no_main]
 
-use docker_credential_acr_entra::arc;
-use docker_credential_acr_entra::http::HttpResponse;
+use docker_credential_acr_entra::internals::entra::arc;
+use docker_credential_acr_entra::internals::http::HttpResponse;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

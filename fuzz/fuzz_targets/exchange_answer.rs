@@ -3,9 +3,9 @@
 //! short, and a JWT in an error body never reaches the message.
 #![no_main]
 
-use docker_credential_acr_entra::error::Error;
-use docker_credential_acr_entra::exchange::{ExchangeError, read_answer, server_message};
-use docker_credential_acr_entra::http::HttpResponse;
+use docker_credential_acr_entra::internals::error::Error;
+use docker_credential_acr_entra::internals::exchange::{ExchangeError, read_answer, server_message};
+use docker_credential_acr_entra::internals::http::HttpResponse;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

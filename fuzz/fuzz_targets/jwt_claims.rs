@@ -2,7 +2,7 @@
 //! `None`, never a panic, whatever the base64 or JSON inside.
 #![no_main]
 
-use docker_credential_acr_entra::jwt;
+use docker_credential_acr_entra::internals::jwt;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,8 +2,8 @@
 //! no panic, and a parse error never echoes the service-account token.
 #![no_main]
 
-use docker_credential_acr_entra::cli::kubelet::{image_registry, read_request};
-use docker_credential_acr_entra::helper::parse_host;
+use docker_credential_acr_entra::internals::cli::kubelet::{image_registry, read_request};
+use docker_credential_acr_entra::internals::helper::parse_host;
 use libfuzzer_sys::fuzz_target;
 
 /// Every fixed text a request error can contain: a "token" that is a substring of these

@@ -3,7 +3,7 @@
 //! one line, and a `store` error never echoes the secret it was given.
 #![no_main]
 
-use docker_credential_acr_entra::{helper, protocol};
+use docker_credential_acr_entra::internals::{helper, protocol};
 use libfuzzer_sys::fuzz_target;
 
 /// Every fixed text a `store` parse error can contain: a "secret" that is a substring

@@ -4,7 +4,7 @@
 //! anchored rule: an ACR host ends in `.azurecr.{io,cn,us}` after a dot boundary.
 #![no_main]
 
-use docker_credential_acr_entra::registry::RegistryHost;
+use docker_credential_acr_entra::internals::registry::RegistryHost;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

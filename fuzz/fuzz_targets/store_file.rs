@@ -6,10 +6,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use docker_credential_acr_entra::private_dir::PrivateDir;
-use docker_credential_acr_entra::registry::RegistryHost;
-use docker_credential_acr_entra::secret::Secret;
-use docker_credential_acr_entra::store::{Store, Stored};
+use docker_credential_acr_entra::internals::private_dir::PrivateDir;
+use docker_credential_acr_entra::internals::registry::RegistryHost;
+use docker_credential_acr_entra::internals::secret::Secret;
+use docker_credential_acr_entra::internals::store::{Store, Stored};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "scratch.rs"]

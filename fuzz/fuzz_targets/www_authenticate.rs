@@ -2,8 +2,8 @@
 //! realm that parses as a host, the host follows the same rules as any server URL.
 #![no_main]
 
-use docker_credential_acr_entra::exchange::parse_bearer;
-use docker_credential_acr_entra::registry::RegistryHost;
+use docker_credential_acr_entra::internals::exchange::parse_bearer;
+use docker_credential_acr_entra::internals::registry::RegistryHost;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

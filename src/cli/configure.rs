@@ -215,8 +215,8 @@ fn lock(ctx: &Context, path: &Path) -> Result<Option<Lock>> {
             return Ok(None);
         }
     };
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(path.as_os_str().as_encoded_bytes());
-    let name = format!("configure-{}.lock", crate::cache::hex(&digest[..10]));
+    let digest = crate::digest::sha256(path.as_os_str().as_encoded_bytes());
+    let name = format!("configure-{}.lock", crate::digest::hex(&digest[..10]));
     dir.lock(&name, Duration::from_secs(10)).map(Some)
 }
 

@@ -13,12 +13,15 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use crate::cache::{Cache, TokenKey};
-use crate::config::{Audience, CredentialKind, Env, RegistryConfig, Settings};
-use crate::entra::{self, Identity, ManagedSource};
+use crate::config::{Env, RegistryConfig, Settings};
+use crate::entra;
 use crate::error::{Error, Result};
 use crate::helper::{self, Context, Dir};
+use crate::identity::CredentialKind;
+use crate::identity::{Identity, ManagedSource};
 use crate::jwt;
 use crate::mint::{self, Hints, Step, StepKind};
+use crate::registry::Audience;
 use crate::registry::RegistryHost;
 use crate::store::Store;
 

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::entra::PodAssertion;
 use crate::error::{Error, Result};
 use crate::helper::{self, Context, NULL_GUID, PodIdentity};
+use crate::identity::PodAssertion;
 use crate::registry::RegistryHost;
 use crate::secret::Secret;
 
@@ -99,7 +99,7 @@ fn answer(ctx: &Context, args: &[String], input: &[u8]) -> Result<String> {
         expires_on
             .saturating_sub(crate::now())
             .saturating_sub(ctx.settings.min_ttl.as_secs() as i64)
-            .clamp(0, crate::cache::MAX_LIFETIME)
+            .clamp(0, crate::exchange::MAX_LIFETIME)
     };
     Ok(write_response(Some((&registry, &token.0)), lifetime as u64))
 }

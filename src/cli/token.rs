@@ -13,7 +13,7 @@ use crate::cli::Args;
 use crate::error::{Error, Result, one_line};
 use crate::exchange::{self, Challenge, RealmPolicy};
 use crate::helper::{self, Context, Dir};
-use crate::http::{Http, HttpRequest};
+use crate::http::{self, Http, HttpRequest};
 use crate::registry::RegistryHost;
 use crate::secret::{AcrRefreshToken, Secret};
 
@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, args: &[String]) -> Result<String> {
         refresh.0
     } else {
         let challenge = challenge(ctx, &dir, &host)?;
-        access_token(&Http::new(&ctx.settings), &challenge, &refresh, &scopes)?
+        access_token(&http::shared(&ctx.settings), &challenge, &refresh, &scopes)?
     };
     Ok(if args.has("json") {
         expose_token_json(&host.key(), &token)
@@ -127,7 +127,7 @@ fn challenge(ctx: &Context, dir: &Dir, host: &RegistryHost) -> Result<Challenge>
     if let Some(c) = remembered {
         return Ok(c);
     }
-    exchange::discover(&Http::new(&ctx.settings), host, &policy)
+    exchange::discover(&http::shared(&ctx.settings), host, &policy)
 }
 
 #[derive(Deserialize)]

@@ -236,7 +236,7 @@ fn echoing_servers_do_not_leak_through_errors() {
 
 #[test]
 fn debug_of_secret_holding_types_redacts() {
-    use lib::secret::{AcrRefreshToken, EntraToken, Secret};
+    use lib::internals::secret::{AcrRefreshToken, EntraToken, Secret};
     let s = "Debug-Redaction-Secret-Value-0123456789";
     let secret = || Secret::new(s);
     let mut shown = vec![
@@ -245,14 +245,14 @@ fn debug_of_secret_holding_types_redacts() {
         format!("{:?}", AcrRefreshToken(secret())),
         format!(
             "{:?}",
-            lib::protocol::read_store(
+            lib::internals::protocol::read_store(
                 format!(r#"{{"ServerURL":"ghcr.io","Username":"u","Secret":"{s}"}}"#).as_bytes()
             )
             .unwrap()
         ),
         format!(
             "{:?}",
-            lib::store::Stored {
+            lib::internals::store::Stored {
                 server_url: "ghcr.io".into(),
                 username: "u".into(),
                 secret: secret(),
@@ -260,15 +260,15 @@ fn debug_of_secret_holding_types_redacts() {
         ),
         format!(
             "{:?}",
-            lib::helper::PodIdentity {
+            lib::internals::helper::PodIdentity {
                 client_id: "c".into(),
                 tenant_id: None,
-                assertion: lib::entra::PodAssertion::new(secret()),
+                assertion: lib::internals::identity::PodAssertion::new(secret()),
             }
         ),
         format!(
             "{:?}",
-            lib::http::HttpRequest::post_form(
+            lib::internals::http::HttpRequest::post_form(
                 "https://myacr.azurecr.io/oauth2/exchange?x=1",
                 format!("access_token={s}")
             )
@@ -276,15 +276,18 @@ fn debug_of_secret_holding_types_redacts() {
         ),
         format!(
             "{:?}",
-            lib::http::HttpResponse {
+            lib::internals::http::HttpResponse {
                 status: 200,
                 headers: vec![("set-cookie".into(), s.into())],
                 body: s.as_bytes().to_vec(),
             }
         ),
-        format!("{:?}", lib::assertion::FederatedToken::Inline(secret())),
+        format!(
+            "{:?}",
+            lib::internals::entra::assertion::FederatedToken::Inline(secret())
+        ),
     ];
-    let env = lib::config::Env::from_pairs([
+    let env = lib::internals::config::Env::from_pairs([
         ("HOME", "/nonexistent"),
         ("AZURE_CLIENT_ID", "c"),
         ("AZURE_CLIENT_SECRET", s),
@@ -293,9 +296,9 @@ fn debug_of_secret_holding_types_redacts() {
         ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi"),
         ("IDENTITY_HEADER", s),
     ]);
-    let settings = lib::config::Settings::from_env(&env).unwrap();
+    let settings = lib::internals::config::Settings::from_env(&env).unwrap();
     shown.push(format!("{settings:?}"));
-    let kubelet = lib::cli::kubelet::read_request(
+    let kubelet = lib::internals::cli::kubelet::read_request(
         format!(
             r#"{{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"myacr.azurecr.io/a:1","serviceAccountToken":"{s}"}}"#
         )

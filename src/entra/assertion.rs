@@ -122,7 +122,7 @@ impl CertificateAssertion {
             "aud": self.token_endpoint,
             "iss": self.client_id,
             "sub": self.client_id,
-            "jti": crate::cache::hex(&jti),
+            "jti": crate::digest::hex(&jti),
             "nbf": now - 60,
             "iat": now,
             "exp": now + 600,

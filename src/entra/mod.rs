@@ -4,6 +4,11 @@
 //! skipped. `token` builds that `azure_identity` credential over our transport and
 //! drives its future with a deadline; this is the only async code in the crate.
 
+pub mod arc;
+pub mod assertion;
+pub mod process;
+pub mod transport;
+
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -17,135 +22,36 @@ use azure_identity::{
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
 };
 
-use crate::assertion::{CertificateAssertion, FederatedToken};
-use crate::azure_http::{AzureTransport, IMDS_BASE};
 use crate::config::{
     AZURE_AUTHORITY_HOST, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,
-    AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID, CredentialKind, RegistryConfig, Settings,
+    AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID, RegistryConfig, Settings,
 };
 use crate::error::{Error, Result, one_line, redact_text};
 use crate::http::{Http, HttpRequest};
-use crate::jwt;
+use crate::identity::{CredentialKind, Identity, ManagedSource, PodAssertion};
 use crate::registry::Cloud;
 use crate::secret::{EntraToken, Secret};
+use assertion::{CertificateAssertion, FederatedToken};
+use transport::{AzureTransport, IMDS_BASE};
 
-/// Where a managed identity's tokens come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ManagedSource {
-    /// App Service, Functions, Container Apps: `IDENTITY_ENDPOINT` + `IDENTITY_HEADER`.
-    AppService,
-    /// Azure Arc-enabled servers: `IDENTITY_ENDPOINT` + `IMDS_ENDPOINT`.
-    Arc,
-    /// The VM instance metadata service.
-    Imds,
-}
-
-/// The identity chosen for one registry, with everything needed to mint and to key the
-/// cache. Holds no secret: those are read from `Settings` when the token is requested.
-#[derive(Clone, Debug)]
-pub struct Identity {
-    pub kind: CredentialKind,
-    /// Why this kind was chosen, for logs and `doctor`.
-    pub why: String,
-    /// Why each earlier kind was skipped (auto-pick only).
-    pub skipped: Vec<String>,
-    pub cloud: Cloud,
-    pub authority: String,
-    /// Tenant from the config or `AZURE_TENANT_ID`; `None` lets the token's `tid` decide.
-    pub tenant: Option<String>,
-    pub client_id: Option<String>,
-    pub object_id: Option<String>,
-    pub resource_id: Option<String>,
-    pub managed_source: Option<ManagedSource>,
-    /// A service-account token given by kubelet, used instead of a token file; it
-    /// carries whom it names, which keys the cache.
-    pub inline_assertion: Option<PodAssertion>,
-    /// The tenant came from the registry's config entry (so `az`/`azd` get `--tenant`).
-    pub tenant_from_config: bool,
-    /// For `az`/`azd`: a digest of the tool's account file, so signing in as someone
-    /// else (or logging out) keys a different cache entry. Never the file's content.
-    pub account: Option<String>,
-}
-
-/// A service-account token that kubelet passed for one pod, with who it says it is.
-/// The fields are private and `new` fills both: a pod identity cannot reach the cache
-/// key without the service account it belongs to, so two pods that name the same client
-/// id never share a cached token.
-#[derive(Clone, Debug)]
-pub struct PodAssertion {
-    token: Secret,
-    subject: String,
-}
-
-impl PodAssertion {
-    /// The token's issuer, subject and audience (`system:serviceaccount:NS:NAME` for a
-    /// Kubernetes token), or a digest of the whole token when those cannot be read. The
-    /// claims are not verified here (Entra does that); they only keep pods apart.
-    pub fn new(token: Secret) -> PodAssertion {
-        let claim = |name| jwt::string_claim(token.expose(), name);
-        let subject = match (claim("iss"), claim("sub")) {
-            (Some(iss), Some(sub)) => format!(
-                "iss={iss} sub={sub} aud={}",
-                claim("aud").unwrap_or_default()
-            ),
-            _ => {
-                use sha2::Digest;
-                let digest = sha2::Sha256::digest(token.expose().as_bytes());
-                format!("token-digest={}", crate::cache::hex(&digest[..16]))
-            }
-        };
-        PodAssertion { token, subject }
-    }
-
-    pub fn token(&self) -> &Secret {
-        &self.token
-    }
-
-    pub fn subject(&self) -> &str {
-        &self.subject
-    }
-}
-
-impl Identity {
-    /// Who this is, for the cache key: never a secret.
-    pub fn id(&self) -> String {
-        if let Some(pod) = &self.inline_assertion {
-            let client = self.client_id.as_deref().unwrap_or_default();
-            return format!("client:{client};pod:{}", pod.subject());
-        }
-        if let Some(id) = &self.resource_id {
-            return format!("resource:{id}");
-        }
-        if let Some(id) = &self.object_id {
-            return format!("object:{id}");
-        }
-        match (self.kind, &self.client_id) {
-            (CredentialKind::AzureCli | CredentialKind::Azd, _) => format!(
-                "signed-in-user:{}",
-                self.account.as_deref().unwrap_or("unknown")
-            ),
-            (_, Some(id)) => format!("client:{id}"),
-            (_, None) => "system-assigned".into(),
-        }
-    }
-
-    fn chosen(
-        mut self,
-        kind: CredentialKind,
-        why: String,
-        source: Option<ManagedSource>,
-        settings: &Settings,
-    ) -> Identity {
-        self.kind = kind;
-        self.why = why;
-        self.managed_source = source;
-        self.account = match kind {
-            CredentialKind::AzureCli => account_digest(settings.azure.az_profile.as_deref()),
-            CredentialKind::Azd => account_digest(settings.azure.azd_config.as_deref()),
-            _ => None,
-        };
-        self
-    }
+/// `identity` as chosen: its kind, why, where a managed identity's tokens come from,
+/// and for `az`/`azd` which account is signed in.
+fn chosen(
+    mut identity: Identity,
+    kind: CredentialKind,
+    why: String,
+    source: Option<ManagedSource>,
+    settings: &Settings,
+) -> Identity {
+    identity.kind = kind;
+    identity.why = why;
+    identity.managed_source = source;
+    identity.account = match kind {
+        CredentialKind::AzureCli => account_digest(settings.azure.az_profile.as_deref()),
+        CredentialKind::Azd => account_digest(settings.azure.azd_config.as_deref()),
+        _ => None,
+    };
+    identity
 }
 
 /// A short digest of the file where `az` (`azureProfile.json`) or `azd` (`config.json`)
@@ -153,42 +59,8 @@ impl Identity {
 /// changes the cache key; the file's content never leaves this function. A missing or
 /// unreadable file is "unknown", one shared entry as before.
 fn account_digest(path: Option<&std::path::Path>) -> Option<String> {
-    use sha2::Digest;
     let bytes = crate::files::read_user_file(path?, 4 * crate::files::MAX_FILE).ok()?;
-    let digest = sha2::Sha256::digest(&bytes);
-    Some(crate::cache::hex(&digest[..8]))
-}
-
-impl Identity {
-    /// An identity of `kind` in `cloud` at `authority`, nothing else known yet; callers
-    /// fill in what they know with struct-update syntax.
-    pub fn new(kind: CredentialKind, cloud: Cloud, authority: String) -> Identity {
-        Identity {
-            kind,
-            why: String::new(),
-            skipped: Vec::new(),
-            cloud,
-            authority,
-            tenant: None,
-            client_id: None,
-            object_id: None,
-            resource_id: None,
-            managed_source: None,
-            inline_assertion: None,
-            tenant_from_config: false,
-            account: None,
-        }
-    }
-
-    /// A public-cloud identity of `kind` with nothing else set, for unit tests.
-    #[cfg(test)]
-    pub fn for_test(kind: CredentialKind) -> Identity {
-        Identity::new(
-            kind,
-            Cloud::Public,
-            Cloud::Public.authority_host().to_string(),
-        )
-    }
+    Some(crate::digest::hex(&crate::digest::sha256(&bytes)[..8]))
 }
 
 /// Choose the credential for a registry. `probe_imds` is asked only when the managed
@@ -218,7 +90,7 @@ pub fn choose(
     };
     if let Some((kind, why)) = forced {
         match availability(kind, &identity, settings, probe_imds, on_path) {
-            Ok((_, source)) => return Ok(identity.chosen(kind, why, source, settings)),
+            Ok((_, source)) => return Ok(chosen(identity, kind, why, source, settings)),
             Err(reason) => {
                 return Err(Error::Config(format!(
                     "credential `{}` ({why}) cannot be used: {reason}",
@@ -232,7 +104,7 @@ pub fn choose(
         match availability(kind, &identity, settings, probe_imds, on_path) {
             Ok((why, source)) => {
                 identity.skipped = skipped;
-                return Ok(identity.chosen(kind, why, source, settings));
+                return Ok(chosen(identity, kind, why, source, settings));
             }
             Err(reason) => skipped.push(format!("{}: {reason}", kind.name())),
         }
@@ -425,7 +297,7 @@ pub fn token(
         ))
     };
     if identity.managed_source == Some(ManagedSource::Arc) {
-        return crate::arc::token(settings, http, identity, scope).map_err(fail);
+        return arc::token(settings, http, identity, scope).map_err(fail);
     }
     let transport = AzureTransport::new(http.clone(), settings.azure.pod_identity_host.clone());
     let credential = build(identity, settings, &transport).map_err(|e| match e {
@@ -489,7 +361,7 @@ fn build(
     let client_options = transport.client_options(&identity.authority);
     let tenant = identity.tenant.clone().unwrap_or_default();
     let client_id = identity.client_id.clone().unwrap_or_default();
-    let executor = Arc::new(crate::process::TimedExecutor {
+    let executor = Arc::new(process::TimedExecutor {
         timeout: settings.timeout,
     });
     Ok(match identity.kind {

@@ -4,14 +4,17 @@
 //! from `AZURE_CLIENT_CERTIFICATE_PASSWORD`. The certificate is chosen by its public key,
 //! so a chain in any order works.
 
+pub mod der;
+pub mod pbe;
+pub mod pkcs12;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ring::signature::{KeyPair, RsaKeyPair};
 use rustls_pki_types::pem::{PemObject, SectionKind};
 
-use crate::der::{self, Reader};
-use crate::pbe::{self, Password, PbeError};
-use crate::pkcs12;
+use der::Reader;
+use pbe::{Password, PbeError};
 
 const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 const ENCRYPTED_PEM_BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
@@ -77,7 +80,7 @@ pub fn read(bytes: &[u8], password: Option<&str>) -> Result<ClientCertificate, S
 /// (the assertion's `x5t` is the same digest in base64url).
 pub fn thumbprint_hex(certificate: &[u8]) -> String {
     let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, certificate);
-    crate::cache::hex(sha1.as_ref()).to_ascii_uppercase()
+    crate::digest::hex(sha1.as_ref()).to_ascii_uppercase()
 }
 
 fn is_pem(bytes: &[u8]) -> bool {
@@ -221,7 +224,7 @@ mod tests {
     /// Fixtures made by `tests/fixtures/certs/make.sh` with openssl 3.
     macro_rules! fixture {
         ($name:literal) => {
-            include_bytes!(concat!("../tests/fixtures/certs/", $name)).as_slice()
+            include_bytes!(concat!("../../tests/fixtures/certs/", $name)).as_slice()
         };
     }
     const PASSWORD: &str = "fixture-password";

@@ -3,8 +3,8 @@
 //! private key gathered from the safe contents, encrypted or not. Reading only, and only
 //! password integrity and privacy mode (no public-key modes, no PBMAC1).
 
-use crate::der::{self, Reader};
-use crate::pbe::{self, Password, PbeError};
+use crate::certfile::der::{self, Reader};
+use crate::certfile::pbe::{self, Password, PbeError};
 
 const DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
 const ENCRYPTED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x06];

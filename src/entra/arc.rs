@@ -9,9 +9,9 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::config::Settings;
-use crate::entra::Identity;
 use crate::exchange::form;
 use crate::http::{Http, HttpRequest, HttpResponse};
+use crate::identity::Identity;
 
 /// Where the Arc agent writes its challenge key files on Linux.
 const ARC_KEY_DIR: &str = "/var/opt/azcmagent/tokens/";

@@ -12,7 +12,7 @@ use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockCipher, BlockDecryptMut, InnerIvInit, InvalidLength, KeyInit, KeyIvInit};
 use ring::digest;
 
-use crate::der::{self, DerError, Reader};
+use crate::certfile::der::{self, DerError, Reader};
 
 /// More iterations than any tool writes (OpenSSL: 2,048; Windows: 2,000; NIST's
 /// 2023 advice: 600,000): a file asking for more is refused rather than burning minutes.
@@ -394,20 +394,20 @@ mod tests {
         let salt = [0x0a, 0x58, 0xcf, 0x64, 0x53, 0x0d, 0x82, 0x3f];
         let key = pkcs12_kdf(sha1, 1, &Password::new("smeg"), &salt, 1, 24).unwrap();
         assert_eq!(
-            crate::cache::hex(&key),
+            crate::digest::hex(&key),
             "8aaae6297b6cb04642ab5b077851284eb7128f1a2a7fbca3"
         );
         let iv = pkcs12_kdf(sha1, 2, &Password::new("smeg"), &salt, 1, 8).unwrap();
-        assert_eq!(crate::cache::hex(&iv), "79993dfe048d3b76");
+        assert_eq!(crate::digest::hex(&iv), "79993dfe048d3b76");
         let queeg = Password::new("queeg");
         let salt = [0x05, 0xde, 0xc9, 0x59, 0xac, 0xff, 0x72, 0xf7];
         let key = pkcs12_kdf(sha1, 1, &queeg, &salt, 1000, 24).unwrap();
         assert_eq!(
-            crate::cache::hex(&key),
+            crate::digest::hex(&key),
             "ed2034e36328830ff09df1e1a07dd357185dac0d4f9eb3d4"
         );
         let iv = pkcs12_kdf(sha1, 2, &queeg, &salt, 1000, 8).unwrap();
-        assert_eq!(crate::cache::hex(&iv), "11dedad7758d4860");
+        assert_eq!(crate::digest::hex(&iv), "11dedad7758d4860");
     }
 
     #[test]

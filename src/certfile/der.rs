@@ -8,7 +8,6 @@
 use std::borrow::Cow;
 
 pub const SEQUENCE: u8 = 0x30;
-pub const SET: u8 = 0x31;
 pub const INTEGER: u8 = 0x02;
 pub const OCTET_STRING: u8 = 0x04;
 pub const OID: u8 = 0x06;
