@@ -1,9 +1,10 @@
 //! The shared token cache: one versioned JSON file per (login server, cloud, tenant,
 //! credential kind, identity, audience), named by a SHA-256 digest of those (never a
 //! secret), plus one file per registry host remembering its challenge and the audience
-//! that worked. Reads are lock-free (files are replaced atomically); minting happens
-//! under a per-host lock with the double check fresh? → lock → re-read → mint → write.
-//! A corrupt, foreign or unreadable file counts as empty: the cache never fails a `get`.
+//! that worked. Reads are lock-free (files are replaced atomically); writes need the
+//! host's `HostLock`, the guard that `Cache::lock` hands out and that alone can write that
+//! host's entries. A corrupt, foreign or unreadable file counts as empty: the cache never
+//! fails a `get`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,8 +17,7 @@ use crate::exchange::{Challenge, MAX_LIFETIME};
 use crate::files::Lock;
 use crate::identity::Identity;
 use crate::private_dir::PrivateDir;
-use crate::registry::Audience;
-use crate::registry::RegistryHost;
+use crate::registry::{Audience, RegistryHost};
 use crate::secret::{AcrRefreshToken, Secret};
 
 /// The on-disk format version; other versions are ignored and rewritten.
@@ -99,19 +99,29 @@ impl Entry {
     }
 }
 
-/// What we learnt about a registry host: its challenge and the audience that worked.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct HostInfo {
+/// What a mint taught us about a registry host: its challenge and the audience that
+/// worked, so the next mint starts with both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Remembered {
     pub challenge: Option<Challenge>,
-    pub audience: Option<String>,
+    pub audience: Option<Audience>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct HostFile {
     version: u32,
     login_server: String,
-    #[serde(flatten)]
-    info: HostInfo,
+    challenge: Option<Challenge>,
+    audience: Option<String>,
+}
+
+/// The host's lock, held: re-reads after the wait and every write for that host go
+/// through it, so nothing writes a host's entries without holding its lock.
+#[derive(Debug)]
+pub struct HostLock<'d> {
+    cache: Cache<'d>,
+    host: RegistryHost,
+    lock: Lock,
 }
 
 impl<'d> Cache<'d> {
@@ -146,8 +156,14 @@ impl<'d> Cache<'d> {
         format!("host-{}.lock", digest(&[host.key()]))
     }
 
-    pub fn lock(&self, host: &RegistryHost, timeout: Duration) -> Result<Lock> {
-        self.dir.lock(&Cache::lock_name(host), timeout)
+    /// Take `host`'s lock, waiting at most `timeout`.
+    pub fn lock(&self, host: &RegistryHost, timeout: Duration) -> Result<HostLock<'d>> {
+        let lock = self.dir.lock(&Cache::lock_name(host), timeout)?;
+        Ok(HostLock {
+            cache: Cache { dir: self.dir },
+            host: host.clone(),
+            lock,
+        })
     }
 
     /// The cached token for `key`, if there is a readable one of this version.
@@ -190,10 +206,39 @@ impl<'d> Cache<'d> {
         })
     }
 
-    /// Write a token; only callable while holding the host's lock.
+    /// What earlier mints taught us about `host` (empty when nothing readable is there).
+    pub fn remembered(&self, host: &RegistryHost) -> Remembered {
+        let Ok(Some(bytes)) = self.dir.read(&Cache::host_name(host)) else {
+            return Remembered::default();
+        };
+        match serde_json::from_slice::<HostFile>(&bytes) {
+            Ok(f) if f.version == FORMAT_VERSION && f.login_server == host.key() => Remembered {
+                challenge: f.challenge,
+                audience: f.audience.as_deref().and_then(Audience::parse),
+            },
+            _ => Remembered::default(),
+        }
+    }
+}
+
+impl HostLock<'_> {
+    /// Whether the lock is really held (file systems without locks proceed unlocked).
+    pub fn is_held(&self) -> bool {
+        self.lock.is_held()
+    }
+
+    /// Read `key`'s token again, now that another process may have written it.
+    pub fn get(&self, key: &TokenKey) -> Option<Entry> {
+        self.cache.get(key)
+    }
+
+    pub fn remembered(&self) -> Remembered {
+        self.cache.remembered(&self.host)
+    }
+
+    /// Write a token minted by `credential` at `now`.
     pub fn put(
         &self,
-        _lock: &Lock,
         key: &TokenKey,
         credential: &str,
         token: &AcrRefreshToken,
@@ -209,52 +254,44 @@ impl<'d> Cache<'d> {
             created_on: now,
         };
         let bytes = serde_json::to_vec(&file).unwrap_or_default();
-        self.dir.write_atomic(&Cache::token_name(key), &bytes)
+        self.cache.dir.write_atomic(&Cache::token_name(key), &bytes)
     }
 
-    pub fn host_info(&self, host: &RegistryHost) -> HostInfo {
-        let Ok(Some(bytes)) = self.dir.read(&Cache::host_name(host)) else {
-            return HostInfo::default();
-        };
-        match serde_json::from_slice::<HostFile>(&bytes) {
-            Ok(f) if f.version == FORMAT_VERSION && f.login_server == host.key() => f.info,
-            _ => HostInfo::default(),
-        }
-    }
-
-    pub fn put_host_info(&self, _lock: &Lock, host: &RegistryHost, info: &HostInfo) -> Result<()> {
+    /// Remember what this mint learnt about the host.
+    pub fn remember(&self, what: &Remembered) -> Result<()> {
         let file = HostFile {
             version: FORMAT_VERSION,
-            login_server: host.key(),
-            info: info.clone(),
+            login_server: self.host.key(),
+            challenge: what.challenge.clone(),
+            audience: what.audience.as_ref().map(|a| a.name().to_string()),
         };
-        self.dir.write_atomic(
-            &Cache::host_name(host),
+        self.cache.dir.write_atomic(
+            &Cache::host_name(&self.host),
             &serde_json::to_vec(&file).unwrap_or_default(),
         )
     }
 
-    /// Remove every cached token and host record for `host` (used by `erase`).
-    pub fn remove_host(&self, _lock: &Lock, host: &RegistryHost) -> Result<usize> {
+    /// Remove every cached token and the record of the host (used by `erase`).
+    pub fn remove_all(&self) -> usize {
+        let dir = self.cache.dir;
         let mut removed = 0;
-        for name in self.dir.names() {
+        for name in dir.names() {
             if !name.starts_with("token-") || !name.to_ascii_lowercase().ends_with(".json") {
                 continue;
             }
-            let belongs = self
-                .dir
+            let belongs = dir
                 .read(&name)
                 .ok()
                 .flatten()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                 .and_then(|v| v.get("login_server")?.as_str().map(str::to_string))
-                .is_some_and(|s| s == host.key());
-            if belongs && self.dir.remove(&name).unwrap_or(false) {
+                .is_some_and(|s| s == self.host.key());
+            if belongs && dir.remove(&name).unwrap_or(false) {
                 removed += 1;
             }
         }
-        let _ = self.dir.remove(&Cache::host_name(host));
-        Ok(removed)
+        let _ = dir.remove(&Cache::host_name(&self.host));
+        removed
     }
 }
 
@@ -316,9 +353,7 @@ mod tests {
         assert!(cache.get(&key).is_none());
         let lock = cache.lock(&h, Duration::from_secs(1)).unwrap();
         let tok = AcrRefreshToken(Secret::new("rt"));
-        cache
-            .put(&lock, &key, "azure-cli", &tok, 5000, 1000)
-            .unwrap();
+        lock.put(&key, "azure-cli", &tok, 5000, 1000).unwrap();
         let e = cache.get(&key).unwrap();
         assert_eq!(e.token, tok);
         assert!(e.is_fresh(1000, Duration::from_secs(1800)));
@@ -328,10 +363,15 @@ mod tests {
             std::fs::write(cache.token_path(&key), junk).unwrap();
             assert!(cache.get(&key).is_none());
         }
-        cache
-            .put(&lock, &key, "azure-cli", &tok, 5000, 1000)
-            .unwrap();
-        assert_eq!(cache.remove_host(&lock, &h).unwrap(), 1);
+        lock.put(&key, "azure-cli", &tok, 5000, 1000).unwrap();
+        let learnt = Remembered {
+            challenge: Some(Challenge::assumed(&h, "https")),
+            audience: Some(Audience::Arm),
+        };
+        lock.remember(&learnt).unwrap();
+        assert_eq!(cache.remembered(&h), learnt);
+        assert_eq!(lock.remove_all(), 1);
+        assert_eq!(cache.remembered(&h), Remembered::default());
         assert!(cache.get(&key).is_none());
     }
 }

@@ -1,23 +1,20 @@
 //! The verbs of the Docker credential-helper protocol and their policy: `get` answers a
 //! stored credential, else a cached ACR refresh token, else mints one under the host's
 //! lock (fresh? → lock → re-read → still stale? → mint → write); `store`, `erase` and
-//! `list` keep docker's `credsStore` contract. `acr_token` is shared with the
+//! `list` keep docker's `credsStore` contract. Tokens come from `lifecycle::acr_token`, shared with the
 //! subcommands that need a token.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::cache::{Cache, Entry, HostInfo, TokenKey};
+use crate::cache::Cache;
 use crate::config::{FileConfig, RegistryConfig, Settings};
-use crate::entra;
 use crate::error::{Error, Result};
-use crate::identity::{Identity, ManagedSource, PodAssertion};
-use crate::mint::{self, Hints};
+use crate::identity::PodAssertion;
+use crate::lifecycle::{self, Target};
 use crate::private_dir::PrivateDir;
 use crate::protocol;
-use crate::registry::Audience;
 use crate::registry::{Cloud, HostError, RegistryHost};
-use crate::secret::AcrRefreshToken;
 use crate::store::{Store, Stored};
 
 /// The username that tells ACR the password is an ACR refresh token.
@@ -95,8 +92,8 @@ impl Context {
 
     /// How long to wait for another process's lock: longer than the slowest mint it may
     /// be doing (see `mint::worst_case`), plus a margin.
-    fn lock_timeout(&self) -> Duration {
-        mint::worst_case(&self.settings) + Duration::from_secs(2)
+    pub fn lock_timeout(&self) -> Duration {
+        crate::mint::worst_case(&self.settings) + Duration::from_secs(2)
     }
 }
 
@@ -138,7 +135,13 @@ pub fn get(ctx: &Context, input: &[u8]) -> Result<String> {
         return Err(Error::NotFound);
     };
     crate::debug!("`{host}` is ACR ({} cloud)", cloud.name());
-    let (token, _) = acr_token(ctx, &dir, &host, registry, cloud, None)?;
+    let target = Target {
+        host: &host,
+        registry,
+        cloud,
+        pod: None,
+    };
+    let (token, _) = lifecycle::acr_token(ctx, &dir, &target, crate::now())?;
     Ok(protocol::write_get(&url, NULL_GUID, &token.0))
 }
 
@@ -148,198 +151,6 @@ pub struct PodIdentity {
     pub client_id: String,
     pub tenant_id: Option<String>,
     pub assertion: PodAssertion,
-}
-
-/// A fresh ACR refresh token for `host` and its expiry: from the cache in `dir`, or
-/// minted.
-pub fn acr_token(
-    ctx: &Context,
-    dir: &Dir,
-    host: &RegistryHost,
-    registry: Option<&RegistryConfig>,
-    cloud: Cloud,
-    pod: Option<&PodIdentity>,
-) -> Result<(AcrRefreshToken, i64)> {
-    let settings = &ctx.settings;
-    let on_path = |p: &str| entra::on_path(settings, p);
-    let choose = |probe: &dyn Fn() -> std::result::Result<(), String>| -> Result<Identity> {
-        match pod {
-            Some(pod) => pod_identity(settings, registry, cloud, pod),
-            None => entra::choose(settings, registry, cloud, probe, &on_path),
-        }
-    };
-    let audience = registry.and_then(|r| r.audience.clone());
-    // Candidates without probing IMDS, so a cache hit touches no network.
-    let tentative = choose(&|| Ok(()))?;
-    let mut candidates = vec![tentative];
-    let auto = pod.is_none()
-        && registry.and_then(|r| r.credential).is_none()
-        && settings.credential.is_none();
-    if auto
-        && candidates[0].managed_source == Some(ManagedSource::Imds)
-        && let Ok(alt) = choose(&|| Err("assumed absent".into()))
-    {
-        candidates.push(alt);
-    }
-    let now = crate::now();
-    let fresh = |cache: &Cache, ids: &[Identity]| {
-        ids.iter().find_map(|id| {
-            cache
-                .get(&TokenKey::new(host, id, audience.as_ref()))
-                .filter(|e| e.is_fresh(crate::now(), settings.min_ttl))
-        })
-    };
-    let cache = dir.get().filter(|_| !settings.no_cache).map(Cache::new);
-    if let Some(cache) = &cache
-        && let Some(hit) = fresh(cache, &candidates)
-    {
-        crate::debug!(
-            "`{host}`: cache hit `{}`, expires in {}s",
-            hit.path.display(),
-            hit.remaining(now)
-        );
-        return Ok((hit.token, hit.expires_on));
-    }
-    // The first mint on this machine creates the directory for what it will write.
-    let created;
-    let cache = match (cache, dir) {
-        (Some(cache), _) => Some(cache),
-        (None, Dir::Missing) if !settings.no_cache && settings.cache_dir.is_some() => {
-            match ctx.created_dir() {
-                Ok(d) => {
-                    created = d;
-                    Some(Cache::new(&created))
-                }
-                Err(e) => {
-                    crate::warn!("cache unusable, minting without it: {}", e.one_line());
-                    None
-                }
-            }
-        }
-        (None, _) => None,
-    };
-    let lock = match &cache {
-        None => None,
-        Some(cache) => match cache.lock(host, ctx.lock_timeout()) {
-            Ok(lock) => Some(lock),
-            Err(e @ Error::LockTimeout(_)) => {
-                // The holder may have written its token as we gave up: look once more.
-                if let Some(hit) = fresh(cache, &candidates) {
-                    return Ok((hit.token, hit.expires_on));
-                }
-                return Err(e);
-            }
-            Err(e) => {
-                crate::warn!("cache unusable, minting without it: {}", e.one_line());
-                None
-            }
-        },
-    };
-    if let (Some(cache), Some(_)) = (&cache, &lock)
-        && let Some(hit) = fresh(cache, &candidates)
-    {
-        crate::debug!("`{host}`: another process minted while we waited");
-        return Ok((hit.token, hit.expires_on));
-    }
-    let identity = choose(&|| entra::probe_imds(settings))?;
-    crate::debug!(
-        "`{host}`: credential {} ({})",
-        identity.kind.name(),
-        identity.why
-    );
-    for skipped in &identity.skipped {
-        crate::trace!("skipped {skipped}");
-    }
-    let key = TokenKey::new(host, &identity, audience.as_ref());
-    let cached: Option<Entry> = match (&cache, &lock) {
-        (Some(cache), Some(_)) => cache.get(&key),
-        _ => None,
-    };
-    if let Some(hit) = cached
-        .as_ref()
-        .filter(|e| e.is_fresh(now, settings.min_ttl))
-    {
-        return Ok((hit.token.clone(), hit.expires_on));
-    }
-    let info = match (&cache, &lock) {
-        (Some(cache), Some(_)) => cache.host_info(host),
-        _ => HostInfo::default(),
-    };
-    let hints = Hints {
-        challenge: info.challenge.clone(),
-        audience: info.audience.as_deref().and_then(Audience::parse),
-    };
-    let minted = match mint::mint(
-        settings,
-        &ctx.config,
-        host,
-        registry,
-        &identity,
-        &hints,
-        &mut |_| {},
-    ) {
-        Ok(m) => m,
-        Err(e) => {
-            if let Some(stale) = cached.filter(|c| c.is_valid(crate::now())) {
-                crate::warn!(
-                    "re-minting for `{host}` failed, serving the cached token that expires in {}s: {}",
-                    stale.remaining(crate::now()),
-                    e.one_line()
-                );
-                return Ok((stale.token, stale.expires_on));
-            }
-            return Err(e);
-        }
-    };
-    if let (Some(cache), Some(lock)) = (&cache, &lock) {
-        let written = cache
-            .put(
-                lock,
-                &key,
-                identity.kind.name(),
-                &minted.token,
-                minted.expires_on,
-                crate::now(),
-            )
-            .and_then(|()| {
-                cache.put_host_info(
-                    lock,
-                    host,
-                    &HostInfo {
-                        challenge: Some(minted.challenge.clone()),
-                        audience: Some(minted.audience.name().to_string()),
-                    },
-                )
-            });
-        if let Err(e) = written {
-            crate::warn!("could not write the cache: {}", e.one_line());
-        }
-    }
-    Ok((minted.token, minted.expires_on))
-}
-
-fn pod_identity(
-    settings: &Settings,
-    registry: Option<&RegistryConfig>,
-    cloud: Cloud,
-    pod: &PodIdentity,
-) -> Result<Identity> {
-    let authority = entra::authority(settings, cloud)?;
-    Ok(Identity {
-        why: "kubelet passed a service-account token for this pod".into(),
-        tenant: pod
-            .tenant_id
-            .clone()
-            .or_else(|| registry.and_then(|r| r.tenant_id.clone()))
-            .or_else(|| settings.azure.tenant_id.clone()),
-        client_id: Some(pod.client_id.clone()),
-        inline_assertion: Some(pod.assertion.clone()),
-        ..Identity::new(
-            crate::identity::CredentialKind::WorkloadIdentity,
-            cloud,
-            authority,
-        )
-    })
 }
 
 pub fn store(ctx: &Context, input: &[u8]) -> Result<()> {
@@ -392,7 +203,7 @@ pub fn erase(ctx: &Context, input: &[u8]) -> Result<()> {
     drop(lock);
     let cache = Cache::new(&dir);
     let lock = cache.lock(&host, ctx.lock_timeout())?;
-    let tokens = cache.remove_host(&lock, &host)?;
+    let tokens = lock.remove_all();
     crate::debug!("`{host}`: erased (stored: {removed}, cached tokens: {tokens})");
     Ok(())
 }

@@ -37,6 +37,7 @@ mod helper;
 mod http;
 mod identity;
 mod jwt;
+mod lifecycle;
 mod log;
 mod mint;
 mod private_dir;

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::cache::Remembered;
 use crate::config::{FileConfig, RegistryConfig, Settings};
 use crate::entra;
 use crate::error::{Error, Result};
@@ -22,13 +23,6 @@ pub struct Minted {
     pub expires_on: i64,
     pub audience: Audience,
     pub challenge: Challenge,
-}
-
-/// What a previous mint taught us about this host.
-#[derive(Debug, Default, Clone)]
-pub struct Hints {
-    pub challenge: Option<Challenge>,
-    pub audience: Option<Audience>,
 }
 
 /// One step of a mint as `doctor` shows it: which, how long, and how it ended. Holds no
@@ -75,7 +69,7 @@ pub fn mint(
     host: &RegistryHost,
     registry: Option<&RegistryConfig>,
     identity: &Identity,
-    hints: &Hints,
+    hints: &Remembered,
     observe: &mut dyn FnMut(Step),
 ) -> Result<Minted> {
     let mut timed = |kind, start: Instant, detail: String, error: Option<String>| {
@@ -223,7 +217,7 @@ pub fn mint(
 fn audiences(
     host: &RegistryHost,
     registry: Option<&RegistryConfig>,
-    hints: &Hints,
+    hints: &Remembered,
 ) -> Vec<Audience> {
     match (registry.and_then(|r| r.audience.clone()), &hints.audience) {
         (Some(forced), _) => vec![forced],

@@ -1,6 +1,6 @@
 //! Fuzz the cache files as another process (or a disk error) may have left them: the
-//! bytes become a token file and a host file, then `Cache::get`, `host_info` and
-//! `remove_host` read them. A corrupt file must read as empty, never panic.
+//! bytes become a token file and a host file, then `Cache::get`, `remembered` and
+//! `remove_all` read them. A corrupt file must read as empty, never panic.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -69,9 +69,9 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or_else(|| "host-none.json".into()),
     );
     std::fs::write(&host_path, data).unwrap();
-    let _ = cache.host_info(&w.host);
+    let _ = cache.remembered(&w.host);
     if data.first() == Some(&b'{') {
         let lock = cache.lock(&w.host, Duration::from_secs(5)).unwrap();
-        let _ = cache.remove_host(&lock, &w.host);
+        let _ = lock.remove_all();
     }
 });

@@ -12,6 +12,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use crate::cache::Remembered;
 use crate::cache::{Cache, TokenKey};
 use crate::config::{Env, RegistryConfig, Settings};
 use crate::entra;
@@ -20,7 +21,7 @@ use crate::helper::{self, Context, Dir};
 use crate::identity::CredentialKind;
 use crate::identity::{Identity, ManagedSource};
 use crate::jwt;
-use crate::mint::{self, Hints, Step, StepKind};
+use crate::mint::{self, Step, StepKind};
 use crate::registry::Audience;
 use crate::registry::RegistryHost;
 use crate::store::Store;
@@ -287,10 +288,7 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
     }
     let audience = registry.and_then(|r| r.audience.clone());
     let cache = dir.get().filter(|_| !ctx.settings.no_cache).map(Cache::new);
-    let remembered = cache
-        .as_ref()
-        .and_then(|c| c.host_info(&host).audience)
-        .and_then(|a| Audience::parse(&a));
+    let remembered = cache.as_ref().and_then(|c| c.remembered(&host).audience);
     out.line(
         "audience",
         &audience_line(audience.as_ref(), remembered.as_ref(), &identity),
@@ -315,7 +313,7 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
         &host,
         registry,
         &identity,
-        &Hints::default(),
+        &Remembered::default(),
         &mut |step| steps.push(step),
     );
     for step in &steps {

@@ -4,7 +4,7 @@
 //! stdout. This file owns that wire format, the image-reference parsing that finds the
 //! registry, the Go duration kubelet expects in `cacheDuration`, and the choice between
 //! the node's own identity and a pod's workload identity (service-account token plus the
-//! `kubernetes.azure.com/acr-client-id` annotation). Tokens come from `helper::acr_token`.
+//! `kubernetes.azure.com/acr-client-id` annotation). Tokens come from `lifecycle::acr_token`.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::helper::{self, Context, NULL_GUID, PodIdentity};
 use crate::identity::PodAssertion;
+use crate::lifecycle::{self, Target};
 use crate::registry::RegistryHost;
 use crate::secret::Secret;
 
@@ -89,7 +90,13 @@ fn answer(ctx: &Context, args: &[String], input: &[u8]) -> Result<String> {
         &request,
     )?;
     let dir = ctx.private_dir();
-    let (token, expires_on) = helper::acr_token(ctx, &dir, &host, entry, cloud, pod.as_ref())?;
+    let target = Target {
+        host: &host,
+        registry: entry,
+        cloud,
+        pod: pod.as_ref(),
+    };
+    let (token, expires_on) = lifecycle::acr_token(ctx, &dir, &target, crate::now())?;
     // A pod's credential is not cached by kubelet at all ("0s"): whatever its version or
     // `tokenAttributes.cacheType`, kubelet then cannot hand one pod's token to another;
     // the helper's own cache, keyed by the service account, answers the next call.

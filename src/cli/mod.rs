@@ -2,7 +2,7 @@
 //! `token` prints a refresh token (or a scoped access token) for `--password-stdin`
 //! logins, `configure` points docker, podman and helm at the helper, `doctor` explains
 //! and times one mint, and `kubelet` speaks the kubelet image credential provider
-//! protocol. They share `helper::acr_token` (cache and mint) with `get`, and return
+//! protocol. They share `lifecycle::acr_token` (cache and mint) with `get`, and return
 //! their stdout text to `run`, which stays the one writer. This file holds the small
 //! argument parser they share: no clap for four verbs.
 

@@ -4,7 +4,7 @@
 //! `{"loginServer":…,"accessToken":…}` as `az acr login --expose-token` prints it. With
 //! `--scope repository:NAME:pull[,push]` the refresh token is traded at ACR's
 //! `/oauth2/token` for an access token limited to that scope. The refresh token comes
-//! from the same cache and mint as `get` (`helper::acr_token`).
+//! from the same cache and mint as `get` (`lifecycle::acr_token`).
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +14,7 @@ use crate::error::{Error, Result, one_line};
 use crate::exchange::{self, Challenge, RealmPolicy};
 use crate::helper::{self, Context, Dir};
 use crate::http::{self, Http, HttpRequest};
+use crate::lifecycle::{self, Target};
 use crate::registry::RegistryHost;
 use crate::secret::{AcrRefreshToken, Secret};
 
@@ -32,7 +33,13 @@ pub fn run(ctx: &Context, args: &[String]) -> Result<String> {
     let host = acr_host(ctx, host)?;
     let (registry, cloud) = helper::acr_target(ctx, &host).ok_or_else(|| not_acr(&host))?;
     let dir = ctx.private_dir();
-    let (refresh, _) = helper::acr_token(ctx, &dir, &host, registry, cloud, None)?;
+    let target = Target {
+        host: &host,
+        registry,
+        cloud,
+        pod: None,
+    };
+    let (refresh, _) = lifecycle::acr_token(ctx, &dir, &target, crate::now())?;
     let token = if scopes.is_empty() {
         refresh.0
     } else {
@@ -122,7 +129,7 @@ fn challenge(ctx: &Context, dir: &Dir, host: &RegistryHost) -> Result<Challenge>
     let policy = RealmPolicy::new(&ctx.config);
     let remembered = dir
         .get()
-        .and_then(|d| Cache::new(d).host_info(host).challenge)
+        .and_then(|d| Cache::new(d).remembered(host).challenge)
         .and_then(|c| policy.remembered(host, c));
     if let Some(c) = remembered {
         return Ok(c);

@@ -27,6 +27,7 @@ use crate::config::{
     AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID, RegistryConfig, Settings,
 };
 use crate::error::{Error, Result, one_line, redact_text};
+use crate::helper::PodIdentity;
 use crate::http::{Http, HttpRequest};
 use crate::identity::{CredentialKind, Identity, ManagedSource, PodAssertion};
 use crate::registry::Cloud;
@@ -113,6 +114,28 @@ pub fn choose(
         "no Entra credential found ({}); set ACR_ENTRA_CREDENTIAL and the variables it needs, or log in with `az login`",
         skipped.join("; ")
     )))
+}
+
+/// The workload identity of a pod, as kubelet passed it: its service-account token as
+/// the client assertion for the client id its annotations name.
+pub fn pod_identity(
+    settings: &Settings,
+    registry: Option<&RegistryConfig>,
+    cloud: Cloud,
+    pod: &PodIdentity,
+) -> Result<Identity> {
+    let authority = authority(settings, cloud)?;
+    Ok(Identity {
+        why: "kubelet passed a service-account token for this pod".into(),
+        tenant: pod
+            .tenant_id
+            .clone()
+            .or_else(|| registry.and_then(|r| r.tenant_id.clone()))
+            .or_else(|| settings.azure.tenant_id.clone()),
+        client_id: Some(pod.client_id.clone()),
+        inline_assertion: Some(pod.assertion.clone()),
+        ..Identity::new(CredentialKind::WorkloadIdentity, cloud, authority)
+    })
 }
 
 /// The Entra authority: `AZURE_AUTHORITY_HOST` (https only), else the cloud's.

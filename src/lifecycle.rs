@@ -1,0 +1,259 @@
+//! The life of a registry's refresh token on this machine, in the order it happens:
+//! fresh from the cache → take the host's lock → re-read (another process may have
+//! minted while this one waited) → mint → write → and when the mint fails, a cached
+//! token that is stale but still valid. The identities that may own the token are worked
+//! out once, before the cache is read and without any network request, so a cache hit
+//! costs a file read; only a mint that needs the instance metadata service probes it.
+
+use crate::cache::{Cache, Entry, HostLock, Remembered, TokenKey};
+use crate::config::{RegistryConfig, Settings};
+use crate::entra;
+use crate::error::{Error, Result};
+use crate::helper::{Context, Dir, PodIdentity};
+use crate::identity::{CredentialKind, Identity, ManagedSource};
+use crate::mint::{self, Minted};
+use crate::registry::{Audience, Cloud, RegistryHost};
+use crate::secret::AcrRefreshToken;
+
+/// What a token is asked for: the registry, its config entry and cloud, and a pod's own
+/// identity when kubelet passed one.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub host: &'a RegistryHost,
+    pub registry: Option<&'a RegistryConfig>,
+    pub cloud: Cloud,
+    pub pod: Option<&'a PodIdentity>,
+}
+
+impl Target<'_> {
+    fn audience(&self) -> Option<&Audience> {
+        self.registry.and_then(|r| r.audience.as_ref())
+    }
+
+    /// The credential kind is picked from the environment, not forced.
+    fn auto_pick(&self, settings: &Settings) -> bool {
+        self.pod.is_none()
+            && self.registry.and_then(|r| r.credential).is_none()
+            && settings.credential.is_none()
+    }
+}
+
+/// A fresh ACR refresh token for the target and its expiry (Unix seconds): from the
+/// cache in `dir`, or minted. `now` is the time the request started.
+pub fn acr_token(
+    ctx: &Context,
+    dir: &Dir,
+    target: &Target,
+    now: i64,
+) -> Result<(AcrRefreshToken, i64)> {
+    let settings = &ctx.settings;
+    let host = target.host;
+    let candidates = candidates(settings, target)?;
+    let keys: Vec<TokenKey> = candidates
+        .iter()
+        .map(|id| TokenKey::new(host, id, target.audience()))
+        .collect();
+    let cache = dir.get().filter(|_| !settings.no_cache).map(Cache::new);
+    if let Some(hit) = cache.as_ref().and_then(|c| fresh(c, &keys, settings, now)) {
+        crate::debug!(
+            "`{host}`: cache hit `{}`, expires in {}s",
+            hit.path.display(),
+            hit.remaining(now)
+        );
+        return Ok((hit.token, hit.expires_on));
+    }
+    // The first mint on this machine creates the directory for what it will write.
+    let created = match (&cache, dir) {
+        (None, Dir::Missing) if !settings.no_cache && settings.cache_dir.is_some() => ctx
+            .created_dir()
+            .inspect_err(|e| {
+                crate::warn!("cache unusable, minting without it: {}", e.one_line());
+            })
+            .ok(),
+        _ => None,
+    };
+    let cache = cache.or_else(|| created.as_ref().map(Cache::new));
+    let lock = match &cache {
+        Some(cache) => match lock(ctx, cache, host, &keys)? {
+            Locked::Held(lock) => Some(lock),
+            Locked::MintedMeanwhile(hit) => return Ok((hit.token, hit.expires_on)),
+            Locked::Unusable => None,
+        },
+        None => None,
+    };
+    if let Some(hit) = lock.as_ref().and_then(|l| fresh_under(l, &keys, settings)) {
+        crate::debug!("`{host}`: another process minted while we waited");
+        return Ok((hit.token, hit.expires_on));
+    }
+    let identity = for_mint(settings, target, candidates)?;
+    let key = TokenKey::new(host, &identity, target.audience());
+    let cached = lock.as_ref().and_then(|l| l.get(&key));
+    if let Some(hit) = cached
+        .as_ref()
+        .filter(|e| e.is_fresh(now, settings.min_ttl))
+    {
+        return Ok((hit.token.clone(), hit.expires_on));
+    }
+    let remembered = lock.as_ref().map(HostLock::remembered).unwrap_or_default();
+    match mint::mint(
+        settings,
+        &ctx.config,
+        host,
+        target.registry,
+        &identity,
+        &remembered,
+        &mut |_| {},
+    ) {
+        Ok(minted) => {
+            if let Some(lock) = &lock {
+                write(lock, &key, identity.kind, &minted);
+            }
+            Ok((minted.token, minted.expires_on))
+        }
+        Err(e) => fall_back(host, cached, e),
+    }
+}
+
+/// Who may own the token, without probing anything: the identity the environment gives,
+/// and when that is a VM's managed identity picked automatically, also the one that
+/// would be picked without it (the cached token of either is a hit).
+fn candidates(settings: &Settings, target: &Target) -> Result<Vec<Identity>> {
+    let tentative = choose(settings, target, &|| Ok(()))?;
+    let mut candidates = vec![tentative];
+    if target.auto_pick(settings)
+        && candidates[0].managed_source == Some(ManagedSource::Imds)
+        && let Ok(alt) = choose(settings, target, &|| Err("assumed absent".into()))
+    {
+        candidates.push(alt);
+    }
+    Ok(candidates)
+}
+
+/// The identity to mint with: the first candidate, unless it depends on the instance
+/// metadata service, which is then asked whether it is there.
+fn for_mint(settings: &Settings, target: &Target, candidates: Vec<Identity>) -> Result<Identity> {
+    let identity = if candidates[0].managed_source == Some(ManagedSource::Imds) {
+        choose(settings, target, &|| entra::probe_imds(settings))?
+    } else {
+        candidates
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| unreachable_identity(target))
+    };
+    crate::debug!(
+        "`{}`: credential {} ({})",
+        target.host,
+        identity.kind.name(),
+        identity.why
+    );
+    for skipped in &identity.skipped {
+        crate::trace!("skipped {skipped}");
+    }
+    Ok(identity)
+}
+
+/// `candidates` always holds at least one identity; this is never called.
+fn unreachable_identity(target: &Target) -> Identity {
+    Identity::new(CredentialKind::ClientSecret, target.cloud, String::new())
+}
+
+fn choose(
+    settings: &Settings,
+    target: &Target,
+    probe: &dyn Fn() -> std::result::Result<(), String>,
+) -> Result<Identity> {
+    match target.pod {
+        Some(pod) => entra::pod_identity(settings, target.registry, target.cloud, pod),
+        None => entra::choose(
+            settings,
+            target.registry,
+            target.cloud,
+            probe,
+            &|p: &str| entra::on_path(settings, p),
+        ),
+    }
+}
+
+/// The first fresh cached token among `keys`.
+fn fresh(cache: &Cache, keys: &[TokenKey], settings: &Settings, now: i64) -> Option<Entry> {
+    keys.iter()
+        .find_map(|key| cache.get(key).filter(|e| e.is_fresh(now, settings.min_ttl)))
+}
+
+/// The same, read under the lock: the clock has moved on while waiting.
+fn fresh_under(lock: &HostLock, keys: &[TokenKey], settings: &Settings) -> Option<Entry> {
+    let now = crate::now();
+    keys.iter()
+        .find_map(|key| lock.get(key).filter(|e| e.is_fresh(now, settings.min_ttl)))
+}
+
+enum Locked<'d> {
+    Held(HostLock<'d>),
+    /// The wait timed out, but the holder had written a fresh token by then.
+    MintedMeanwhile(Entry),
+    /// The lock file cannot be used: mint without the cache.
+    Unusable,
+}
+
+/// Take the host's lock. A timeout is an error unless a fresh token appeared meanwhile;
+/// any other failure means minting without the cache.
+fn lock<'d>(
+    ctx: &Context,
+    cache: &Cache<'d>,
+    host: &RegistryHost,
+    keys: &[TokenKey],
+) -> Result<Locked<'d>> {
+    match cache.lock(host, ctx.lock_timeout()) {
+        Ok(lock) => Ok(Locked::Held(lock)),
+        Err(e @ Error::LockTimeout(_)) => match fresh(cache, keys, &ctx.settings, crate::now()) {
+            Some(hit) => Ok(Locked::MintedMeanwhile(hit)),
+            None => Err(e),
+        },
+        Err(e) => {
+            crate::warn!("cache unusable, minting without it: {}", e.one_line());
+            Ok(Locked::Unusable)
+        }
+    }
+}
+
+/// Keep the minted token and what the mint learnt; a failed write is logged, never an
+/// error (the cache is an optimisation).
+fn write(lock: &HostLock, key: &TokenKey, kind: CredentialKind, minted: &Minted) {
+    let written = lock
+        .put(
+            key,
+            kind.name(),
+            &minted.token,
+            minted.expires_on,
+            crate::now(),
+        )
+        .and_then(|()| {
+            lock.remember(&Remembered {
+                challenge: Some(minted.challenge.clone()),
+                audience: Some(minted.audience.clone()),
+            })
+        });
+    if let Err(e) = written {
+        crate::warn!("could not write the cache: {}", e.one_line());
+    }
+}
+
+/// A failed mint: the cached token if it is still valid (with a warning), else the error.
+fn fall_back(
+    host: &RegistryHost,
+    cached: Option<Entry>,
+    error: Error,
+) -> Result<(AcrRefreshToken, i64)> {
+    let now = crate::now();
+    match cached.filter(|c| c.is_valid(now)) {
+        Some(stale) => {
+            crate::warn!(
+                "re-minting for `{host}` failed, serving the cached token that expires in {}s: {}",
+                stale.remaining(now),
+                error.one_line()
+            );
+            Ok((stale.token, stale.expires_on))
+        }
+        None => Err(error),
+    }
+}
