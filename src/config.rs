@@ -334,22 +334,8 @@ impl Settings {
                 ))
             })?),
         };
-        // The home directory comes from HOME alone, never from the user database: a
-        // uid without a passwd entry (containers, CI) has none, and a statically linked
-        // binary that asked NSS would load modules it cannot run. A relative HOME counts
-        // as unset, so a file in the working directory can never act as our config.
-        let home = env.path("HOME").filter(|h| h.is_absolute());
-        let absolute = |name: &str| env.path(name).filter(|p| p.is_absolute());
-        let config_path = env.path(ACR_ENTRA_CONFIG).or_else(|| {
-            absolute("XDG_CONFIG_HOME")
-                .or_else(|| home.as_ref().map(|h| h.join(".config")))
-                .map(|d| d.join("acr-entra").join("config.json"))
-        });
-        let cache_dir = env.path(ACR_ENTRA_CACHE_DIR).or_else(|| {
-            absolute("XDG_CACHE_HOME")
-                .or_else(|| home.as_ref().map(|h| h.join(".cache")))
-                .map(|d| d.join("acr-entra"))
-        });
+        let home = home(env);
+        let (config_path, cache_dir) = locations(env, home.as_ref());
         let min_ttl = match env.get(ACR_ENTRA_MIN_TTL) {
             None => DEFAULT_MIN_TTL,
             Some(v) => parse_duration(v).ok_or_else(|| {
@@ -370,7 +356,52 @@ impl Settings {
             None => Vec::new(),
             Some(v) => parse_connect_to(v)?,
         };
-        let azure = AzureEnv {
+        Ok(Settings {
+            log_level,
+            credential,
+            config_path,
+            cache_dir,
+            no_cache: env
+                .get(ACR_ENTRA_NO_CACHE)
+                .is_some_and(|v| !matches!(v.trim(), "0" | "false" | "no")),
+            min_ttl,
+            timeout,
+            connect_to,
+            azure: AzureEnv::from_env(env, home.as_ref()),
+            path: env.os("PATH").cloned(),
+            clients: ClientFiles::from_env(env, home.as_ref()),
+            home,
+        })
+    }
+}
+
+/// The home directory comes from HOME alone, never from the user database: a uid
+/// without a passwd entry (containers, CI) has none, and a statically linked binary that
+/// asked NSS would load modules it cannot run. A relative HOME counts as unset, so a
+/// file in the working directory can never act as our config.
+fn home(env: &Env) -> Option<PathBuf> {
+    env.path("HOME").filter(|h| h.is_absolute())
+}
+
+/// The config file and the cache directory, each `None` when nothing names one.
+fn locations(env: &Env, home: Option<&PathBuf>) -> (Option<PathBuf>, Option<PathBuf>) {
+    let absolute = |name: &str| env.path(name).filter(|p| p.is_absolute());
+    let config_path = env.path(ACR_ENTRA_CONFIG).or_else(|| {
+        absolute("XDG_CONFIG_HOME")
+            .or_else(|| home.map(|h| h.join(".config")))
+            .map(|d| d.join("acr-entra").join("config.json"))
+    });
+    let cache_dir = env.path(ACR_ENTRA_CACHE_DIR).or_else(|| {
+        absolute("XDG_CACHE_HOME")
+            .or_else(|| home.map(|h| h.join(".cache")))
+            .map(|d| d.join("acr-entra"))
+    });
+    (config_path, cache_dir)
+}
+
+impl AzureEnv {
+    fn from_env(env: &Env, home: Option<&PathBuf>) -> AzureEnv {
+        AzureEnv {
             client_id: env.get(AZURE_CLIENT_ID).map(str::to_string),
             client_secret: env.get(AZURE_CLIENT_SECRET).map(Secret::new),
             tenant_id: env.get(AZURE_TENANT_ID).map(str::to_string),
@@ -389,30 +420,13 @@ impl Settings {
                 .map(str::to_string),
             az_profile: env
                 .path(AZURE_CONFIG_DIR)
-                .or_else(|| home.as_ref().map(|h| h.join(".azure")))
+                .or_else(|| home.map(|h| h.join(".azure")))
                 .map(|d| d.join("azureProfile.json")),
             azd_config: env
                 .path(AZD_CONFIG_DIR)
-                .or_else(|| home.as_ref().map(|h| h.join(".azd")))
+                .or_else(|| home.map(|h| h.join(".azd")))
                 .map(|d| d.join("config.json")),
-        };
-        let no_cache = env
-            .get(ACR_ENTRA_NO_CACHE)
-            .is_some_and(|v| !matches!(v.trim(), "0" | "false" | "no"));
-        Ok(Settings {
-            log_level,
-            credential,
-            config_path,
-            cache_dir,
-            no_cache,
-            min_ttl,
-            timeout,
-            connect_to,
-            azure,
-            path: env.os("PATH").cloned(),
-            clients: ClientFiles::from_env(env, home.as_ref()),
-            home,
-        })
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::helper::{Context, Dir, PodIdentity};
 use crate::identity::{CredentialKind, Identity, ManagedSource};
 use crate::mint::{self, Minted};
+use crate::private_dir::PrivateDir;
 use crate::registry::{Audience, Cloud, RegistryHost};
 use crate::secret::AcrRefreshToken;
 
@@ -62,55 +63,79 @@ pub fn acr_token(
         );
         return Ok((hit.token, hit.expires_on));
     }
-    // The first mint on this machine creates the directory for what it will write.
-    let created = match (&cache, dir) {
-        (None, Dir::Missing) if !settings.no_cache && settings.cache_dir.is_some() => ctx
-            .created_dir()
-            .inspect_err(|e| {
-                crate::warn!("cache unusable, minting without it: {}", e.one_line());
-            })
-            .ok(),
-        _ => None,
-    };
+    let created = created_for_mint(ctx, dir, cache.is_some());
     let cache = cache.or_else(|| created.as_ref().map(Cache::new));
-    let lock = match &cache {
-        Some(cache) => match lock(ctx, cache, host, &keys)? {
-            Locked::Held(lock) => Some(lock),
-            Locked::MintedMeanwhile(hit) => return Ok((hit.token, hit.expires_on)),
-            Locked::Unusable => None,
-        },
-        None => None,
+    let lock = match cache
+        .as_ref()
+        .map(|c| lock(ctx, c, host, &keys))
+        .transpose()?
+    {
+        Some(Locked::Held(lock)) => Some(lock),
+        Some(Locked::MintedMeanwhile(hit)) => return Ok((hit.token, hit.expires_on)),
+        Some(Locked::Unusable) | None => None,
     };
     if let Some(hit) = lock.as_ref().and_then(|l| fresh_under(l, &keys, settings)) {
         crate::debug!("`{host}`: another process minted while we waited");
         return Ok((hit.token, hit.expires_on));
     }
+    mint_and_keep(ctx, target, candidates, lock.as_ref(), now)
+}
+
+/// The directory the first mint on this machine creates for what it will write, when
+/// the cache is wanted and there is none yet.
+fn created_for_mint(ctx: &Context, dir: &Dir, have_cache: bool) -> Option<PrivateDir> {
+    let settings = &ctx.settings;
+    if have_cache || settings.no_cache || settings.cache_dir.is_none() {
+        return None;
+    }
+    match dir {
+        Dir::Missing => ctx
+            .created_dir()
+            .inspect_err(|e| {
+                crate::warn!("cache unusable, minting without it: {}", e.one_line());
+            })
+            .ok(),
+        Dir::Ready(_) | Dir::Unusable => None,
+    }
+}
+
+/// Mint with the identity that applies (unless its own entry is fresh after all), keep
+/// the result under the lock, and fall back to a still-valid cached token on failure.
+fn mint_and_keep(
+    ctx: &Context,
+    target: &Target,
+    candidates: Vec<Identity>,
+    lock: Option<&HostLock>,
+    now: i64,
+) -> Result<(AcrRefreshToken, i64)> {
+    let settings = &ctx.settings;
     let identity = for_mint(settings, target, candidates)?;
-    let key = TokenKey::new(host, &identity, target.audience());
-    let cached = lock.as_ref().and_then(|l| l.get(&key));
+    let key = TokenKey::new(target.host, &identity, target.audience());
+    let cached = lock.and_then(|l| l.get(&key));
     if let Some(hit) = cached
         .as_ref()
         .filter(|e| e.is_fresh(now, settings.min_ttl))
     {
         return Ok((hit.token.clone(), hit.expires_on));
     }
-    let remembered = lock.as_ref().map(HostLock::remembered).unwrap_or_default();
-    match mint::mint(
+    let remembered = lock.map(HostLock::remembered).unwrap_or_default();
+    let minted = mint::mint(
         settings,
         &ctx.config,
-        host,
+        target.host,
         target.registry,
         &identity,
         &remembered,
         &mut |_| {},
-    ) {
+    );
+    match minted {
         Ok(minted) => {
-            if let Some(lock) = &lock {
+            if let Some(lock) = lock {
                 write(lock, &key, identity.kind, &minted);
             }
             Ok((minted.token, minted.expires_on))
         }
-        Err(e) => fall_back(host, cached, e),
+        Err(e) => fall_back(target.host, cached, e),
     }
 }
 

@@ -11,11 +11,12 @@ use crate::config::{FileConfig, RegistryConfig, Settings};
 use crate::entra;
 use crate::error::{Error, Result};
 use crate::exchange::{self, Challenge, ExchangeError, RealmPolicy};
+use crate::http::Http;
 use crate::identity::Identity;
 use crate::jwt;
 use crate::registry::Audience;
 use crate::registry::RegistryHost;
-use crate::secret::AcrRefreshToken;
+use crate::secret::{AcrRefreshToken, EntraToken};
 
 #[derive(Debug)]
 pub struct Minted {
@@ -69,112 +70,24 @@ pub fn mint(
     host: &RegistryHost,
     registry: Option<&RegistryConfig>,
     identity: &Identity,
-    hints: &Remembered,
+    remembered: &Remembered,
     observe: &mut dyn FnMut(Step),
 ) -> Result<Minted> {
-    let mut timed = |kind, start: Instant, detail: String, error: Option<String>| {
-        observe(Step {
-            kind,
-            elapsed: start.elapsed(),
-            detail,
-            error,
-        });
+    let mut run = Run {
+        settings,
+        host,
+        identity,
+        http: crate::http::shared(settings),
+        policy: RealmPolicy::new(config),
+        observe,
     };
-    let http = crate::http::shared(settings);
-    let policy = RealmPolicy::new(config);
-    let remembered = hints
-        .challenge
-        .clone()
-        .and_then(|c| policy.remembered(host, c));
-    let challenge = match remembered {
-        Some(c) => c,
-        None => {
-            let start = Instant::now();
-            let found = exchange::discover(&http, host, &policy);
-            let detail = found.as_ref().map_or_else(
-                |_| format!("GET {}://{host}/v2/", policy.scheme(host)),
-                |c| {
-                    format!(
-                        "exchange at `{}`, service `{}`",
-                        c.exchange_url(),
-                        c.service
-                    )
-                },
-            );
-            let error = found.as_ref().err().map(Error::one_line);
-            timed(StepKind::Challenge, start, detail, error);
-            found?
-        }
-    };
-    let audiences = audiences(host, registry, hints);
+    let challenge = run.challenge(remembered)?;
+    let audiences = audiences(host, registry, remembered);
     let mut last_refusal = None;
     for (i, audience) in audiences.iter().enumerate() {
-        let scope = audience.scope(identity.cloud);
-        let start = Instant::now();
-        let got = entra::token(identity, settings, &http, &scope);
-        let detail = match &got {
-            Ok(t) => format!(
-                "audience {} (`{scope}`): token for tenant `{}`, object id `{}`",
-                audience.name(),
-                jwt::string_claim(t.0.expose(), "tid").unwrap_or_else(|| "?".into()),
-                jwt::string_claim(t.0.expose(), "oid").unwrap_or_else(|| "?".into())
-            ),
-            Err(_) => format!("audience {} (`{scope}`)", audience.name()),
-        };
-        timed(
-            StepKind::EntraToken,
-            start,
-            detail,
-            got.as_ref().err().map(Error::one_line),
-        );
-        let entra_token = got?;
-        let tenant = identity
-            .tenant
-            .clone()
-            .or_else(|| jwt::string_claim(entra_token.0.expose(), "tid"));
-        crate::debug!(
-            "exchanging at `{}` (service `{}`, tenant `{}`, audience {})",
-            challenge.exchange_url(),
-            challenge.service,
-            tenant.as_deref().unwrap_or("none"),
-            audience.name()
-        );
-        let start = Instant::now();
-        let exchanged = exchange::exchange(&http, &challenge, tenant.as_deref(), &entra_token);
-        let detail = format!(
-            "audience {}, tenant `{}`",
-            audience.name(),
-            tenant.as_deref().unwrap_or("none")
-        );
-        let error = exchanged.as_ref().err().map(|e| match e {
-            ExchangeError::Unauthorized(message) => message.clone(),
-            ExchangeError::Other(e) => e.one_line(),
-        });
-        timed(StepKind::Exchange, start, detail, error);
-        match exchanged {
-            Ok(token) => {
-                let now = crate::now();
-                let expires_on = exchange::refresh_token_expiry(&token, now);
-                // A token that is already dead would only turn into the client's 401 at
-                // pull time, far from the cause.
-                if expires_on.saturating_sub(now) <= 60 {
-                    return Err(Error::Exchange(format!(
-                        "ACR exchange at `{}` returned a refresh token that expires at {expires_on} ({}s from now); check this machine's clock",
-                        challenge.exchange_url(),
-                        expires_on.saturating_sub(now)
-                    )));
-                }
-                crate::debug!(
-                    "minted an ACR refresh token for `{host}`, expires in {}s",
-                    expires_on.saturating_sub(now)
-                );
-                return Ok(Minted {
-                    token,
-                    expires_on,
-                    audience: audience.clone(),
-                    challenge,
-                });
-            }
+        let entra_token = run.entra_token(audience)?;
+        match run.exchange(&challenge, audience, &entra_token) {
+            Ok(token) => return finish(host, token, audience, challenge),
             Err(ExchangeError::Unauthorized(message)) if i + 1 < audiences.len() => {
                 crate::debug!(
                     "{message}; retrying with the {} audience",
@@ -209,6 +122,128 @@ pub fn mint(
     Err(Error::Exchange(
         last_refusal.unwrap_or_else(|| "no audience to try".into()),
     ))
+}
+
+/// One mint's parts and its observer.
+struct Run<'a, 'o> {
+    settings: &'a Settings,
+    host: &'a RegistryHost,
+    identity: &'a Identity,
+    http: Http,
+    policy: RealmPolicy<'a>,
+    observe: &'o mut dyn FnMut(Step),
+}
+
+impl Run<'_, '_> {
+    fn timed(&mut self, kind: StepKind, start: Instant, detail: String, error: Option<String>) {
+        (self.observe)(Step {
+            kind,
+            elapsed: start.elapsed(),
+            detail,
+            error,
+        });
+    }
+
+    /// The remembered challenge if the realm policy still allows it, else the registry's.
+    fn challenge(&mut self, remembered: &Remembered) -> Result<Challenge> {
+        let host = self.host;
+        if let Some(c) = remembered
+            .challenge
+            .clone()
+            .and_then(|c| self.policy.remembered(host, c))
+        {
+            return Ok(c);
+        }
+        let start = Instant::now();
+        let found = exchange::discover(&self.http, host, &self.policy);
+        let detail = found.as_ref().map_or_else(
+            |_| format!("GET {}://{host}/v2/", self.policy.scheme(host)),
+            |c| {
+                format!(
+                    "exchange at `{}`, service `{}`",
+                    c.exchange_url(),
+                    c.service
+                )
+            },
+        );
+        let error = found.as_ref().err().map(Error::one_line);
+        self.timed(StepKind::Challenge, start, detail, error);
+        found
+    }
+
+    fn entra_token(&mut self, audience: &Audience) -> Result<EntraToken> {
+        let scope = audience.scope(self.identity.cloud);
+        let start = Instant::now();
+        let got = entra::token(self.identity, self.settings, &self.http, &scope);
+        let detail = match &got {
+            Ok(t) => format!(
+                "audience {} (`{scope}`): token for tenant `{}`, object id `{}`",
+                audience.name(),
+                jwt::string_claim(t.0.expose(), "tid").unwrap_or_else(|| "?".into()),
+                jwt::string_claim(t.0.expose(), "oid").unwrap_or_else(|| "?".into())
+            ),
+            Err(_) => format!("audience {} (`{scope}`)", audience.name()),
+        };
+        let error = got.as_ref().err().map(Error::one_line);
+        self.timed(StepKind::EntraToken, start, detail, error);
+        got
+    }
+
+    /// The exchange, with the tenant from the identity or else the Entra token's `tid`.
+    fn exchange(
+        &mut self,
+        challenge: &Challenge,
+        audience: &Audience,
+        entra_token: &EntraToken,
+    ) -> Result<AcrRefreshToken, ExchangeError> {
+        let tenant = self
+            .identity
+            .tenant
+            .clone()
+            .or_else(|| jwt::string_claim(entra_token.0.expose(), "tid"));
+        let tenant_shown = tenant.as_deref().unwrap_or("none");
+        crate::debug!(
+            "exchanging at `{}` (service `{}`, tenant `{tenant_shown}`, audience {})",
+            challenge.exchange_url(),
+            challenge.service,
+            audience.name()
+        );
+        let start = Instant::now();
+        let exchanged = exchange::exchange(&self.http, challenge, tenant.as_deref(), entra_token);
+        let detail = format!("audience {}, tenant `{tenant_shown}`", audience.name());
+        let error = exchanged.as_ref().err().map(|e| match e {
+            ExchangeError::Unauthorized(message) => message.clone(),
+            ExchangeError::Other(e) => e.one_line(),
+        });
+        self.timed(StepKind::Exchange, start, detail, error);
+        exchanged
+    }
+}
+
+/// The minted token with its expiry; one that is already dead would only turn into the
+/// client's 401 at pull time, far from the cause, so it is an error here.
+fn finish(
+    host: &RegistryHost,
+    token: AcrRefreshToken,
+    audience: &Audience,
+    challenge: Challenge,
+) -> Result<Minted> {
+    let now = crate::now();
+    let expires_on = exchange::refresh_token_expiry(&token, now);
+    let left = expires_on.saturating_sub(now);
+    if left <= 60 {
+        return Err(Error::Exchange(format!(
+            "ACR exchange at `{}` returned a refresh token that expires at {expires_on} ({left}s from now); check this machine's clock",
+            challenge.exchange_url(),
+        )));
+    }
+    crate::debug!("minted an ACR refresh token for `{host}`, expires in {left}s");
+    Ok(Minted {
+        token,
+        expires_on,
+        audience: audience.clone(),
+        challenge,
+    })
 }
 
 /// The audiences to try, in order: the config's, else for an ACR login-server name the

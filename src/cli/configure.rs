@@ -101,8 +101,21 @@ pub fn run(ctx: &Context, args: &[String]) -> Result<String> {
             )));
         }
     }
+    let path = client_file(ctx, client)?;
+    let mut report = apply(ctx, client, &path, &wanted, args.has("dry-run"))?;
+    if all && client == Client::Podman {
+        report.push_str(
+            "\nnote: podman, buildah and skopeo ignore credsStore, so only the hosts above were configured; \
+             for every registry add `credential-helpers = [\"acr-entra\"]` to registries.conf",
+        );
+    }
+    Ok(report)
+}
+
+/// Where `client` keeps the file to edit.
+fn client_file(ctx: &Context, client: Client) -> Result<PathBuf> {
     let files = &ctx.settings.clients;
-    let path = match client {
+    match client {
         Client::Docker => files.docker.clone(),
         Client::Podman => files.containers.clone(),
         Client::Helm => files.helm.clone(),
@@ -117,15 +130,7 @@ pub fn run(ctx: &Context, args: &[String]) -> Result<String> {
                 Client::Helm => crate::config::HELM_REGISTRY_CONFIG,
             }
         ))
-    })?;
-    let mut report = apply(ctx, client, &path, &wanted, args.has("dry-run"))?;
-    if all && client == Client::Podman {
-        report.push_str(
-            "\nnote: podman, buildah and skopeo ignore credsStore, so only the hosts above were configured; \
-             for every registry add `credential-helpers = [\"acr-entra\"]` to registries.conf",
-        );
-    }
-    Ok(report)
+    })
 }
 
 /// Edit `path` under the lock; returns the report (or the diff for `dry_run`).
@@ -165,22 +170,7 @@ fn apply(
         ));
     }
     if dry_run {
-        // The diff is of the two files with every secret-bearing value masked, so that
-        // neither changed nor context lines print `auths.*.auth` or an identity token.
-        let before = match old.as_deref() {
-            Some(text) if !text.trim().is_empty() => {
-                let value: Value =
-                    serde_json::from_str(text).map_err(|_| malformed(&path, "invalid JSON"))?;
-                to_pretty(&masked(value))
-            }
-            _ => String::new(),
-        };
-        return Ok(format!(
-            "--- {}\n+++ {} (after configure {name})\n{}",
-            path.display(),
-            path.display(),
-            diff(&before, &to_pretty(&masked(merged))).trim_end()
-        ));
+        return dry_run_diff(client, &path, old.as_deref(), merged);
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         files::ensure_dir(dir)?;
@@ -203,6 +193,27 @@ fn apply(
         report.push_str(&change);
     }
     Ok(report)
+}
+
+/// What `configure` would change, as a diff of the two files with every secret-bearing
+/// value masked, so that neither changed nor context lines print `auths.*.auth` or an
+/// identity token.
+fn dry_run_diff(client: Client, path: &Path, old: Option<&str>, merged: Value) -> Result<String> {
+    let before = match old {
+        Some(text) if !text.trim().is_empty() => {
+            let value: Value =
+                serde_json::from_str(text).map_err(|_| malformed(path, "invalid JSON"))?;
+            to_pretty(&masked(value))
+        }
+        _ => String::new(),
+    };
+    Ok(format!(
+        "--- {}\n+++ {} (after configure {})\n{}",
+        path.display(),
+        path.display(),
+        client.name(),
+        diff(&before, &to_pretty(&masked(merged))).trim_end()
+    ))
 }
 
 /// Serialise concurrent `configure` runs on one file, with a lock beside the cache (not

@@ -22,8 +22,7 @@ use crate::identity::CredentialKind;
 use crate::identity::{Identity, ManagedSource};
 use crate::jwt;
 use crate::mint::{self, Step, StepKind};
-use crate::registry::Audience;
-use crate::registry::RegistryHost;
+use crate::registry::{Audience, Cloud, RegistryHost};
 use crate::store::Store;
 
 /// The report and whether a token was minted.
@@ -58,6 +57,8 @@ pub enum Hint {
 }
 
 impl Hint {
+    // A table of texts, one arm per hint: splitting it would only scatter them.
+    #[allow(clippy::too_many_lines)]
     pub fn text(self) -> &'static str {
         match self {
             Hint::ArmAudienceDisabled => {
@@ -184,32 +185,69 @@ impl Doc {
         }
     }
 
-    fn fail(mut self, why: &str, hints: &[Hint]) -> Report {
+    /// The report so far, ending in the failure and its hints.
+    fn fail(&mut self, why: &str, hints: &[Hint]) -> Report {
         self.line("result", &format!("FAILED: {why}"));
         self.hints(hints);
         Report {
-            text: self.text.trim_end().to_string(),
+            text: std::mem::take(&mut self.text).trim_end().to_string(),
             ok: false,
         }
     }
 }
 
 fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
-    let config = &ctx.config;
+    let (host, registry, cloud) = match host_section(ctx, input, &mut out) {
+        Ok(found) => found,
+        Err(report) => return report,
+    };
+    let dir = directory_section(ctx, &host, &mut out);
+    out.line(
+        "config",
+        &config_line(ctx, &host, ctx.config.registry(&host)),
+    );
+    let identity = match credential_section(ctx, registry, cloud, &mut out) {
+        Ok(identity) => identity,
+        Err(report) => return report,
+    };
+    let audience = registry.and_then(|r| r.audience.clone());
+    let cache = dir.get().filter(|_| !ctx.settings.no_cache).map(Cache::new);
+    let remembered = cache.as_ref().and_then(|c| c.remembered(&host).audience);
+    out.line(
+        "audience",
+        &audience_line(audience.as_ref(), remembered.as_ref(), &identity),
+    );
+    out.line(
+        "cache",
+        &cache_line(
+            ctx,
+            &dir,
+            cache.as_ref(),
+            &TokenKey::new(&host, &identity, audience.as_ref()),
+        ),
+    );
+    mint_section(ctx, &host, registry, &identity, out)
+}
+
+/// The host's verdict: ACR or listed (and its cloud), or a report that nothing is minted.
+fn host_section<'c>(
+    ctx: &'c Context,
+    input: &str,
+    out: &mut Doc,
+) -> std::result::Result<(RegistryHost, Option<&'c RegistryConfig>, Cloud), Report> {
     let Ok(host) = RegistryHost::parse(input) else {
-        return out.fail(
+        return Err(out.fail(
             &format!(
                 "`{}` is not a registry host name",
                 crate::error::one_line(input)
             ),
             &[],
-        );
+        ));
     };
-    let entry = config.registry(&host);
     let Some((registry, cloud)) = helper::acr_target(ctx, &host) else {
         out.line("host", &format!("`{host}` is not an ACR login server (*.azurecr.io, *.azurecr.cn, *.azurecr.us) and not listed in the config file"));
-        out.line("config", &config.shown());
-        return out.fail("no token is minted for this host", &[Hint::NotAcr]);
+        out.line("config", &ctx.config.shown());
+        return Err(out.fail("no token is minted for this host", &[Hint::NotAcr]));
     };
     let why = if host.acr_cloud().is_some() {
         "an ACR login server"
@@ -220,7 +258,12 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
         "host",
         &format!("`{host}` is {why}; {} cloud", cloud.name()),
     );
-    // The same trusted directory `get` reads, or why it is not used.
+    Ok((host, registry, cloud))
+}
+
+/// The same trusted directory `get` reads, or why it is not used; and a stored
+/// credential there that would answer before any mint.
+fn directory_section(ctx: &Context, host: &RegistryHost, out: &mut Doc) -> Dir {
     let dir = match ctx.open_dir() {
         Ok(Some(dir)) => Dir::Ready(dir),
         Ok(None) => Dir::Missing,
@@ -235,13 +278,23 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
             Dir::Unusable
         }
     };
-    if let Some(stored) = dir.get().and_then(|d| Store::new(d).get(&host)) {
+    if let Some(stored) = dir.get().and_then(|d| Store::new(d).get(host)) {
         out.sub(&format!(
             "note: a credential stored by `docker login` (user `{}`) answers `get` before any mint; `docker logout {host}` removes it",
             stored.username
         ));
     }
-    out.line("config", &config_line(ctx, &host, entry));
+    dir
+}
+
+/// The credential kind chosen and why (with the IMDS probe timed when it ran), or a
+/// report that there is none.
+fn credential_section(
+    ctx: &Context,
+    registry: Option<&RegistryConfig>,
+    cloud: Cloud,
+    out: &mut Doc,
+) -> std::result::Result<Identity, Report> {
     let start = Instant::now();
     let probed = std::cell::Cell::new(None);
     let probe = || {
@@ -276,32 +329,27 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
             if let Some(probe) = &probe_line {
                 out.sub(probe);
             }
-            return out.fail("no credential to mint with", &hints);
+            return Err(out.fail("no credential to mint with", &hints));
         }
     };
-    credential_lines(&mut out, &identity);
+    credential_lines(out, &identity);
     if let Some(probe) = &probe_line {
         out.sub(probe);
     }
     if identity.kind == CredentialKind::ClientCertificate {
         out.line("certificate", &certificate_line(&ctx.settings));
     }
-    let audience = registry.and_then(|r| r.audience.clone());
-    let cache = dir.get().filter(|_| !ctx.settings.no_cache).map(Cache::new);
-    let remembered = cache.as_ref().and_then(|c| c.remembered(&host).audience);
-    out.line(
-        "audience",
-        &audience_line(audience.as_ref(), remembered.as_ref(), &identity),
-    );
-    out.line(
-        "cache",
-        &cache_line(
-            ctx,
-            &dir,
-            cache.as_ref(),
-            &TokenKey::new(&host, &identity, audience.as_ref()),
-        ),
-    );
+    Ok(identity)
+}
+
+/// One real mint with each step timed, then the token's claims or the failure's hints.
+fn mint_section(
+    ctx: &Context,
+    host: &RegistryHost,
+    registry: Option<&RegistryConfig>,
+    identity: &Identity,
+    mut out: Doc,
+) -> Report {
     out.line(
         "mint",
         "one real mint (fresh challenge, nothing cached or written):",
@@ -309,10 +357,10 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
     let mut steps = Vec::new();
     let minted = mint::mint(
         &ctx.settings,
-        config,
-        &host,
+        &ctx.config,
+        host,
         registry,
-        &identity,
+        identity,
         &Remembered::default(),
         &mut |step| steps.push(step),
     );
@@ -328,33 +376,31 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
             step.detail
         ));
     }
-    match minted {
-        Ok(m) => {
-            let now = crate::now();
-            out.line("token", &claims_line(m.token.0.expose(), m.expires_on, now));
-            out.sub(&format!("audience that worked: {}", m.audience.name()));
-            let skew = clock_skew(m.token.0.expose(), now);
-            out.line("result", "ok: a token was minted");
-            if let Some(seconds) = skew {
-                out.line(
-                    "warning",
-                    &format!(
-                        "the token was issued {} this machine's clock",
-                        ahead_behind(seconds)
-                    ),
-                );
-                out.hints(&[Hint::ClockSkew]);
-            }
-            Report {
-                text: out.text.trim_end().to_string(),
-                ok: true,
-            }
-        }
+    let m = match minted {
+        Ok(m) => m,
         Err(e) => {
             let line = e.one_line();
-            let hints = hints_for(&line, &steps, &identity, audience.as_ref());
-            out.fail(&line, &hints)
+            let audience = registry.and_then(|r| r.audience.as_ref());
+            return out.fail(&line, &hints_for(&line, &steps, identity, audience));
         }
+    };
+    let now = crate::now();
+    out.line("token", &claims_line(m.token.0.expose(), m.expires_on, now));
+    out.sub(&format!("audience that worked: {}", m.audience.name()));
+    out.line("result", "ok: a token was minted");
+    if let Some(seconds) = clock_skew(m.token.0.expose(), now) {
+        out.line(
+            "warning",
+            &format!(
+                "the token was issued {} this machine's clock",
+                ahead_behind(seconds)
+            ),
+        );
+        out.hints(&[Hint::ClockSkew]);
+    }
+    Report {
+        text: out.text.trim_end().to_string(),
+        ok: true,
     }
 }
 
@@ -617,7 +663,6 @@ pub fn hints_for(
     let lower = line.to_ascii_lowercase();
     let mut hints = Vec::new();
     let failed = steps.iter().rfind(|s| s.error.is_some());
-    let failed_kind = failed.map(|s| s.kind);
     if lower.contains("aadsts700024")
         || lower.contains("valid time range")
         || lower.contains("clock skew")
@@ -625,6 +670,20 @@ pub fn hints_for(
     {
         hints.push(Hint::ClockSkew);
     }
+    match failed.map(|s| s.kind) {
+        Some(StepKind::Challenge) if lower.contains("tls") || lower.contains("certificate") => {
+            hints.push(Hint::Tls);
+        }
+        Some(StepKind::Challenge) => hints.push(Hint::RegistryUnreachable),
+        Some(StepKind::EntraToken) => hints.extend(entra_hints(&lower, identity)),
+        Some(StepKind::Exchange) => hints.extend(exchange_hints(&lower, forced)),
+        None => {}
+    }
+    hints
+}
+
+/// Hints for a failed Entra token request: by AADSTS code, then by credential kind.
+fn entra_hints(lower: &str, identity: &Identity) -> Vec<Hint> {
     let entra_codes: [(&[&str], Hint); 5] = [
         (&["aadsts7000215", "aadsts7000222"], Hint::SecretRejected),
         (
@@ -638,50 +697,44 @@ pub fn hints_for(
             Hint::FederationMismatch,
         ),
     ];
-    if failed_kind == Some(StepKind::EntraToken) {
-        for (codes, hint) in entra_codes {
-            if codes.iter().any(|c| contains_code(&lower, c)) {
-                hints.push(hint);
-            }
+    let mut hints: Vec<Hint> = entra_codes
+        .into_iter()
+        .filter(|(codes, _)| codes.iter().any(|c| contains_code(lower, c)))
+        .map(|(_, hint)| hint)
+        .collect();
+    match identity.kind {
+        CredentialKind::AzureCli => hints.push(Hint::AzNotLoggedIn),
+        CredentialKind::Azd => hints.push(Hint::AzdNotLoggedIn),
+        CredentialKind::ManagedIdentity if identity.managed_source == Some(ManagedSource::Imds) => {
+            hints.push(Hint::ImdsUnreachable);
         }
-    }
-    match failed_kind {
-        Some(StepKind::Challenge) if lower.contains("tls") || lower.contains("certificate") => {
-            hints.push(Hint::Tls);
-        }
-        Some(StepKind::Challenge) => hints.push(Hint::RegistryUnreachable),
-        Some(StepKind::EntraToken) => match identity.kind {
-            CredentialKind::AzureCli => hints.push(Hint::AzNotLoggedIn),
-            CredentialKind::Azd => hints.push(Hint::AzdNotLoggedIn),
-            CredentialKind::ManagedIdentity
-                if identity.managed_source == Some(ManagedSource::Imds) =>
-            {
-                hints.push(Hint::ImdsUnreachable);
-            }
-            _ => {}
-        },
-        Some(StepKind::Exchange) => {
-            let firewall = [
-                "firewall",
-                "not allowed access",
-                "network rule",
-                "aka.ms/acr/firewall",
-                "client ip",
-                "private endpoint",
-            ];
-            if firewall.iter().any(|f| lower.contains(f)) {
-                hints.push(Hint::Firewall);
-            } else if lower.contains("(401") || lower.contains("403") {
-                if forced == Some(&Audience::Arm) && lower.contains("(401") {
-                    hints.push(Hint::ArmAudienceDisabled);
-                } else {
-                    hints.push(Hint::MissingRole);
-                }
-            }
-        }
-        None => {}
+        _ => {}
     }
     hints
+}
+
+/// Hints for a failed exchange: the registry's firewall, or a refused identity (the ARM
+/// audience disabled when that was forced, else a missing role).
+fn exchange_hints(lower: &str, forced: Option<&Audience>) -> Vec<Hint> {
+    let firewall = [
+        "firewall",
+        "not allowed access",
+        "network rule",
+        "aka.ms/acr/firewall",
+        "client ip",
+        "private endpoint",
+    ];
+    if firewall.iter().any(|f| lower.contains(f)) {
+        vec![Hint::Firewall]
+    } else if lower.contains("(401") || lower.contains("403") {
+        if forced == Some(&Audience::Arm) && lower.contains("(401") {
+            vec![Hint::ArmAudienceDisabled]
+        } else {
+            vec![Hint::MissingRole]
+        }
+    } else {
+        Vec::new()
+    }
 }
 
 /// `code` as a whole AADSTS code: `aadsts70002` must not match inside `aadsts700021`.
@@ -732,6 +785,7 @@ pub fn utc(ts: i64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::too_many_lines)]
 mod tests {
     use super::*;
     use serde_json::json;

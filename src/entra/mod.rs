@@ -160,23 +160,7 @@ fn availability(
     on_path: &dyn Fn(&str) -> bool,
 ) -> std::result::Result<Available, String> {
     let azure = &settings.azure;
-    let need_app = |what: &str| -> std::result::Result<(), String> {
-        let mut missing = Vec::new();
-        if identity.client_id.is_none() {
-            missing.push(AZURE_CLIENT_ID);
-        }
-        if identity.tenant.is_none() {
-            missing.push(AZURE_TENANT_ID);
-        }
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{what} is set but {} is not (set it, or add it to the registry's config entry)",
-                missing.join(" and ")
-            ))
-        }
-    };
+    let need_app = |what: &str| need_app(identity, what);
     match kind {
         CredentialKind::ClientSecret => {
             if azure.client_secret.is_none() {
@@ -199,40 +183,65 @@ fn availability(
             need_app(AZURE_FEDERATED_TOKEN_FILE)?;
             Ok((format!("{AZURE_FEDERATED_TOKEN_FILE} is set"), None))
         }
-        CredentialKind::ManagedIdentity => {
-            if azure.identity_endpoint.is_some() && azure.identity_header.is_some() {
-                return Ok((
-                    "IDENTITY_ENDPOINT and IDENTITY_HEADER are set (App Service)".into(),
-                    Some(ManagedSource::AppService),
-                ));
-            }
-            if azure.identity_endpoint.is_some() && azure.imds_endpoint.is_some() {
-                return Ok((
-                    "IDENTITY_ENDPOINT and IMDS_ENDPOINT are set (Azure Arc)".into(),
-                    Some(ManagedSource::Arc),
-                ));
-            }
-            probe_imds().map_err(|why| format!("instance metadata service: {why}"))?;
-            Ok((
-                "the instance metadata service answered".into(),
-                Some(ManagedSource::Imds),
-            ))
-        }
-        CredentialKind::AzureCli => {
-            if on_path("az") {
-                Ok(("`az` is on PATH".into(), None))
+        CredentialKind::ManagedIdentity => managed_identity(settings, probe_imds),
+        CredentialKind::AzureCli | CredentialKind::Azd => {
+            let program = if kind == CredentialKind::AzureCli {
+                "az"
             } else {
-                Err("`az` not on PATH".into())
-            }
-        }
-        CredentialKind::Azd => {
-            if on_path("azd") {
-                Ok(("`azd` is on PATH".into(), None))
+                "azd"
+            };
+            if on_path(program) {
+                Ok((format!("`{program}` is on PATH"), None))
             } else {
-                Err("`azd` not on PATH".into())
+                Err(format!("`{program}` not on PATH"))
             }
         }
     }
+}
+
+/// An app credential also needs the client id and the tenant.
+fn need_app(identity: &Identity, what: &str) -> std::result::Result<(), String> {
+    let mut missing = Vec::new();
+    if identity.client_id.is_none() {
+        missing.push(AZURE_CLIENT_ID);
+    }
+    if identity.tenant.is_none() {
+        missing.push(AZURE_TENANT_ID);
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} is set but {} is not (set it, or add it to the registry's config entry)",
+            missing.join(" and ")
+        ))
+    }
+}
+
+/// Where a managed identity's tokens would come from: App Service or Arc variables, else
+/// the instance metadata service if it answers the probe.
+fn managed_identity(
+    settings: &Settings,
+    probe_imds: &dyn Fn() -> std::result::Result<(), String>,
+) -> std::result::Result<Available, String> {
+    let azure = &settings.azure;
+    if azure.identity_endpoint.is_some() && azure.identity_header.is_some() {
+        return Ok((
+            "IDENTITY_ENDPOINT and IDENTITY_HEADER are set (App Service)".into(),
+            Some(ManagedSource::AppService),
+        ));
+    }
+    if azure.identity_endpoint.is_some() && azure.imds_endpoint.is_some() {
+        return Ok((
+            "IDENTITY_ENDPOINT and IMDS_ENDPOINT are set (Azure Arc)".into(),
+            Some(ManagedSource::Arc),
+        ));
+    }
+    probe_imds().map_err(|why| format!("instance metadata service: {why}"))?;
+    Ok((
+        "the instance metadata service answered".into(),
+        Some(ManagedSource::Imds),
+    ))
 }
 
 /// Ask IMDS whether it is there: one GET, no proxy, no retry, at most a second.
@@ -380,16 +389,21 @@ fn build(
     settings: &Settings,
     transport: &AzureTransport,
 ) -> std::result::Result<Arc<dyn TokenCredential>, Built> {
-    let azure = &settings.azure;
     let client_options = transport.client_options(&identity.authority);
     let tenant = identity.tenant.clone().unwrap_or_default();
     let client_id = identity.client_id.clone().unwrap_or_default();
     let executor = Arc::new(process::TimedExecutor {
         timeout: settings.timeout,
     });
+    // `az`/`azd` get `--tenant` only when the registry's config names one: the signed-in
+    // account may not belong to `AZURE_TENANT_ID`'s tenant.
+    let tool_tenant = identity
+        .tenant
+        .clone()
+        .filter(|_| identity.tenant_from_config);
     Ok(match identity.kind {
         CredentialKind::ClientSecret => {
-            let secret = azure.client_secret.clone().unwrap_or_default();
+            let secret = settings.azure.client_secret.clone().unwrap_or_default();
             ClientSecretCredential::new(
                 &tenant,
                 client_id,
@@ -397,37 +411,8 @@ fn build(
                 Some(ClientSecretCredentialOptions { client_options }),
             )?
         }
-        CredentialKind::ClientCertificate => {
-            let path = azure.certificate_path.clone().unwrap_or_default();
-            let endpoint = format!("{}/{tenant}/oauth2/v2.0/token", identity.authority);
-            let assertion = CertificateAssertion::load(
-                &path,
-                azure.certificate_password.as_ref(),
-                &client_id,
-                &endpoint,
-                azure.send_certificate_chain,
-            )
-            .map_err(Built::Config)?;
-            ClientAssertionCredential::new(
-                tenant,
-                client_id,
-                assertion,
-                Some(ClientAssertionCredentialOptions { client_options }),
-            )?
-        }
-        CredentialKind::WorkloadIdentity => {
-            let source = match &identity.inline_assertion {
-                Some(pod) => FederatedToken::Inline(pod.token().clone()),
-                None => {
-                    FederatedToken::File(azure.federated_token_file.clone().unwrap_or_default())
-                }
-            };
-            ClientAssertionCredential::new(
-                tenant,
-                client_id,
-                source,
-                Some(ClientAssertionCredentialOptions { client_options }),
-            )?
+        CredentialKind::ClientCertificate | CredentialKind::WorkloadIdentity => {
+            assertion_credential(identity, settings, tenant, client_id, client_options)?
         }
         CredentialKind::ManagedIdentity => {
             let user_assigned_id = if let Some(id) = &identity.resource_id {
@@ -443,31 +428,52 @@ fn build(
             }))?
         }
         CredentialKind::AzureCli => AzureCliCredential::new(Some(AzureCliCredentialOptions {
-            tenant_id: identity
-                .tenant
-                .clone()
-                .filter(|_| identity.kind_tenant_explicit()),
+            tenant_id: tool_tenant,
             executor: Some(executor),
             ..AzureCliCredentialOptions::default()
         }))?,
         CredentialKind::Azd => {
             AzureDeveloperCliCredential::new(Some(AzureDeveloperCliCredentialOptions {
-                tenant_id: identity
-                    .tenant
-                    .clone()
-                    .filter(|_| identity.kind_tenant_explicit()),
+                tenant_id: tool_tenant,
                 executor: Some(executor),
             }))?
         }
     })
 }
 
-impl Identity {
-    /// `az`/`azd` get `--tenant` only when the registry's config names one: the
-    /// signed-in account may not belong to `AZURE_TENANT_ID`'s tenant.
-    fn kind_tenant_explicit(&self) -> bool {
-        self.tenant_from_config
+/// A client-assertion credential: an RS256 JWT signed with the certificate's key, or a
+/// federated token (kubelet's for a pod, else the token file, re-read on every mint).
+fn assertion_credential(
+    identity: &Identity,
+    settings: &Settings,
+    tenant: String,
+    client_id: String,
+    client_options: azure_core::http::ClientOptions,
+) -> std::result::Result<Arc<dyn TokenCredential>, Built> {
+    let azure = &settings.azure;
+    let options = Some(ClientAssertionCredentialOptions { client_options });
+    if identity.kind == CredentialKind::ClientCertificate {
+        let path = azure.certificate_path.clone().unwrap_or_default();
+        let endpoint = format!("{}/{tenant}/oauth2/v2.0/token", identity.authority);
+        let assertion = CertificateAssertion::load(
+            &path,
+            azure.certificate_password.as_ref(),
+            &client_id,
+            &endpoint,
+            azure.send_certificate_chain,
+        )
+        .map_err(Built::Config)?;
+        return Ok(ClientAssertionCredential::new(
+            tenant, client_id, assertion, options,
+        )?);
     }
+    let source = match &identity.inline_assertion {
+        Some(pod) => FederatedToken::Inline(pod.token().clone()),
+        None => FederatedToken::File(azure.federated_token_file.clone().unwrap_or_default()),
+    };
+    Ok(ClientAssertionCredential::new(
+        tenant, client_id, source, options,
+    )?)
 }
 
 /// The error and its sources on one line.
