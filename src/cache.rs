@@ -296,6 +296,7 @@ impl HostLock<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests plant and damage files directly
 mod tests {
     use super::*;
     use crate::identity::CredentialKind;

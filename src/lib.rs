@@ -182,24 +182,77 @@ enum Reply {
     Failed(String),
 }
 
+/// The first argument, parsed once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verb {
+    Help,
+    Version,
+    Get,
+    Store,
+    Erase,
+    List,
+    Token,
+    Configure,
+    Doctor,
+    Kubelet,
+}
+
+const VERBS: &str =
+    "use get, store, erase, list, version, token, configure, doctor or kubelet; --help for more";
+
+impl Verb {
+    fn parse(word: &str) -> Result<Verb> {
+        Ok(match word {
+            "--help" | "-h" | "help" => Verb::Help,
+            "version" | "--version" | "-v" => Verb::Version,
+            "get" => Verb::Get,
+            "store" => Verb::Store,
+            "erase" => Verb::Erase,
+            "list" => Verb::List,
+            "token" => Verb::Token,
+            "configure" => Verb::Configure,
+            "doctor" => Verb::Doctor,
+            "kubelet" => Verb::Kubelet,
+            "" => return Err(Error::Usage(format!("no verb given ({VERBS})"))),
+            other => {
+                return Err(Error::Usage(format!(
+                    "unknown verb `{}` ({VERBS})",
+                    error::one_line(other).chars().take(40).collect::<String>()
+                )));
+            }
+        })
+    }
+
+    /// The subcommand's own usage, for `VERB --help`.
+    fn help(self) -> Option<&'static str> {
+        match self {
+            Verb::Token => cli::help("token"),
+            Verb::Configure => cli::help("configure"),
+            Verb::Doctor => cli::help("doctor"),
+            Verb::Kubelet => cli::help("kubelet"),
+            _ => None,
+        }
+    }
+}
+
 fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
     // No arguments at all is the same as an empty verb: the usage line, exit 1.
-    let (verb, rest) = match args.split_first() {
-        Some((verb, rest)) => (verb.as_str(), rest),
+    let (word, rest) = match args.split_first() {
+        Some((word, rest)) => (word.as_str(), rest),
         None => ("", &[][..]),
     };
+    let verb = Verb::parse(word)?;
+    if let Some(help) = verb
+        .help()
+        .filter(|_| rest.iter().any(|a| a == "--help" || a == "-h"))
+    {
+        return Ok(Reply::Answer(help.to_string()));
+    }
     match verb {
-        "--help" | "-h" | "help" => return Ok(Reply::Answer(USAGE.to_string())),
-        "version" | "--version" | "-v" => {
-            return Ok(Reply::Answer(format!("{NAME} {VERSION}")));
-        }
-        _ if rest.iter().any(|a| a == "--help" || a == "-h") && cli::help(verb).is_some() => {
-            return Ok(Reply::Answer(
-                cli::help(verb).unwrap_or_default().to_string(),
-            ));
-        }
+        Verb::Help => return Ok(Reply::Answer(USAGE.to_string())),
+        Verb::Version => return Ok(Reply::Answer(format!("{NAME} {VERSION}"))),
         // doctor reports a broken environment or config file instead of failing on it.
-        "doctor" => {
+        Verb::Doctor => {
             let report = cli::doctor::run(rest, env)?;
             return Ok(if report.ok {
                 Reply::Answer(report.text)
@@ -207,31 +260,20 @@ fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
                 Reply::Failed(report.text)
             });
         }
-        "get" | "store" | "erase" | "list" | "token" | "configure" | "kubelet" => {}
-        "" => {
-            return Err(Error::Usage(
-                "no verb given (use get, store, erase, list, version, token, configure, doctor or kubelet; --help for more)".into(),
-            ));
-        }
-        other => {
-            return Err(Error::Usage(format!(
-                "unknown verb `{}` (use get, store, erase, list, version, token, configure, doctor or kubelet; --help for more)",
-                error::one_line(other).chars().take(40).collect::<String>()
-            )));
-        }
+        _ => {}
     }
     let settings = Settings::from_env(env)?;
     log::set_level(settings.log_level);
     let ctx = helper::Context::load(settings)?;
     match verb {
-        "get" => helper::get(&ctx, &read_input(stdin)?).map(Reply::Answer),
-        "store" => helper::store(&ctx, &read_input(stdin)?).map(|()| Reply::Nothing),
-        "erase" => helper::erase(&ctx, &read_input(stdin)?).map(|()| Reply::Nothing),
-        "list" => Ok(Reply::Answer(helper::list(&ctx))),
-        "token" => cli::token::run(&ctx, rest).map(Reply::Answer),
-        "configure" => cli::configure::run(&ctx, rest).map(Reply::Answer),
-        "kubelet" => cli::kubelet::run(&ctx, rest, &read_input(stdin)?).map(Reply::Answer),
-        _ => unreachable!("verbs checked above"),
+        Verb::Get => helper::get(&ctx, &read_input(stdin)?).map(Reply::Answer),
+        Verb::Store => helper::store(&ctx, &read_input(stdin)?).map(|()| Reply::Nothing),
+        Verb::Erase => helper::erase(&ctx, &read_input(stdin)?).map(|()| Reply::Nothing),
+        Verb::List => Ok(Reply::Answer(helper::list(&ctx))),
+        Verb::Token => cli::token::run(&ctx, rest).map(Reply::Answer),
+        Verb::Configure => cli::configure::run(&ctx, rest).map(Reply::Answer),
+        Verb::Kubelet => cli::kubelet::run(&ctx, rest, &read_input(stdin)?).map(Reply::Answer),
+        Verb::Help | Verb::Version | Verb::Doctor => Ok(Reply::Nothing),
     }
 }
 
@@ -242,4 +284,49 @@ fn read_input(stdin: &mut dyn Read) -> Result<Vec<u8>> {
         .read_to_end(&mut buf)
         .map_err(|e| Error::Usage(format!("cannot read stdin: {e}")))?;
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `run` driven in process, with buffers for stdin and stdout.
+    fn run_with(args: &[&str], stdin: &str, env: &Env) -> (u8, String) {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
+        let mut out = Vec::new();
+        let code = run(&args, &mut stdin.as_bytes(), &mut out, env);
+        (code, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn verbs_in_process() {
+        let env = Env::default();
+        assert_eq!(
+            run_with(&["version"], "", &env),
+            (0, format!("{NAME} {VERSION}\n"))
+        );
+        let (code, out) = run_with(&[], "", &env);
+        assert_eq!(
+            (code, out.starts_with("no verb given (")),
+            (1, true),
+            "{out}"
+        );
+        let (code, out) = run_with(&["fly"], "", &env);
+        assert_eq!(
+            (code, out.as_str()),
+            (1, format!("unknown verb `fly` ({VERBS})\n").as_str())
+        );
+        // No HOME, nothing stored or configured: a non-ACR host is not found, at once.
+        assert_eq!(
+            run_with(&["get"], "ghcr.io\n", &env),
+            (1, "credentials not found in native keychain\n".to_string())
+        );
+        assert_eq!(run_with(&["list"], "", &env), (0, "{}\n".to_string()));
+        let (code, out) = run_with(&["token", "--help"], "", &env);
+        assert_eq!(
+            (code, out.starts_with("usage: token HOST")),
+            (0, true),
+            "{out}"
+        );
+    }
 }

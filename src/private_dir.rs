@@ -299,6 +299,7 @@ fn check_name(name: &str) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests plant and damage files directly
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

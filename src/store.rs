@@ -141,6 +141,7 @@ fn same_host(server_url: &str, host: &RegistryHost) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests plant and damage files directly
 mod tests {
     use super::*;
 

@@ -5,6 +5,8 @@
 //! parallel.
 
 #![allow(clippy::pedantic)]
+// Tests plant, damage and inspect files directly, and may pick another binary by env.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 
