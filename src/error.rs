@@ -31,21 +31,37 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// Entra ID did not give us a token.
-    #[error("{0}")]
-    Entra(String),
+    /// Entra ID did not give us a token; `aadsts` are the error codes Entra named.
+    #[error("{message}")]
+    Entra { message: String, aadsts: Vec<u32> },
 
-    /// The registry's challenge or ACR's exchange failed.
-    #[error("{0}")]
-    Exchange(String),
+    /// The registry's challenge, ACR's exchange or its token endpoint failed; `status` is
+    /// the HTTP status when one answered, `firewall` when ACR said its network rules
+    /// block this machine.
+    #[error("{message}")]
+    Exchange {
+        message: String,
+        status: Option<u16>,
+        firewall: bool,
+    },
 
     /// Another process held a lock for too long.
     #[error("{0}")]
     LockTimeout(String),
 
-    /// A network call failed before an answer arrived.
-    #[error("{0}")]
-    Network(String),
+    /// A network call failed before an answer arrived; `tls` when the handshake or the
+    /// certificate did.
+    #[error("{message}")]
+    Network { message: String, tls: bool },
+}
+
+/// What an error says for `doctor`'s hints, as fields rather than words.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub status: Option<u16>,
+    pub aadsts: Vec<u32>,
+    pub firewall: bool,
+    pub tls: bool,
 }
 
 impl Error {
@@ -53,6 +69,47 @@ impl Error {
         Self::File {
             path: path.into(),
             source,
+        }
+    }
+
+    /// Entra's refusal: the codes `AADSTS<digits>` it names are kept as fields.
+    pub fn entra(message: String) -> Self {
+        let aadsts = aadsts_codes(&message);
+        Self::Entra { message, aadsts }
+    }
+
+    /// A challenge or exchange failure without an HTTP status.
+    pub fn exchange(message: String) -> Self {
+        Self::Exchange {
+            message,
+            status: None,
+            firewall: false,
+        }
+    }
+
+    pub fn network(message: String, tls: bool) -> Self {
+        Self::Network { message, tls }
+    }
+
+    /// The fields `doctor` matches its hints on.
+    pub fn facts(&self) -> Facts {
+        match self {
+            Error::Entra { aadsts, .. } => Facts {
+                aadsts: aadsts.clone(),
+                ..Facts::default()
+            },
+            Error::Exchange {
+                status, firewall, ..
+            } => Facts {
+                status: *status,
+                firewall: *firewall,
+                ..Facts::default()
+            },
+            Error::Network { tls, .. } => Facts {
+                tls: *tls,
+                ..Facts::default()
+            },
+            _ => Facts::default(),
         }
     }
 
@@ -77,6 +134,24 @@ pub fn printable(text: &str) -> String {
         }
     }
     out
+}
+
+/// The Entra error codes (`AADSTS7000215` → 7000215) named in `text`, in order.
+pub fn aadsts_codes(text: &str) -> Vec<u32> {
+    let upper = text.to_ascii_uppercase();
+    let mut codes = Vec::new();
+    for (at, _) in upper.match_indices("AADSTS") {
+        let digits: String = upper[at + 6..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if let Ok(code) = digits.parse::<u32>()
+            && !codes.contains(&code)
+        {
+            codes.push(code);
+        }
+    }
+    codes
 }
 
 /// Fold a message onto one line and cap its length.
@@ -130,6 +205,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aadsts_codes_are_whole_numbers() {
+        assert_eq!(
+            aadsts_codes("AADSTS700211: no match; aadsts70021 again, AADSTS700211"),
+            vec![700_211, 70021]
+        );
+        assert!(aadsts_codes("no code here, AADSTS alone").is_empty());
+    }
 
     #[test]
     fn not_found_text_is_exact() {

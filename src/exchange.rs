@@ -127,7 +127,7 @@ impl<'a> RealmPolicy<'a> {
         };
         let shown = || crate::http::strip_query(realm).to_string();
         let realm_host = RegistryHost::parse(realm).map_err(|_| {
-            Error::Exchange(format!(
+            Error::exchange(format!(
                 "registry `{host}` names an unreadable token realm `{}`",
                 shown()
             ))
@@ -137,13 +137,13 @@ impl<'a> RealmPolicy<'a> {
         } else if has_prefix("http://") && self.plain_http(&realm_host) {
             "http"
         } else {
-            return Err(Error::Exchange(format!(
+            return Err(Error::exchange(format!(
                 "registry `{host}` names token realm `{}`, which is not https (plain http only for a loopback host the config file lists); refusing to send a token there",
                 shown()
             )));
         };
         if realm_host != *host && !self.gets_tokens(&realm_host) {
-            return Err(Error::Exchange(format!(
+            return Err(Error::exchange(format!(
                 "registry `{host}` names token realm host `{realm_host}`, which is not that registry or an ACR host; refusing to send a token there"
             )));
         }
@@ -179,10 +179,10 @@ pub fn discover(http: &Http, host: &RegistryHost, policy: &RealmPolicy) -> Resul
                 Failure::Connect | Failure::Tls | Failure::Timeout
             ) =>
         {
-            return Err(Error::Network(format!(
-                "registry `{host}` did not answer: {}",
-                e.message
-            )));
+            return Err(Error::network(
+                format!("registry `{host}` did not answer: {}", e.message),
+                e.failure == Failure::Tls,
+            ));
         }
         Err(e) => {
             crate::debug!(
@@ -225,7 +225,11 @@ pub enum ExchangeError {
 impl From<ExchangeError> for Error {
     fn from(e: ExchangeError) -> Error {
         match e {
-            ExchangeError::Unauthorized(m) => Error::Exchange(m),
+            ExchangeError::Unauthorized(message) => Error::Exchange {
+                message,
+                status: Some(401),
+                firewall: false,
+            },
             ExchangeError::Other(e) => e,
         }
     }
@@ -266,7 +270,7 @@ pub fn read_answer(url: &str, response: &HttpResponse) -> Result<AcrRefreshToken
     match response.status {
         200 => {}
         300..=399 => {
-            return Err(ExchangeError::Other(Error::Exchange(format!(
+            return Err(ExchangeError::Other(Error::exchange(format!(
                 "ACR exchange at `{url}` answered {} (a redirect); not followed, so the Entra token stays with the registry",
                 response.status
             ))));
@@ -278,20 +282,28 @@ pub fn read_answer(url: &str, response: &HttpResponse) -> Result<AcrRefreshToken
             )));
         }
         403 => {
-            return Err(ExchangeError::Other(Error::Exchange(format!(
-                "ACR exchange at `{url}` answered 403 ({}): the identity may lack an AcrPull/AcrPush role, or the registry's network rules block this machine",
-                server_message(response)
-            ))));
+            let message = server_message(response);
+            return Err(ExchangeError::Other(Error::Exchange {
+                firewall: is_firewall(&message),
+                message: format!(
+                    "ACR exchange at `{url}` answered 403 ({message}): the identity may lack an AcrPull/AcrPush role, or the registry's network rules block this machine"
+                ),
+                status: Some(403),
+            }));
         }
         status => {
-            return Err(ExchangeError::Other(Error::Exchange(format!(
-                "ACR exchange at `{url}` answered {status} ({})",
-                server_message(response)
-            ))));
+            return Err(ExchangeError::Other(Error::Exchange {
+                message: format!(
+                    "ACR exchange at `{url}` answered {status} ({})",
+                    server_message(response)
+                ),
+                status: Some(status),
+                firewall: false,
+            }));
         }
     }
     let answer: ExchangeAnswer = serde_json::from_slice(&response.body).map_err(|_| {
-        ExchangeError::Other(Error::Exchange(format!(
+        ExchangeError::Other(Error::exchange(format!(
             "ACR exchange at `{url}` answered 200 without a JSON body"
         )))
     })?;
@@ -299,11 +311,27 @@ pub fn read_answer(url: &str, response: &HttpResponse) -> Result<AcrRefreshToken
         .refresh_token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
-            ExchangeError::Other(Error::Exchange(format!(
+            ExchangeError::Other(Error::exchange(format!(
                 "ACR exchange at `{url}` answered 200 without a refresh_token"
             )))
         })?;
     Ok(AcrRefreshToken(Secret::new(token)))
+}
+
+/// Whether ACR's message says its network rules (firewall, private endpoint) refused
+/// this machine, as ACR words it ("client with IP '…' is not allowed access. Refer
+/// https://aka.ms/acr/firewall …").
+fn is_firewall(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    [
+        "firewall",
+        "not allowed access",
+        "network rule",
+        "client ip",
+        "private endpoint",
+    ]
+    .iter()
+    .any(|m| lower.contains(m))
 }
 
 /// A short, redacted description of an error answer.
@@ -459,6 +487,37 @@ mod tests {
             body: br#"{"errors":[{"code":"UNAUTHORIZED","message":"bad token eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJl"}]}"#.to_vec(),
         };
         assert_eq!(server_message(&r), "UNAUTHORIZED bad token REDACTED");
+    }
+
+    #[test]
+    fn refusals_carry_status_and_firewall() {
+        let answer = |status: u16, body: &str| {
+            let response = HttpResponse {
+                status,
+                headers: vec![],
+                body: body.as_bytes().to_vec(),
+            };
+            match read_answer("https://r/oauth2/exchange", &response) {
+                Err(ExchangeError::Other(e)) => e.facts(),
+                Err(ExchangeError::Unauthorized(_)) => {
+                    Error::from(read_answer("https://r/oauth2/exchange", &response).unwrap_err())
+                        .facts()
+                }
+                Ok(_) => panic!("answered"),
+            }
+        };
+        let firewall = answer(
+            403,
+            r#"{"errors":[{"code":"DENIED","message":"client with IP '203.0.113.7' is not allowed access. Refer https://aka.ms/acr/firewall to grant access."}]}"#,
+        );
+        assert_eq!((firewall.status, firewall.firewall), (Some(403), true));
+        let role = answer(
+            403,
+            r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#,
+        );
+        assert_eq!((role.status, role.firewall), (Some(403), false));
+        assert_eq!(answer(401, "{}").status, Some(401));
+        assert_eq!(answer(503, "busy").status, Some(503));
     }
 
     #[test]

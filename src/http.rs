@@ -121,7 +121,7 @@ pub struct HttpError {
 
 impl From<HttpError> for Error {
     fn from(e: HttpError) -> Error {
-        Error::Network(e.message)
+        Error::network(e.message, e.failure == Failure::Tls)
     }
 }
 

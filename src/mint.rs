@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::cache::Remembered;
 use crate::config::{FileConfig, RegistryConfig, Settings};
 use crate::entra;
-use crate::error::{Error, Result};
+use crate::error::{Error, Facts, Result};
 use crate::exchange::{self, Challenge, ExchangeError, RealmPolicy};
 use crate::http::Http;
 use crate::identity::Identity;
@@ -33,8 +33,24 @@ pub struct Step {
     pub kind: StepKind,
     pub elapsed: Duration,
     pub detail: String,
-    /// The error's one line when the step failed.
-    pub error: Option<String>,
+    /// The error when the step failed: its one line and the facts hints match on.
+    pub error: Option<Failure>,
+}
+
+/// A failed step's error, as `doctor` shows it and matches hints on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub line: String,
+    pub facts: Facts,
+}
+
+impl Failure {
+    fn of(error: &Error) -> Failure {
+        Failure {
+            line: error.one_line(),
+            facts: error.facts(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,27 +117,41 @@ pub fn mint(
             Err(ExchangeError::Unauthorized(message))
                 if host.acr_cloud().is_none() && registry.is_some_and(|r| r.audience.is_none()) =>
             {
-                return Err(Error::Exchange(format!(
-                    "{message}; if this registry accepts only ARM-audience tokens, set \"audience\": \"arm\" in its entry in {}",
-                    config.shown()
-                )));
+                return Err(Error::Exchange {
+                    message: format!(
+                        "{message}; if this registry accepts only ARM-audience tokens, set \"audience\": \"arm\" in its entry in {}",
+                        config.shown()
+                    ),
+                    status: Some(401),
+                    firewall: false,
+                });
             }
             Err(e) => {
                 let e: Error = e.into();
                 return Err(match last_refusal {
-                    Some(first) => Error::Exchange(format!(
-                        "{first}; with the {} audience: {}",
-                        audience.name(),
-                        e.one_line()
-                    )),
+                    // Both refusals in one line; the facts are the last one's.
+                    Some(first) => {
+                        let facts = e.facts();
+                        Error::Exchange {
+                            message: format!(
+                                "{first}; with the {} audience: {}",
+                                audience.name(),
+                                e.one_line()
+                            ),
+                            status: facts.status,
+                            firewall: facts.firewall,
+                        }
+                    }
                     None => e,
                 });
             }
         }
     }
-    Err(Error::Exchange(
-        last_refusal.unwrap_or_else(|| "no audience to try".into()),
-    ))
+    Err(Error::Exchange {
+        message: last_refusal.unwrap_or_else(|| "no audience to try".into()),
+        status: Some(401),
+        firewall: false,
+    })
 }
 
 /// One mint's parts and its observer.
@@ -135,7 +165,7 @@ struct Run<'a, 'o> {
 }
 
 impl Run<'_, '_> {
-    fn timed(&mut self, kind: StepKind, start: Instant, detail: String, error: Option<String>) {
+    fn timed(&mut self, kind: StepKind, start: Instant, detail: String, error: Option<Failure>) {
         (self.observe)(Step {
             kind,
             elapsed: start.elapsed(),
@@ -166,7 +196,7 @@ impl Run<'_, '_> {
                 )
             },
         );
-        let error = found.as_ref().err().map(Error::one_line);
+        let error = found.as_ref().err().map(Failure::of);
         self.timed(StepKind::Challenge, start, detail, error);
         found
     }
@@ -184,7 +214,7 @@ impl Run<'_, '_> {
             ),
             Err(_) => format!("audience {} (`{scope}`)", audience.name()),
         };
-        let error = got.as_ref().err().map(Error::one_line);
+        let error = got.as_ref().err().map(Failure::of);
         self.timed(StepKind::EntraToken, start, detail, error);
         got
     }
@@ -212,8 +242,14 @@ impl Run<'_, '_> {
         let exchanged = exchange::exchange(&self.http, challenge, tenant.as_deref(), entra_token);
         let detail = format!("audience {}, tenant `{tenant_shown}`", audience.name());
         let error = exchanged.as_ref().err().map(|e| match e {
-            ExchangeError::Unauthorized(message) => message.clone(),
-            ExchangeError::Other(e) => e.one_line(),
+            ExchangeError::Unauthorized(message) => Failure {
+                line: message.clone(),
+                facts: Facts {
+                    status: Some(401),
+                    ..Facts::default()
+                },
+            },
+            ExchangeError::Other(e) => Failure::of(e),
         });
         self.timed(StepKind::Exchange, start, detail, error);
         exchanged
@@ -232,7 +268,7 @@ fn finish(
     let expires_on = exchange::refresh_token_expiry(&token, now);
     let left = expires_on.saturating_sub(now);
     if left <= 60 {
-        return Err(Error::Exchange(format!(
+        return Err(Error::exchange(format!(
             "ACR exchange at `{}` returned a refresh token that expires at {expires_on} ({left}s from now); check this machine's clock",
             challenge.exchange_url(),
         )));

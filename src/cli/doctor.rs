@@ -16,12 +16,12 @@ use crate::cache::Remembered;
 use crate::cache::{Cache, TokenKey};
 use crate::config::{Env, RegistryConfig, Settings};
 use crate::entra;
-use crate::error::{Error, Result};
+use crate::error::{Error, Facts, Result};
 use crate::helper::{self, Context, Dir};
 use crate::identity::CredentialKind;
 use crate::identity::{Identity, ManagedSource};
 use crate::jwt;
-use crate::mint::{self, Step, StepKind};
+use crate::mint::{self, StepKind};
 use crate::registry::{Audience, Cloud, RegistryHost};
 use crate::store::Store;
 
@@ -367,8 +367,8 @@ fn mint_section(
     for step in &steps {
         let status = step
             .error
-            .as_deref()
-            .map_or_else(|| "ok".to_string(), |e| format!("failed: {e}"));
+            .as_ref()
+            .map_or_else(|| "ok".to_string(), |e| format!("failed: {}", e.line));
         out.sub(&format!(
             "{:<12} {:>8}  {}; {status}",
             step.kind.name(),
@@ -379,9 +379,10 @@ fn mint_section(
     let m = match minted {
         Ok(m) => m,
         Err(e) => {
-            let line = e.one_line();
+            let failed = steps.iter().rfind(|s| s.error.is_some()).map(|s| s.kind);
             let audience = registry.and_then(|r| r.audience.as_ref());
-            return out.fail(&line, &hints_for(&line, &steps, identity, audience));
+            let hints = hints_for(&e.facts(), failed, identity, audience);
+            return out.fail(&e.one_line(), &hints);
         }
     };
     let now = crate::now();
@@ -653,53 +654,43 @@ fn ahead_behind(seconds: i64) -> String {
     }
 }
 
-/// The hints for a failed mint, from its error line and steps.
+/// Entra codes that mean this machine's clock is off (an assertion outside its valid
+/// time range; a token not yet valid).
+const CLOCK_CODES: [u32; 2] = [700_024, 50058];
+
+/// The hints for a failed mint, from its error's facts and the step that failed.
 pub fn hints_for(
-    line: &str,
-    steps: &[Step],
+    facts: &Facts,
+    failed: Option<StepKind>,
     identity: &Identity,
     forced: Option<&Audience>,
 ) -> Vec<Hint> {
-    let lower = line.to_ascii_lowercase();
     let mut hints = Vec::new();
-    let failed = steps.iter().rfind(|s| s.error.is_some());
-    if lower.contains("aadsts700024")
-        || lower.contains("valid time range")
-        || lower.contains("clock skew")
-        || lower.contains("aadsts50058")
-    {
+    if facts.aadsts.iter().any(|c| CLOCK_CODES.contains(c)) {
         hints.push(Hint::ClockSkew);
     }
-    match failed.map(|s| s.kind) {
-        Some(StepKind::Challenge) if lower.contains("tls") || lower.contains("certificate") => {
-            hints.push(Hint::Tls);
-        }
+    match failed {
+        Some(StepKind::Challenge) if facts.tls => hints.push(Hint::Tls),
         Some(StepKind::Challenge) => hints.push(Hint::RegistryUnreachable),
-        Some(StepKind::EntraToken) => hints.extend(entra_hints(&lower, identity)),
-        Some(StepKind::Exchange) => hints.extend(exchange_hints(&lower, forced)),
+        Some(StepKind::EntraToken) => hints.extend(entra_hints(facts, identity)),
+        Some(StepKind::Exchange) => hints.extend(exchange_hints(facts, forced)),
         None => {}
     }
     hints
 }
 
 /// Hints for a failed Entra token request: by AADSTS code, then by credential kind.
-fn entra_hints(lower: &str, identity: &Identity) -> Vec<Hint> {
-    let entra_codes: [(&[&str], Hint); 5] = [
-        (&["aadsts7000215", "aadsts7000222"], Hint::SecretRejected),
-        (
-            &["aadsts700027", "aadsts700023"],
-            Hint::CertificateNotRegistered,
-        ),
-        (&["aadsts700016"], Hint::AppNotFound),
-        (&["aadsts90002"], Hint::TenantNotFound),
-        (
-            &["aadsts70021", "aadsts700211", "aadsts700213"],
-            Hint::FederationMismatch,
-        ),
+fn entra_hints(facts: &Facts, identity: &Identity) -> Vec<Hint> {
+    let entra_codes: [(&[u32], Hint); 5] = [
+        (&[7_000_215, 7_000_222], Hint::SecretRejected),
+        (&[700_027, 700_023], Hint::CertificateNotRegistered),
+        (&[700_016], Hint::AppNotFound),
+        (&[90002], Hint::TenantNotFound),
+        (&[70021, 700_211, 700_213], Hint::FederationMismatch),
     ];
     let mut hints: Vec<Hint> = entra_codes
         .into_iter()
-        .filter(|(codes, _)| codes.iter().any(|c| contains_code(lower, c)))
+        .filter(|(codes, _)| facts.aadsts.iter().any(|c| codes.contains(c)))
         .map(|(_, hint)| hint)
         .collect();
     match identity.kind {
@@ -715,36 +706,13 @@ fn entra_hints(lower: &str, identity: &Identity) -> Vec<Hint> {
 
 /// Hints for a failed exchange: the registry's firewall, or a refused identity (the ARM
 /// audience disabled when that was forced, else a missing role).
-fn exchange_hints(lower: &str, forced: Option<&Audience>) -> Vec<Hint> {
-    let firewall = [
-        "firewall",
-        "not allowed access",
-        "network rule",
-        "aka.ms/acr/firewall",
-        "client ip",
-        "private endpoint",
-    ];
-    if firewall.iter().any(|f| lower.contains(f)) {
-        vec![Hint::Firewall]
-    } else if lower.contains("(401") || lower.contains("403") {
-        if forced == Some(&Audience::Arm) && lower.contains("(401") {
-            vec![Hint::ArmAudienceDisabled]
-        } else {
-            vec![Hint::MissingRole]
-        }
-    } else {
-        Vec::new()
+fn exchange_hints(facts: &Facts, forced: Option<&Audience>) -> Vec<Hint> {
+    match facts.status {
+        _ if facts.firewall => vec![Hint::Firewall],
+        Some(401) if forced == Some(&Audience::Arm) => vec![Hint::ArmAudienceDisabled],
+        Some(401 | 403) => vec![Hint::MissingRole],
+        _ => Vec::new(),
     }
-}
-
-/// `code` as a whole AADSTS code: `aadsts70002` must not match inside `aadsts700021`.
-fn contains_code(text: &str, code: &str) -> bool {
-    text.match_indices(code).any(|(at, _)| {
-        !text[at + code.len()..]
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_digit())
-    })
 }
 
 fn millis(d: Duration) -> String {
@@ -797,134 +765,153 @@ mod tests {
         }
     }
 
-    fn failed(kind: StepKind) -> Vec<Step> {
-        vec![Step {
-            kind,
-            elapsed: Duration::ZERO,
-            detail: String::new(),
-            error: Some("x".into()),
-        }]
+    fn entra(codes: &[u32]) -> Facts {
+        Facts {
+            aadsts: codes.to_vec(),
+            ..Facts::default()
+        }
     }
 
-    type Case<'a> = (&'a str, StepKind, Identity, Option<Audience>, &'a [Hint]);
-
-    #[test]
-    fn aadsts_codes_match_whole() {
-        assert!(contains_code("aadsts70021: no match", "aadsts70021"));
-        assert!(contains_code("error aadsts70021", "aadsts70021"));
-        assert!(!contains_code("aadsts700211: no match", "aadsts70021"));
+    fn status(code: u16) -> Facts {
+        Facts {
+            status: Some(code),
+            ..Facts::default()
+        }
     }
 
+    type Case = (Facts, StepKind, Identity, Option<Audience>, &'static [Hint]);
+
+    /// One case per hint, matched on the error's fields: rewording a message cannot
+    /// change a hint.
     #[test]
     fn hints_by_failure() {
         let secret = identity(CredentialKind::ClientSecret, None);
-        let cases: [Case; 14] = [
+        let firewall = Facts {
+            status: Some(403),
+            firewall: true,
+            ..Facts::default()
+        };
+        let tls = Facts {
+            tls: true,
+            ..Facts::default()
+        };
+        let cases: [Case; 15] = [
             (
-                "credential `client-secret` could not get an Entra token: AADSTS7000215: Invalid client secret provided.",
+                entra(&[7_000_215]),
                 StepKind::EntraToken,
                 secret.clone(),
                 None,
                 &[Hint::SecretRejected],
             ),
             (
-                "AADSTS700027: Client assertion failed signature validation.",
+                entra(&[700_027]),
                 StepKind::EntraToken,
                 identity(CredentialKind::ClientCertificate, None),
                 None,
                 &[Hint::CertificateNotRegistered],
             ),
             (
-                "AADSTS700016: Application with identifier 'x' was not found in the directory 'y'.",
+                entra(&[700_016]),
                 StepKind::EntraToken,
                 secret.clone(),
                 None,
                 &[Hint::AppNotFound],
             ),
             (
-                "AADSTS90002: Tenant 'nope' not found.",
+                entra(&[90002]),
                 StepKind::EntraToken,
                 secret.clone(),
                 None,
                 &[Hint::TenantNotFound],
             ),
             (
-                "AADSTS700211: No matching federated identity record found for presented assertion issuer 'https://oidc'.",
+                entra(&[700_211]),
                 StepKind::EntraToken,
                 identity(CredentialKind::WorkloadIdentity, None),
                 None,
                 &[Hint::FederationMismatch],
             ),
+            // 70021 is its own code, not a prefix of 700211's.
             (
-                "ACR exchange at `u` refused the Entra token (401: UNAUTHORIZED audience not allowed)",
+                entra(&[70021]),
+                StepKind::EntraToken,
+                secret.clone(),
+                None,
+                &[Hint::FederationMismatch],
+            ),
+            (
+                status(401),
                 StepKind::Exchange,
                 secret.clone(),
                 Some(Audience::Arm),
                 &[Hint::ArmAudienceDisabled],
             ),
             (
-                "ACR exchange at `u` refused the Entra token (401: x); with the arm audience: ACR exchange at `u` refused the Entra token (401: y)",
+                status(401),
                 StepKind::Exchange,
                 secret.clone(),
                 None,
                 &[Hint::MissingRole],
             ),
             (
-                "ACR exchange at `u` answered 403 (DENIED no role): the identity may lack",
+                status(403),
                 StepKind::Exchange,
                 secret.clone(),
                 None,
                 &[Hint::MissingRole],
             ),
             (
-                "ACR exchange at `u` answered 403 (DENIED client with IP '1.2.3.4' is not allowed access. Refer https://aka.ms/acr/firewall to grant access.)",
+                firewall,
                 StepKind::Exchange,
                 secret.clone(),
                 None,
                 &[Hint::Firewall],
             ),
             (
-                "credential `azure-cli` could not get an Entra token: ERROR: Please run 'az login'",
+                Facts::default(),
                 StepKind::EntraToken,
                 identity(CredentialKind::AzureCli, None),
                 None,
                 &[Hint::AzNotLoggedIn],
             ),
             (
-                "credential `managed-identity` could not get an Entra token",
+                Facts::default(),
                 StepKind::EntraToken,
                 identity(CredentialKind::ManagedIdentity, Some(ManagedSource::Imds)),
                 None,
                 &[Hint::ImdsUnreachable],
             ),
             (
-                "AADSTS700024: Client assertion is not within its valid time range.",
+                entra(&[700_024]),
                 StepKind::EntraToken,
                 secret.clone(),
                 None,
                 &[Hint::ClockSkew],
             ),
             (
-                "registry `x` did not answer: connection refused",
+                Facts::default(),
                 StepKind::Challenge,
                 secret.clone(),
                 None,
                 &[Hint::RegistryUnreachable],
             ),
-            (
-                "registry `x` did not answer: TLS with `u` failed: invalid peer certificate: UnknownIssuer",
-                StepKind::Challenge,
-                secret.clone(),
-                None,
-                &[Hint::Tls],
-            ),
+            (tls, StepKind::Challenge, secret.clone(), None, &[Hint::Tls]),
         ];
-        for (line, kind, id, forced, want) in cases {
+        for (facts, kind, id, forced, want) in cases {
             assert_eq!(
-                hints_for(line, &failed(kind), &id, forced.as_ref()),
+                hints_for(&facts, Some(kind), &id, forced.as_ref()),
                 want,
-                "{line}"
+                "{facts:?} {kind:?}"
             );
         }
+    }
+
+    /// The facts come from the errors themselves, however they are worded.
+    #[test]
+    fn errors_carry_their_facts() {
+        let e = Error::entra("credential `client-secret` could not get an Entra token: AADSTS7000215: Invalid client secret provided.".into());
+        assert_eq!(e.facts(), entra(&[7_000_215]));
+        assert!(Error::network("x".into(), true).facts().tls);
     }
 
     #[test]

@@ -157,7 +157,7 @@ pub fn access_token(
     pairs.extend(scopes.iter().map(|s| ("scope", s.as_str())));
     pairs.push(("refresh_token", refresh.0.expose()));
     let response = http.send(&HttpRequest::post_form(&url, exchange::form(&pairs)))?;
-    let fail = |why: String| Error::Exchange(format!("ACR token endpoint `{url}` {why}"));
+    let fail = |why: String| Error::exchange(format!("ACR token endpoint `{url}` {why}"));
     match response.status {
         200 => {}
         401 | 403 => {

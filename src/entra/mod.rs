@@ -320,7 +320,7 @@ pub fn token(
             .fold(message, |m, s| m.replace(s.as_str(), "REDACTED"))
     };
     let fail = |message: String| {
-        Error::Entra(format!(
+        Error::entra(format!(
             "credential `{}` ({}) could not get an Entra token for `{scope}`: {}{}",
             identity.kind.name(),
             identity.why,
