@@ -6,6 +6,8 @@
 
 use std::path::PathBuf;
 
+use crate::identity::{CredentialKind, Unavailable};
+
 /// The exact text docker, podman, skopeo and docker-py treat as "no credentials".
 pub const NOT_FOUND_TEXT: &str = "credentials not found in native keychain";
 
@@ -43,6 +45,23 @@ pub enum Error {
         message: String,
         status: Option<u16>,
         firewall: bool,
+    },
+
+    /// The credential kind the config or ACR_ENTRA_CREDENTIAL forces cannot serve.
+    #[error("credential `{}` ({why}) cannot be used: {reason}", kind.name())]
+    Unavailable {
+        kind: CredentialKind,
+        why: String,
+        reason: Unavailable,
+    },
+
+    /// No credential kind can serve: each one tried, and why it was skipped.
+    #[error(
+        "no Entra credential found ({}); set ACR_ENTRA_CREDENTIAL and the variables it needs, or log in with `az login`",
+        skipped_text(skipped)
+    )]
+    NoCredential {
+        skipped: Vec<(CredentialKind, Unavailable)>,
     },
 
     /// Another process held a lock for too long.
@@ -134,6 +153,15 @@ pub fn printable(text: &str) -> String {
         }
     }
     out
+}
+
+/// `kind: reason; kind: reason` for the kinds a pick skipped.
+pub fn skipped_text(skipped: &[(CredentialKind, Unavailable)]) -> String {
+    skipped
+        .iter()
+        .map(|(kind, why)| format!("{}: {why}", kind.name()))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The Entra error codes (`AADSTS7000215` → 7000215) named in `text`, in order.

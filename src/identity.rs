@@ -48,6 +48,61 @@ impl CredentialKind {
     }
 }
 
+/// Why a credential kind cannot serve here: shown in errors, matched by `doctor`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// A variable it needs is not set.
+    NotSet(&'static str),
+    /// `what` is set, but not the client id and/or tenant it needs too.
+    MissingApp {
+        what: &'static str,
+        missing: Vec<&'static str>,
+    },
+    /// The tool (`az`, `azd`) is not on `PATH`.
+    NotOnPath(&'static str),
+    /// The instance metadata service is not there.
+    Imds(ImdsAbsent),
+}
+
+/// Why the instance metadata service counts as absent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImdsAbsent {
+    /// Assumed, to work out the identity that applies without it (no probe was made).
+    Assumed,
+    /// Nothing answered within the probe's second.
+    NoAnswer(String),
+    /// Something answered, but not as IMDS does (a proxy or a firewall page).
+    NotImds(u16),
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unavailable::NotSet(name) => write!(f, "{name} not set"),
+            Unavailable::MissingApp { what, missing } => write!(
+                f,
+                "{what} is set but {} is not (set it, or add it to the registry's config entry)",
+                missing.join(" and ")
+            ),
+            Unavailable::NotOnPath(program) => write!(f, "`{program}` not on PATH"),
+            Unavailable::Imds(absent) => write!(f, "instance metadata service: {absent}"),
+        }
+    }
+}
+
+impl std::fmt::Display for ImdsAbsent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImdsAbsent::Assumed => write!(f, "assumed absent"),
+            ImdsAbsent::NoAnswer(why) => write!(f, "no answer within 1s ({why})"),
+            ImdsAbsent::NotImds(status) => write!(
+                f,
+                "something answered {status} at the metadata address, but not like IMDS (a proxy or firewall?)"
+            ),
+        }
+    }
+}
+
 /// Where a managed identity's tokens come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ManagedSource {

@@ -10,7 +10,7 @@ use crate::config::{RegistryConfig, Settings};
 use crate::entra;
 use crate::error::{Error, Result};
 use crate::helper::{Context, Dir, PodIdentity};
-use crate::identity::{CredentialKind, Identity, ManagedSource};
+use crate::identity::{CredentialKind, Identity, ImdsAbsent, ManagedSource};
 use crate::mint::{self, Minted};
 use crate::private_dir::PrivateDir;
 use crate::registry::{Audience, Cloud, RegistryHost};
@@ -147,7 +147,7 @@ fn candidates(settings: &Settings, target: &Target) -> Result<Vec<Identity>> {
     let mut candidates = vec![tentative];
     if target.auto_pick(settings)
         && candidates[0].managed_source == Some(ManagedSource::Imds)
-        && let Ok(alt) = choose(settings, target, &|| Err("assumed absent".into()))
+        && let Ok(alt) = choose(settings, target, &|| Err(ImdsAbsent::Assumed))
     {
         candidates.push(alt);
     }
@@ -185,7 +185,7 @@ fn unreachable_identity(target: &Target) -> Identity {
 fn choose(
     settings: &Settings,
     target: &Target,
-    probe: &dyn Fn() -> std::result::Result<(), String>,
+    probe: &dyn Fn() -> std::result::Result<(), ImdsAbsent>,
 ) -> Result<Identity> {
     match target.pod {
         Some(pod) => entra::pod_identity(settings, target.registry, target.cloud, pod),

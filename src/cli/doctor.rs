@@ -18,7 +18,7 @@ use crate::config::{Env, RegistryConfig, Settings};
 use crate::entra;
 use crate::error::{Error, Facts, Result};
 use crate::helper::{self, Context, Dir};
-use crate::identity::CredentialKind;
+use crate::identity::{CredentialKind, Unavailable};
 use crate::identity::{Identity, ManagedSource};
 use crate::jwt;
 use crate::mint::{self, StepKind};
@@ -314,22 +314,20 @@ fn credential_section(
     let identity = match chosen {
         Ok(identity) => identity,
         Err(e) => {
-            let line = e.one_line();
-            let mut hints = Vec::new();
-            if line.contains("instance metadata service")
-                && (ctx.settings.credential == Some(CredentialKind::ManagedIdentity)
-                    || registry.and_then(|r| r.credential) == Some(CredentialKind::ManagedIdentity))
-            {
-                hints.push(Hint::ImdsUnreachable);
-            }
-            if line.contains("no Entra credential found") {
-                hints.push(Hint::NoCredential);
-            }
-            out.line("credential", &line);
+            let hints: &[Hint] = match &e {
+                Error::Unavailable {
+                    kind: CredentialKind::ManagedIdentity,
+                    reason: Unavailable::Imds(_),
+                    ..
+                } => &[Hint::ImdsUnreachable],
+                Error::NoCredential { .. } => &[Hint::NoCredential],
+                _ => &[],
+            };
+            out.line("credential", &e.one_line());
             if let Some(probe) = &probe_line {
                 out.sub(probe);
             }
-            return Err(out.fail("no credential to mint with", &hints));
+            return Err(out.fail("no credential to mint with", hints));
         }
     };
     credential_lines(out, &identity);

@@ -29,7 +29,9 @@ use crate::config::{
 use crate::error::{Error, Result, one_line, redact_text};
 use crate::helper::PodIdentity;
 use crate::http::{Http, HttpRequest};
-use crate::identity::{CredentialKind, Identity, ManagedSource, PodAssertion};
+use crate::identity::{
+    CredentialKind, Identity, ImdsAbsent, ManagedSource, PodAssertion, Unavailable,
+};
 use crate::registry::Cloud;
 use crate::secret::{EntraToken, Secret};
 use assertion::{CertificateAssertion, FederatedToken};
@@ -70,7 +72,7 @@ pub fn choose(
     settings: &Settings,
     registry: Option<&RegistryConfig>,
     cloud: Cloud,
-    probe_imds: &dyn Fn() -> std::result::Result<(), String>,
+    probe_imds: &dyn Fn() -> std::result::Result<(), ImdsAbsent>,
     on_path: &dyn Fn(&str) -> bool,
 ) -> Result<Identity> {
     let azure = &settings.azure;
@@ -92,28 +94,25 @@ pub fn choose(
     if let Some((kind, why)) = forced {
         match availability(kind, &identity, settings, probe_imds, on_path) {
             Ok((_, source)) => return Ok(chosen(identity, kind, why, source, settings)),
-            Err(reason) => {
-                return Err(Error::Config(format!(
-                    "credential `{}` ({why}) cannot be used: {reason}",
-                    kind.name()
-                )));
-            }
+            Err(reason) => return Err(Error::Unavailable { kind, why, reason }),
         }
     }
-    let mut skipped = Vec::new();
+    let mut skipped: Vec<(CredentialKind, Unavailable)> = Vec::new();
     for kind in CredentialKind::ALL {
         match availability(kind, &identity, settings, probe_imds, on_path) {
             Ok((why, source)) => {
-                identity.skipped = skipped;
+                identity.skipped = skipped
+                    .iter()
+                    .map(|(kind, why): &(CredentialKind, Unavailable)| {
+                        format!("{}: {why}", kind.name())
+                    })
+                    .collect();
                 return Ok(chosen(identity, kind, why, source, settings));
             }
-            Err(reason) => skipped.push(format!("{}: {reason}", kind.name())),
+            Err(reason) => skipped.push((kind, reason)),
         }
     }
-    Err(Error::Config(format!(
-        "no Entra credential found ({}); set ACR_ENTRA_CREDENTIAL and the variables it needs, or log in with `az login`",
-        skipped.join("; ")
-    )))
+    Err(Error::NoCredential { skipped })
 }
 
 /// The workload identity of a pod, as kubelet passed it: its service-account token as
@@ -156,29 +155,29 @@ fn availability(
     kind: CredentialKind,
     identity: &Identity,
     settings: &Settings,
-    probe_imds: &dyn Fn() -> std::result::Result<(), String>,
+    probe_imds: &dyn Fn() -> std::result::Result<(), ImdsAbsent>,
     on_path: &dyn Fn(&str) -> bool,
-) -> std::result::Result<Available, String> {
+) -> std::result::Result<Available, Unavailable> {
     let azure = &settings.azure;
-    let need_app = |what: &str| need_app(identity, what);
+    let need_app = |what: &'static str| need_app(identity, what);
     match kind {
         CredentialKind::ClientSecret => {
             if azure.client_secret.is_none() {
-                return Err(format!("{AZURE_CLIENT_SECRET} not set"));
+                return Err(Unavailable::NotSet(AZURE_CLIENT_SECRET));
             }
             need_app(AZURE_CLIENT_SECRET)?;
             Ok((format!("{AZURE_CLIENT_SECRET} is set"), None))
         }
         CredentialKind::ClientCertificate => {
             if azure.certificate_path.is_none() {
-                return Err(format!("{AZURE_CLIENT_CERTIFICATE_PATH} not set"));
+                return Err(Unavailable::NotSet(AZURE_CLIENT_CERTIFICATE_PATH));
             }
             need_app(AZURE_CLIENT_CERTIFICATE_PATH)?;
             Ok((format!("{AZURE_CLIENT_CERTIFICATE_PATH} is set"), None))
         }
         CredentialKind::WorkloadIdentity => {
             if identity.inline_assertion.is_none() && azure.federated_token_file.is_none() {
-                return Err(format!("{AZURE_FEDERATED_TOKEN_FILE} not set"));
+                return Err(Unavailable::NotSet(AZURE_FEDERATED_TOKEN_FILE));
             }
             need_app(AZURE_FEDERATED_TOKEN_FILE)?;
             Ok((format!("{AZURE_FEDERATED_TOKEN_FILE} is set"), None))
@@ -193,14 +192,14 @@ fn availability(
             if on_path(program) {
                 Ok((format!("`{program}` is on PATH"), None))
             } else {
-                Err(format!("`{program}` not on PATH"))
+                Err(Unavailable::NotOnPath(program))
             }
         }
     }
 }
 
 /// An app credential also needs the client id and the tenant.
-fn need_app(identity: &Identity, what: &str) -> std::result::Result<(), String> {
+fn need_app(identity: &Identity, what: &'static str) -> std::result::Result<(), Unavailable> {
     let mut missing = Vec::new();
     if identity.client_id.is_none() {
         missing.push(AZURE_CLIENT_ID);
@@ -211,10 +210,7 @@ fn need_app(identity: &Identity, what: &str) -> std::result::Result<(), String> 
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "{what} is set but {} is not (set it, or add it to the registry's config entry)",
-            missing.join(" and ")
-        ))
+        Err(Unavailable::MissingApp { what, missing })
     }
 }
 
@@ -222,8 +218,8 @@ fn need_app(identity: &Identity, what: &str) -> std::result::Result<(), String> 
 /// the instance metadata service if it answers the probe.
 fn managed_identity(
     settings: &Settings,
-    probe_imds: &dyn Fn() -> std::result::Result<(), String>,
-) -> std::result::Result<Available, String> {
+    probe_imds: &dyn Fn() -> std::result::Result<(), ImdsAbsent>,
+) -> std::result::Result<Available, Unavailable> {
     let azure = &settings.azure;
     if azure.identity_endpoint.is_some() && azure.identity_header.is_some() {
         return Ok((
@@ -237,7 +233,7 @@ fn managed_identity(
             Some(ManagedSource::Arc),
         ));
     }
-    probe_imds().map_err(|why| format!("instance metadata service: {why}"))?;
+    probe_imds().map_err(Unavailable::Imds)?;
     Ok((
         "the instance metadata service answered".into(),
         Some(ManagedSource::Imds),
@@ -245,7 +241,7 @@ fn managed_identity(
 }
 
 /// Ask IMDS whether it is there: one GET, no proxy, no retry, at most a second.
-pub fn probe_imds(settings: &Settings) -> std::result::Result<(), String> {
+pub fn probe_imds(settings: &Settings) -> std::result::Result<(), ImdsAbsent> {
     let base = settings
         .azure
         .pod_identity_host
@@ -258,11 +254,8 @@ pub fn probe_imds(settings: &Settings) -> std::result::Result<(), String> {
     );
     match http.send(&HttpRequest::get(url).header("metadata", "true")) {
         Ok(r) if looks_like_imds(&r.body) => Ok(()),
-        Ok(r) => Err(format!(
-            "something answered {} at the metadata address, but not like IMDS (a proxy or firewall?)",
-            r.status
-        )),
-        Err(e) => Err(format!("no answer within 1s ({})", e.message)),
+        Ok(r) => Err(ImdsAbsent::NotImds(r.status)),
+        Err(e) => Err(ImdsAbsent::NoAnswer(e.message)),
     }
 }
 
