@@ -11,6 +11,7 @@ const PASSWORD: &str = "fixture-password";
 fuzz_target!(|data: &[u8]| {
     for password in [None, Some(PASSWORD)] {
         if let Err(e) = certfile::read(data, password) {
+            let e = e.to_string();
             assert!(!e.contains('\n'), "{e}");
             assert!(!e.contains(PASSWORD), "{e}");
         }

@@ -21,6 +21,6 @@ fuzz_target!(|data: &[u8]| {
     };
     match arc::parse(&response) {
         Ok(token) => assert!(!token.0.is_empty()),
-        Err(message) => assert!(!message.contains('\n')),
+        Err(e) => assert!(!e.to_string().contains('\n')),
     }
 });

@@ -36,21 +36,63 @@ impl std::fmt::Debug for ClientCertificate {
     }
 }
 
-/// Reads a PEM or PFX file's bytes. Errors are short phrases for "client certificate
-/// `PATH`: …" and never quote the file's content or the password.
-pub fn read(bytes: &[u8], password: Option<&str>) -> Result<ClientCertificate, String> {
+/// Why a certificate file cannot be used. Each renders as a short phrase for "client
+/// certificate `PATH`: …" and never quotes the file's content or the password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    #[error("neither a PEM file nor a PFX/PKCS#12 file")]
+    NotPemOrPfx,
+    #[error("it holds no certificate")]
+    NoCertificate,
+    #[error("it holds no private key")]
+    NoPrivateKey,
+    #[error("no certificate in it matches the private key")]
+    NoMatchingCertificate,
+    #[error(
+        "the key is encrypted in the legacy OpenSSL format; convert it to PKCS#8 with `openssl pkcs8 -topk8 -v2 aes-256-cbc`"
+    )]
+    LegacyEncryptedPem,
+    #[error("a PEM block in it cannot be read")]
+    BadPemBlock,
+    #[error("an encrypted key block in it has no end line")]
+    UnterminatedKeyBlock,
+    #[error("an encrypted key block in it is not base64")]
+    KeyBlockNotBase64,
+    #[error("only RSA private keys are supported")]
+    NotRsa,
+    #[error("the private key is encrypted; set AZURE_CLIENT_CERTIFICATE_PASSWORD")]
+    NeedsPassword,
+    #[error(
+        "the password does not decrypt the private key; check AZURE_CLIENT_CERTIFICATE_PASSWORD"
+    )]
+    WrongPassword,
+    #[error("the private key's {0} is not supported")]
+    UnsupportedEncryption(String),
+    #[error("the encrypted private key is malformed ({0})")]
+    MalformedEncryption(String),
+    #[error("the private key is not a usable RSA key ({0})")]
+    BadRsaKey(String),
+    #[error("the private key cannot be read")]
+    UnreadableKey,
+    /// The PFX structure itself (its own messages).
+    #[error("{0}")]
+    Pfx(String),
+}
+
+/// Reads a PEM or PFX file's bytes.
+pub fn read(bytes: &[u8], password: Option<&str>) -> Result<ClientCertificate, Unusable> {
     let (certificates, keys) = if is_pem(bytes) {
         read_pem(bytes, password)?
     } else if pkcs12::looks_like_pkcs12(bytes) {
-        let contents = pkcs12::parse(bytes, password).map_err(|e| e.to_string())?;
+        let contents = pkcs12::parse(bytes, password).map_err(|e| Unusable::Pfx(e.to_string()))?;
         (contents.certificates, contents.keys)
     } else {
-        return Err("neither a PEM file nor a PFX/PKCS#12 file".to_string());
+        return Err(Unusable::NotPemOrPfx);
     };
     if certificates.is_empty() {
-        return Err("it holds no certificate".to_string());
+        return Err(Unusable::NoCertificate);
     }
-    let mut last_error = "it holds no private key".to_string();
+    let mut last_error = Unusable::NoPrivateKey;
     for key in &keys {
         match rsa_key(key) {
             Ok(key) => {
@@ -59,7 +101,7 @@ pub fn read(bytes: &[u8], password: Option<&str>) -> Result<ClientCertificate, S
                     .iter()
                     .position(|c| c.windows(public.len()).any(|w| w == public.as_slice()))
                 else {
-                    last_error = "no certificate in it matches the private key".to_string();
+                    last_error = Unusable::NoMatchingCertificate;
                     continue;
                 };
                 let mut others = certificates;
@@ -89,25 +131,19 @@ fn is_pem(bytes: &[u8]) -> bool {
 
 type Parts = (Vec<Vec<u8>>, Vec<Vec<u8>>);
 
-fn read_pem(bytes: &[u8], password: Option<&str>) -> Result<Parts, String> {
+fn read_pem(bytes: &[u8], password: Option<&str>) -> Result<Parts, Unusable> {
     if bytes.windows(22).any(|w| w == b"Proc-Type: 4,ENCRYPTED") {
-        return Err(
-            "the key is encrypted in the legacy OpenSSL format; convert it to \
-                    PKCS#8 with `openssl pkcs8 -topk8 -v2 aes-256-cbc`"
-                .to_string(),
-        );
+        return Err(Unusable::LegacyEncryptedPem);
     }
     let mut certificates = Vec::new();
     let mut keys = Vec::new();
     for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
-        let (kind, der) = section.map_err(|_| "a PEM block in it cannot be read".to_string())?;
+        let (kind, der) = section.map_err(|_| Unusable::BadPemBlock)?;
         match kind {
             SectionKind::Certificate => certificates.push(der),
             SectionKind::PrivateKey => keys.push(der),
             SectionKind::RsaPrivateKey => keys.push(wrap_pkcs1(&der)),
-            SectionKind::EcPrivateKey => {
-                return Err("only RSA private keys are supported".to_string());
-            }
+            SectionKind::EcPrivateKey => return Err(Unusable::NotRsa),
             _ => {}
         }
     }
@@ -118,7 +154,7 @@ fn read_pem(bytes: &[u8], password: Option<&str>) -> Result<Parts, String> {
 }
 
 /// The DER of each `ENCRYPTED PRIVATE KEY` block (a label the PEM reader skips).
-fn encrypted_pem_blocks(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+fn encrypted_pem_blocks(bytes: &[u8]) -> Result<Vec<Vec<u8>>, Unusable> {
     let text = String::from_utf8_lossy(bytes);
     let mut blocks = Vec::new();
     let mut rest = text.as_ref();
@@ -126,30 +162,26 @@ fn encrypted_pem_blocks(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         let body = &rest[start + ENCRYPTED_PEM_BEGIN.len()..];
         let end = body
             .find(ENCRYPTED_PEM_END)
-            .ok_or("an encrypted key block in it has no end line")?;
+            .ok_or(Unusable::UnterminatedKeyBlock)?;
         let b64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
         blocks.push(
             STANDARD
                 .decode(b64)
-                .map_err(|_| "an encrypted key block in it is not base64")?,
+                .map_err(|_| Unusable::KeyBlockNotBase64)?,
         );
         rest = &body[end..];
     }
     Ok(blocks)
 }
 
-fn decrypt_pkcs8(encrypted: &[u8], password: Option<&str>) -> Result<Vec<u8>, String> {
+fn decrypt_pkcs8(encrypted: &[u8], password: Option<&str>) -> Result<Vec<u8>, Unusable> {
     let Some(password) = password.filter(|p| !p.is_empty()) else {
-        return Err(
-            "the private key is encrypted; set AZURE_CLIENT_CERTIFICATE_PASSWORD".to_string(),
-        );
+        return Err(Unusable::NeedsPassword);
     };
     pbe::decrypt_private_key_info(encrypted, &Password::new(password)).map_err(|e| match e {
-        PbeError::WrongPassword => "the password does not decrypt the private key; check \
-                                    AZURE_CLIENT_CERTIFICATE_PASSWORD"
-            .to_string(),
-        PbeError::Unsupported(what) => format!("the private key's {what} is not supported"),
-        PbeError::Malformed(why) => format!("the encrypted private key is malformed ({why})"),
+        PbeError::WrongPassword => Unusable::WrongPassword,
+        PbeError::Unsupported(what) => Unusable::UnsupportedEncryption(what),
+        PbeError::Malformed(why) => Unusable::MalformedEncryption(why.to_string()),
     })
 }
 
@@ -182,7 +214,7 @@ fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
 /// An RSA key from PKCS#8 `PrivateKeyInfo`. ring refuses some valid encodings (attributes
 /// that Windows adds, a v2 structure, BER lengths), so the PKCS#1 key inside is the
 /// second try.
-fn rsa_key(pkcs8: &[u8]) -> Result<RsaKeyPair, String> {
+fn rsa_key(pkcs8: &[u8]) -> Result<RsaKeyPair, Unusable> {
     if let Ok(key) = RsaKeyPair::from_pkcs8(pkcs8) {
         return Ok(key);
     }
@@ -196,10 +228,9 @@ fn rsa_key(pkcs8: &[u8]) -> Result<RsaKeyPair, String> {
         info.octets()
     };
     match inner() {
-        Ok(pkcs1) => RsaKeyPair::from_der(&pkcs1)
-            .map_err(|e| format!("the private key is not a usable RSA key ({e})")),
-        Err(der::DerError("not RSA")) => Err("only RSA private keys are supported".to_string()),
-        Err(_) => Err("the private key cannot be read".to_string()),
+        Ok(pkcs1) => RsaKeyPair::from_der(&pkcs1).map_err(|e| Unusable::BadRsaKey(e.to_string())),
+        Err(der::DerError("not RSA")) => Err(Unusable::NotRsa),
+        Err(_) => Err(Unusable::UnreadableKey),
     }
 }
 
@@ -287,26 +318,27 @@ mod tests {
     fn wrong_or_missing_passwords_say_which_variable_to_fix() {
         for pfx in [fixture!("aes256.pfx"), fixture!("legacy.pfx")] {
             assert_eq!(
-                read(pfx, Some("not-it")).unwrap_err(),
+                read(pfx, Some("not-it")).unwrap_err().to_string(),
                 "the password does not open it (integrity check failed); check AZURE_CLIENT_CERTIFICATE_PASSWORD"
             );
             assert_eq!(
-                read(pfx, None).unwrap_err(),
+                read(pfx, None).unwrap_err().to_string(),
                 "it is password-protected; set AZURE_CLIENT_CERTIFICATE_PASSWORD"
             );
         }
         let pem = fixture!("encrypted-v2aes256cbc.pem");
         assert_eq!(
-            read(pem, Some("not-it")).unwrap_err(),
+            read(pem, Some("not-it")).unwrap_err().to_string(),
             "the password does not decrypt the private key; check AZURE_CLIENT_CERTIFICATE_PASSWORD"
         );
         assert_eq!(
-            read(pem, None).unwrap_err(),
+            read(pem, None).unwrap_err().to_string(),
             "the private key is encrypted; set AZURE_CLIENT_CERTIFICATE_PASSWORD"
         );
         assert!(
             read(fixture!("legacy-encrypted.pem"), Some(PASSWORD))
                 .unwrap_err()
+                .to_string()
                 .contains("openssl pkcs8 -topk8")
         );
     }
@@ -318,11 +350,11 @@ mod tests {
         let ca = std::str::from_utf8(fixture!("ca.pem")).unwrap();
         let only_ca = format!("{ca}{key}").into_bytes();
         assert_eq!(
-            read(&only_ca, None).unwrap_err(),
+            read(&only_ca, None).unwrap_err().to_string(),
             "no certificate in it matches the private key"
         );
         assert_eq!(
-            read(fixture!("cert.pem"), None).unwrap_err(),
+            read(fixture!("cert.pem"), None).unwrap_err().to_string(),
             "it holds no private key"
         );
     }
@@ -386,7 +418,7 @@ mod tests {
     #[test]
     fn neither_pem_nor_pfx_is_named() {
         assert_eq!(
-            read(b"just text", None).unwrap_err(),
+            read(b"just text", None).unwrap_err().to_string(),
             "neither a PEM file nor a PFX/PKCS#12 file"
         );
     }

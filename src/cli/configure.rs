@@ -159,7 +159,8 @@ fn apply(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, 0o600),
         Err(e) => return Err(Error::file(&path, e)),
     };
-    let (merged, changes) = merge(old.as_deref(), wanted).map_err(|why| malformed(&path, &why))?;
+    let (merged, changes) =
+        merge(old.as_deref(), wanted).map_err(|why| malformed(&path, &why.to_string()))?;
     let new = to_pretty(&merged);
     let name = client.name();
     if changes.is_empty() {
@@ -255,24 +256,38 @@ fn summary(wanted: &Wanted) -> String {
     parts.join(", ")
 }
 
+/// Why a client's config file cannot be edited.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unmergeable {
+    #[error("the top level is not a JSON object")]
+    NotAnObject,
+    #[error("{what} at line {line} column {column}")]
+    Json {
+        what: &'static str,
+        line: usize,
+        column: usize,
+    },
+    #[error("`credHelpers` is not a JSON object")]
+    HelpersNotAnObject,
+}
+
 /// Merge `wanted` into the config text (absent or blank counts as `{}`): the merged
 /// document and one line per change, or why the text cannot be edited.
 pub fn merge(
     text: Option<&str>,
     wanted: &Wanted,
-) -> std::result::Result<(Value, Vec<String>), String> {
+) -> std::result::Result<(Value, Vec<String>), Unmergeable> {
     let mut root = match text.map(str::trim) {
         None | Some("") => Map::new(),
         Some(text) => match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(map)) => map,
-            Ok(_) => return Err("the top level is not a JSON object".into()),
+            Ok(_) => return Err(Unmergeable::NotAnObject),
             Err(e) => {
-                return Err(format!(
-                    "{} at line {} column {}",
-                    e.classify_name(),
-                    e.line(),
-                    e.column()
-                ));
+                return Err(Unmergeable::Json {
+                    what: e.classify_name(),
+                    line: e.line(),
+                    column: e.column(),
+                });
             }
         },
     };
@@ -294,7 +309,7 @@ pub fn merge(
             .entry("credHelpers")
             .or_insert_with(|| Value::Object(Map::new()));
         let Value::Object(helpers) = helpers else {
-            return Err("`credHelpers` is not a JSON object".into());
+            return Err(Unmergeable::HelpersNotAnObject);
         };
         for host in &wanted.hosts {
             if helpers.get(host) != Some(&helper) {
@@ -474,7 +489,9 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                merge(Some(text), &hosts(&["a.azurecr.io"])).unwrap_err(),
+                merge(Some(text), &hosts(&["a.azurecr.io"]))
+                    .unwrap_err()
+                    .to_string(),
                 why,
                 "{text}"
             );

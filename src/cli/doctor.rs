@@ -499,7 +499,7 @@ fn certificate_line(settings: &Settings) -> String {
         .map(crate::secret::Secret::expose);
     let read = crate::files::read_user_file(path, crate::files::MAX_FILE)
         .map_err(|e| e.to_string())
-        .and_then(|bytes| crate::certfile::read(&bytes, password));
+        .and_then(|bytes| crate::certfile::read(&bytes, password).map_err(|e| e.to_string()));
     match read {
         Ok(cert) => format!(
             "`{}`: thumbprint {}{}",

@@ -16,6 +16,38 @@ use crate::identity::Identity;
 /// Where the Arc agent writes its challenge key files on Linux.
 const ARC_KEY_DIR: &str = "/var/opt/azcmagent/tokens/";
 
+/// Why the Arc agent gave no token.
+#[derive(Debug, thiserror::Error)]
+pub enum ArcError {
+    #[error("IDENTITY_ENDPOINT is not set")]
+    NoEndpoint,
+    /// The agent could not be reached (the HTTP layer's one line).
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("the Arc agent's 401 carried no Basic realm")]
+    NoRealm,
+    #[error("the Arc agent named key file `{0}`, which is outside {ARC_KEY_DIR}; refused")]
+    KeyOutside(String),
+    #[error("the Arc key file `{0}` is too large")]
+    KeyTooLarge(String),
+    #[error("`{path}`: {source}")]
+    Key {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("`{path}`: {source} (reading it needs the himds group or root)")]
+    KeyDenied {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the Arc agent answered {status} ({message})")]
+    Answered { status: u16, message: String },
+    #[error("the Arc agent's answer is not JSON")]
+    NotJson,
+    #[error("the Arc agent's answer has no access_token")]
+    NoToken,
+}
+
 #[derive(Deserialize)]
 struct ArcAnswer {
     access_token: Option<String>,
@@ -26,12 +58,12 @@ pub fn token(
     http: &Http,
     identity: &Identity,
     scope: &str,
-) -> Result<crate::secret::EntraToken, String> {
+) -> Result<crate::secret::EntraToken, ArcError> {
     let endpoint = settings
         .azure
         .identity_endpoint
         .clone()
-        .ok_or("IDENTITY_ENDPOINT is not set")?;
+        .ok_or(ArcError::NoEndpoint)?;
     let resource = scope.trim_end_matches("/.default");
     let mut query = vec![("api-version", "2020-06-01"), ("resource", resource)];
     if let Some(id) = identity.client_id.as_deref() {
@@ -40,63 +72,66 @@ pub fn token(
     let url = format!("{endpoint}?{}", form(&query));
     let first = http
         .send(&HttpRequest::get(&url).header("metadata", "true"))
-        .map_err(|e| e.message)?;
+        .map_err(|e| ArcError::Unreachable(e.message))?;
     let answer = if first.status == 401 {
         let realm = first
             .header("www-authenticate")
             .and_then(|h| h.trim().strip_prefix("Basic realm="))
             .map(|r| r.trim_matches('"').to_string())
-            .ok_or("the Arc agent's 401 carried no Basic realm")?;
+            .ok_or(ArcError::NoRealm)?;
         let key = read_key(Path::new(&realm))?;
         http.send(
             &HttpRequest::get(&url)
                 .header("metadata", "true")
                 .header("authorization", &format!("Basic {key}")),
         )
-        .map_err(|e| e.message)?
+        .map_err(|e| ArcError::Unreachable(e.message))?
     } else {
         first
     };
     parse(&answer)
 }
 
-fn read_key(path: &Path) -> Result<String, String> {
-    let shown = path.display();
+fn read_key(path: &Path) -> Result<String, ArcError> {
+    let shown = path.display().to_string();
     if !path.starts_with(ARC_KEY_DIR)
         || path.extension().is_none_or(|e| e != "key")
         || path
             .components()
             .any(|c| c == std::path::Component::ParentDir)
     {
-        return Err(format!(
-            "the Arc agent named key file `{shown}`, which is outside {ARC_KEY_DIR}; refused"
-        ));
+        return Err(ArcError::KeyOutside(shown));
     }
-    let meta = std::fs::metadata(path).map_err(|e| format!("`{shown}`: {e}"))?;
+    let meta = std::fs::metadata(path).map_err(|source| ArcError::Key {
+        path: shown.clone(),
+        source,
+    })?;
     if meta.len() > 4096 {
-        return Err(format!("the Arc key file `{shown}` is too large"));
+        return Err(ArcError::KeyTooLarge(shown));
     }
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_string())
-        .map_err(|e| format!("`{shown}`: {e} (reading it needs the himds group or root)"))
+        .map_err(|source| ArcError::KeyDenied {
+            path: shown,
+            source,
+        })
 }
 
 /// The Arc agent's token answer. Public so the parser of this outside input can be fuzzed.
-pub fn parse(response: &HttpResponse) -> Result<crate::secret::EntraToken, String> {
+pub fn parse(response: &HttpResponse) -> Result<crate::secret::EntraToken, ArcError> {
     if response.status != 200 {
-        return Err(format!(
-            "the Arc agent answered {} ({})",
-            response.status,
-            crate::exchange::server_message(response)
-        ));
+        return Err(ArcError::Answered {
+            status: response.status,
+            message: crate::exchange::server_message(response),
+        });
     }
-    let answer: ArcAnswer = serde_json::from_slice(&response.body)
-        .map_err(|_| "the Arc agent's answer is not JSON".to_string())?;
+    let answer: ArcAnswer =
+        serde_json::from_slice(&response.body).map_err(|_| ArcError::NotJson)?;
     answer
         .access_token
         .filter(|t| !t.is_empty())
         .map(|t| crate::secret::EntraToken(crate::secret::Secret::new(t)))
-        .ok_or_else(|| "the Arc agent's answer has no access_token".into())
+        .ok_or(ArcError::NoToken)
 }
 
 #[cfg(test)]
@@ -112,7 +147,7 @@ mod tests {
             "relative.key",
         ] {
             assert!(
-                read_key(Path::new(p)).unwrap_err().contains(p) || p.contains(".."),
+                read_key(Path::new(p)).unwrap_err().to_string().contains(p) || p.contains(".."),
                 "{p}"
             );
         }

@@ -21,6 +21,15 @@ fn credential_error(message: String) -> azure_core::Error {
     azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, message)
 }
 
+/// Why no assertion could be signed (ring gives no detail).
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("no randomness available")]
+    NoRandomness,
+    #[error("signing the client assertion failed")]
+    Signing,
+}
+
 /// A federated token: a file re-read on each use, or a token given to us directly.
 #[derive(Debug)]
 pub enum FederatedToken {
@@ -105,11 +114,10 @@ impl CertificateAssertion {
     }
 
     /// A fresh signed assertion, valid for ten minutes.
-    pub fn sign(&self, now: i64) -> Result<String, String> {
+    pub fn sign(&self, now: i64) -> Result<String, SignError> {
         let rng = ring::rand::SystemRandom::new();
         let mut jti = [0u8; 16];
-        rng.fill(&mut jti)
-            .map_err(|_| "no randomness available".to_string())?;
+        rng.fill(&mut jti).map_err(|_| SignError::NoRandomness)?;
         let mut header = serde_json::json!({
             "alg": "RS256",
             "typ": "JWT",
@@ -140,7 +148,7 @@ impl CertificateAssertion {
                 signing_input.as_bytes(),
                 &mut signature,
             )
-            .map_err(|_| "signing the client assertion failed".to_string())?;
+            .map_err(|_| SignError::Signing)?;
         Ok(format!(
             "{signing_input}.{}",
             URL_SAFE_NO_PAD.encode(signature)
@@ -151,6 +159,7 @@ impl CertificateAssertion {
 #[async_trait::async_trait]
 impl ClientAssertion for CertificateAssertion {
     async fn secret(&self, _: Option<ClientMethodOptions<'_>>) -> azure_core::Result<String> {
-        self.sign(crate::now()).map_err(credential_error)
+        self.sign(crate::now())
+            .map_err(|e| credential_error(e.to_string()))
     }
 }

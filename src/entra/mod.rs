@@ -322,7 +322,7 @@ pub fn token(
         ))
     };
     if identity.managed_source == Some(ManagedSource::Arc) {
-        return arc::token(settings, http, identity, scope).map_err(fail);
+        return arc::token(settings, http, identity, scope).map_err(|e| fail(e.to_string()));
     }
     let transport = AzureTransport::new(http.clone(), settings.azure.pod_identity_host.clone());
     let credential = build(identity, settings, &transport).map_err(|e| match e {
