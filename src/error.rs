@@ -65,8 +65,11 @@ pub enum Error {
     },
 
     /// Another process held a lock for too long.
-    #[error("{0}")]
-    LockTimeout(String),
+    #[error(
+        "timed out after {seconds}s waiting for the lock `{}`: another acr-entra process is probably minting or writing; try again",
+        path.display()
+    )]
+    LockTimeout { path: PathBuf, seconds: u64 },
 
     /// A network call failed before an answer arrived; `tls` when the handshake or the
     /// certificate did.

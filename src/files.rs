@@ -173,11 +173,10 @@ impl Lock {
                 Err(std::fs::TryLockError::Error(e)) => return Err(Error::file(path, e)),
             }
             if start.elapsed() >= timeout {
-                return Err(Error::LockTimeout(format!(
-                    "timed out after {}s waiting for the lock `{}`: another acr-entra process is probably minting or writing; try again",
-                    timeout.as_secs(),
-                    path.display()
-                )));
+                return Err(Error::LockTimeout {
+                    path: path.to_path_buf(),
+                    seconds: timeout.as_secs(),
+                });
             }
             std::thread::sleep(Duration::from_millis(20));
         }
