@@ -6,8 +6,9 @@ interleaved run by run (bench/runner.c) so that machine noise hits every figure 
 and the ratios stay comparable across machines:
 
   spawn group (inside an empty network namespace when `unshare -n` works):
-    floor         static Rust hello world that reads stdin and prints a line
-    floor_dynamic the same, dynamically linked (what the loader alone costs)
+    floor         static C hello that reads stdin and prints a line (the process-start limit)
+    rust_static   the same in Rust, statically linked as the helper's static build is
+    floor_dynamic the Rust hello dynamically linked (what the loader alone costs)
     get_notfound  our `get` for ghcr.io (not ACR, nothing stored)
     get_hit       our `get` for myacr.azurecr.io answered from the cache
     list, version our other cheap verbs
@@ -190,7 +191,8 @@ class Bench:
         b, w = self.a.bin, self.path
         hit_env = self.our_env(w("hit-cache"))
         blocks = [
-            spec_block("floor", [w("hello-static")], {}, w("acr.txt")),
+            spec_block("floor", [w("hello-c")], {}, w("acr.txt")),
+            spec_block("rust_static", [w("hello-static")], {}, w("acr.txt")),
             spec_block("floor_dynamic", [w("hello-dynamic")], {}, w("acr.txt")),
             spec_block("get_notfound", [b, "get"], hit_env, w("ghcr.txt"), expect=1),
             spec_block("get_hit", [b, "get"], hit_env, w("acr.txt")),
@@ -212,7 +214,7 @@ class Bench:
         os.makedirs(warm, exist_ok=True)
         before = self.state()
         blocks = [
-            spec_block("floor", [w("hello-static")], {}, w("acr.txt")),
+            spec_block("floor", [w("hello-c")], {}, w("acr.txt")),
             # Cold: the whole cache directory is emptied before each run.
             spec_block("mint_cold", [b, "get"], self.our_env(cold), w("acr.txt"), clean=(cold, "")),
             # Only the token goes: the host record with the challenge stays.
@@ -258,7 +260,8 @@ class Bench:
         w = self.path
         counts = {}
         for name, argv, env, stdin in [
-            ("floor", [w("hello-static")], {}, w("acr.txt")),
+            ("floor", [w("hello-c")], {}, w("acr.txt")),
+            ("rust_static", [w("hello-static")], {}, w("acr.txt")),
             ("floor_dynamic", [w("hello-dynamic")], {}, w("acr.txt")),
             ("get_notfound", [self.a.bin, "get"], self.our_env(w("hit-cache")), w("ghcr.txt")),
             ("get_hit", [self.a.bin, "get"], self.our_env(w("hit-cache")), w("acr.txt")),
@@ -321,8 +324,9 @@ class Bench:
             g = GOALS[key]
             return f"{fmt.format(g=g)} {'met' if value <= g else 'MISSED'}"
 
-        row("floor: static hello (stdin → 1 line)", s["floor"], floor)
-        row("dynamic hello (loader cost)", s["floor_dynamic"], floor)
+        row("floor: static C hello (stdin → 1 line)", s["floor"], floor)
+        row("static Rust hello", s["rust_static"], floor)
+        row("dynamic Rust hello (loader cost)", s["floor_dynamic"], floor)
         nf = s["get_notfound"]["paired_ratio_to_first"]
         row("get, not ACR (ghcr.io)", s["get_notfound"], floor, goal_text("get_notfound_vs_floor", nf))
         hit = s["get_hit"]["paired_ratio_to_first"]

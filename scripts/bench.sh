@@ -71,12 +71,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The floor, built like the helper (opt-level s, panic abort, stripped), static and not;
+# Rust hellos beside the floor, built like the helper (opt-level s, panic abort,
+# stripped), static and not;
 # the spawner is C so it adds as little as possible to ~1 ms process lifetimes.
 rustflags=(-C opt-level=s -C panic=abort -C strip=symbols)
 rustc "${rustflags[@]}" -C target-feature=+crt-static -o "$work/hello-static" bench/hello.rs
 rustc "${rustflags[@]}" -o "$work/hello-dynamic" bench/hello.rs
 gcc -O2 -o "$work/runner" bench/runner.c
+# The floor itself: a statically linked C hello, the real process-start limit.
+gcc -O2 -static -o "$work/hello-c" bench/hello.c
 
 # A throwaway CA and one certificate for the registry's and Entra's names.
 pki="$work/pki"; mkdir -p "$pki"
