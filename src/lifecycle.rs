@@ -230,7 +230,8 @@ fn lock<'d>(
 ) -> Result<Locked<'d>> {
     match cache.lock(host, ctx.lock_timeout()) {
         Ok(lock) => Ok(Locked::Held(lock)),
-        Err(e @ Error::LockTimeout { .. }) => match fresh(cache, keys, &ctx.settings, crate::now()) {
+        Err(e @ Error::LockTimeout { .. }) => match fresh(cache, keys, &ctx.settings, crate::now())
+        {
             Some(hit) => Ok(Locked::MintedMeanwhile(hit)),
             None => Err(e),
         },

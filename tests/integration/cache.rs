@@ -1,4 +1,4 @@
-//! SPEC §6 seen from outside: a second `get` is answered from the cache without any
+//! The cache seen from outside: a second `get` is answered from the cache without any
 //! request, N concurrent cold `get`s cause one exchange, `ACR_ENTRA_NO_CACHE=1` always
 //! mints, and the cache directory and files are private.
 

@@ -1,4 +1,4 @@
-//! SPEC §6 policy under load and damage (issue 4): 64 concurrent cold processes make one
+//! The cache policy under load and damage: 64 concurrent cold processes make one
 //! Entra call and one exchange per registry; a token inside `ACR_ENTRA_MIN_TTL` is
 //! re-minted; a dead Entra with a still-valid cached token serves it with a warning, and
 //! with nothing valid is a loud error; corrupt, foreign, misplaced and unwritable cache

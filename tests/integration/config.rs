@@ -1,4 +1,4 @@
-//! SPEC §2 and §5: the config file — registries listed there (including a loopback
+//! The config file — registries listed there (including a loopback
 //! `localhost:PORT` test registry) are treated as ACR, per-registry identities and
 //! tenants, the XDG default path, and a clear one-line error for a malformed file.
 

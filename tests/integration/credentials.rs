@@ -1,4 +1,4 @@
-//! SPEC §4: every credential kind, forced with `ACR_ENTRA_CREDENTIAL` and auto-picked,
+//! Every credential kind, forced with `ACR_ENTRA_CREDENTIAL` and auto-picked,
 //! minted end to end through `ACR_ENTRA_CONNECT_TO` (`myacr.azurecr.io` → the loopback
 //! fake ACR) and checked at each fake: what Entra or the identity endpoint received,
 //! what the exchange received, and the exact `get` answer.

@@ -1,4 +1,4 @@
-//! SPEC §3: the exchange itself — exact form fields, tenant precedence (config >
+//! The exchange itself — exact form fields, tenant precedence (config >
 //! `AZURE_TENANT_ID` > the token's `tid`), the ARM-audience fallback after a 401 and
 //! the config's `audience` override.
 

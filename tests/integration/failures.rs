@@ -1,4 +1,4 @@
-//! SPEC §2–§4 failure paths: no redirect following, and every dead, hanging or slow
+//! Failure paths: no redirect following, and every dead, hanging or slow
 //! party (Entra, the exchange, `/v2/`, `az`) ends in one loud line on stdout, exit 1,
 //! well within a generous bound with `ACR_ENTRA_TIMEOUT=2`. Also the challenge fallback
 //! when `/v2/` gives no challenge.
@@ -173,7 +173,7 @@ fn hanging_v2_fails_within_bound() {
 }
 
 /// `/v2/` answers, but without a challenge: the helper assumes
-/// `https://HOST/oauth2/exchange` and `service=HOST` (SPEC §3.1).
+/// `https://HOST/oauth2/exchange` and `service=HOST`.
 fn assert_fallback_exchange(v2: V2Mode) {
     let env = TestEnv::new();
     let entra = FakeEntra::start();

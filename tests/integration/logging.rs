@@ -1,4 +1,4 @@
-//! SPEC §5 `ACR_ENTRA_LOG`: trace logging on a full mint shows the steps on stderr and
+//! `ACR_ENTRA_LOG`: trace logging on a full mint shows the steps on stderr and
 //! never a secret: no client secret, identity header, federated token, client assertion,
 //! Entra access token or ACR refresh token.
 
@@ -153,7 +153,7 @@ fn trace_log_of_azure_cli_mint_hides_the_token() {
     assert_hidden(&out, "az token", &az.acr_token);
     assert!(
         !out.stderr.contains("chatty on stderr"),
-        "the helper never prints az's output (SPEC §4): {}",
+        "the helper never prints az's output: {}",
         out.stderr
     );
     assert_hidden(&out, "refresh token", &acr.issued()[0]);

@@ -1,4 +1,4 @@
-//! SPEC §1: the docker credential-helper wire protocol — exact `get` answers for every
+//! The docker credential-helper wire protocol — exact `get` answers for every
 //! input form, not-found for non-ACR hosts without any network request, and one-line
 //! errors on stdout for everything else.
 

@@ -1,4 +1,4 @@
-//! SPEC §1 and §7: `store`, `erase` and `list` as docker calls them when the helper is
+//! `store`, `erase` and `list` as docker calls them when the helper is
 //! `credsStore` — exact stdout, stored credentials for any host, a stored ACR user that
 //! wins over minting, a stored minted token that is not pinned, prefixed erases, and
 //! `list` showing stored hosts plus configured ACR registries.

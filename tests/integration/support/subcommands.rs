@@ -1,4 +1,4 @@
-//! For the subcommand tests (issue 6): `FakeRegistry`, a TLS fake ACR with what
+//! For the subcommand tests: `FakeRegistry`, a TLS fake ACR with what
 //! `FakeAcr` does not model — the `/oauth2/token` endpoint (`grant_type=refresh_token`,
 //! repeated `scope`) that `token --scope` uses, a 403 with ACR's firewall body, and
 //! refresh tokens issued with a skewed clock — plus small helpers for kubelet requests

@@ -1,4 +1,4 @@
-//! Issue 8, concurrency storm: many helper processes at once doing mixed `get`, `store`
+//! A concurrency storm: many helper processes at once doing mixed `get`, `store`
 //! and `erase` on 8 shared hosts (2 of them ACR, minted through the fakes), plus one
 //! private host per worker that only ever grows. Every process must finish (no
 //! deadlock, lock waits bounded), every answer must be a secret somebody stored or a

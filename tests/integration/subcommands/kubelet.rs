@@ -1,4 +1,4 @@
-//! SPEC §8 `kubelet`: the kubelet image credential provider, exact JSON both ways.
+//! `kubelet`: the kubelet image credential provider, exact JSON both ways.
 //! Non-ACR images get an empty `auth` without network; ACR images get the null GUID and
 //! a refresh token with `cacheDuration` = remaining lifetime minus ACR_ENTRA_MIN_TTL;
 //! a service-account token plus the acr-client-id annotation mints through

@@ -1,4 +1,4 @@
-//! SPEC §8 `doctor HOST`: the report's sections on success (timed steps, redacted
+//! `doctor HOST`: the report's sections on success (timed steps, redacted
 //! claims, never a token), exit 0 only when a token was minted, and one remediation hint
 //! for each failure the loopback fakes can stage: ARM audience disabled, missing role
 //! (401/403), firewall 403, `az` not logged in, IMDS unreachable, clock skew, not ACR.

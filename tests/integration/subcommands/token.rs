@@ -1,4 +1,4 @@
-//! SPEC §8 `token HOST [--json] [--scope …]`: the refresh token alone, or
+//! `token HOST [--json] [--scope …]`: the refresh token alone, or
 //! `{"loginServer":…,"accessToken":…}`, byte for byte; the same cache as `get`; a clear
 //! error (no network) for a host that is not ACR; and a scoped access token from ACR's
 //! `/oauth2/token`.

@@ -1,6 +1,6 @@
-//! Issue 8, injected faults: every way Entra, the exchange, the registry, IMDS and the
+//! Injected faults: every way Entra, the exchange, the registry, IMDS and the
 //! `az`/`azd` tools can fail, run through the built helper with `ACR_ENTRA_TIMEOUT=2`.
-//! Each case must end in one loud line on stdout and exit 1 (or, where the issue says
+//! Each case must end in one loud line on stdout and exit 1 (or, where the contract says
 //! so, the stale-token fallback or a deliberate success), never a hang, a panic or a
 //! secret in the output. The table prints each case's outcome and time; failures.rs
 //! covers the single cases it already had (hangs, trickled exchange, 400/401/500, az).
@@ -319,7 +319,7 @@ fn http_cases() -> Vec<Case> {
         Some(body(200, Vec::new())),
         Loud,
     ));
-    // Not a JWT or no `exp`: SPEC §3.5 treats it as short-lived and answers it.
+    // Not a JWT or no `exp`: treated as short-lived (an hour) and answers it.
     cases.push(case(
         "exchange refresh token without exp",
         None,

@@ -1,4 +1,4 @@
-//! Issue 8, hostile hosts: a corpus of server URLs (look-alike suffixes, userinfo, ports,
+//! Hostile hosts: a corpus of server URLs (look-alike suffixes, userinfo, ports,
 //! IP literals, IDN and punycode, case, trailing dots, control characters, whitespace,
 //! paths, queries, fragments, long names, empty input) run through the built helper's
 //! `get`. Every outbound request goes through a catch-all proxy (`HTTPS_PROXY`) and Entra

@@ -1,4 +1,4 @@
-//! Issue 8, files: SIGKILL at random points of `store` and of a minting `get` leaves
+//! Durability: SIGKILL at random points of `store` and of a minting `get` leaves
 //! every cache and store file parseable with the old or the new content; files are
 //! 0600 and the directory 0700 even under `umask 000` (created with those modes); and a
 //! cache directory that is group/world-writable is refused — `get` mints without it and

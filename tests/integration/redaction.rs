@@ -1,4 +1,4 @@
-//! Issue 8, secret hygiene: flows run with `ACR_ENTRA_LOG=trace` — client secret,
+//! Redaction: flows run with `ACR_ENTRA_LOG=trace` — client secret,
 //! workload identity, `az`, store/get, and failures whose server messages echo the
 //! secret back — and no secret value (client secret, assertion, Entra token, refresh
 //! token, stored password) may appear in stderr, in an error line, or in panic text;

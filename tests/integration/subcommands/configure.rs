@@ -1,4 +1,4 @@
-//! SPEC §8 `configure docker|podman|helm`: the client config file on absent, empty,
+//! `configure docker|podman|helm`: the client config file on absent, empty,
 //! populated and malformed files — exact content, kept keys, mode, backup, idempotence,
 //! `--dry-run`, `--all`, the paths each client reads (DOCKER_CONFIG, REGISTRY_AUTH_FILE,
 //! XDG_RUNTIME_DIR, XDG_CONFIG_HOME), and concurrent runs that lose no entry.
