@@ -337,18 +337,10 @@ fn plain_http_identity_endpoint_never_goes_through_a_proxy() {
         .env("ACR_ENTRA_CREDENTIAL", "managed-identity")
         .env("IDENTITY_ENDPOINT", &endpoint)
         .env("IDENTITY_HEADER", &msi.secret)
-        .env("HTTP_PROXY", proxy.url())
-        .env("http_proxy", proxy.url())
-        .env("HTTPS_PROXY", proxy.url())
-        .env("ALL_PROXY", proxy.url())
+        .through(&proxy)
         .connect_to(&acr.connect_to())
         .run();
-    assert_eq!(
-        proxy.connections(),
-        0,
-        "through the proxy: {:?}",
-        proxy.targets()
-    );
+    assert_nothing_through(&proxy);
     out.assert_answer(HOST, &acr.issued()[0]);
     assert_eq!(msi.token_requests().len(), 1);
 }
@@ -365,16 +357,19 @@ fn connect_to_mapping_is_not_bypassed_by_a_proxy() {
     let out = env
         .get(HOST)
         .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .env("HTTPS_PROXY", proxy.url())
-        .env("ALL_PROXY", proxy.url())
+        .through(&proxy)
         .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
         .connect_to(&acr.connect_to())
         .run();
+    assert_nothing_through(&proxy);
+    out.assert_answer(HOST, &acr.issued()[0]);
+}
+
+fn assert_nothing_through(proxy: &CatchAllProxy) {
     assert_eq!(
         proxy.connections(),
         0,
         "through the proxy: {:?}",
         proxy.targets()
     );
-    out.assert_answer(HOST, &acr.issued()[0]);
 }

@@ -182,6 +182,16 @@ impl Helper {
         self
     }
 
+    /// Every proxy variable (`HTTP_PROXY`, `http_proxy`, `HTTPS_PROXY`, `ALL_PROXY`) set to
+    /// `proxy`.
+    pub fn through(self, proxy: &super::hardening::CatchAllProxy) -> Helper {
+        let url = proxy.url();
+        self.env("HTTP_PROXY", &url)
+            .env("http_proxy", &url)
+            .env("HTTPS_PROXY", &url)
+            .env("ALL_PROXY", &url)
+    }
+
     /// Add a `host:port:addr:port` rule to `ACR_ENTRA_CONNECT_TO`.
     pub fn connect_to(self, rule: &str) -> Helper {
         let current = self
