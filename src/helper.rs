@@ -5,12 +5,11 @@
 //! subcommands that need a token.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use crate::cache::Cache;
-use crate::config::{FileConfig, RegistryConfig, Settings};
+use crate::config::RegistryConfig;
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::identity::PodAssertion;
 use crate::lifecycle::{self, Target};
 use crate::private_dir::PrivateDir;
 use crate::protocol;
@@ -19,83 +18,6 @@ use crate::store::{Store, Stored};
 
 /// The username that tells ACR the password is an ACR refresh token.
 pub const NULL_GUID: &str = "00000000-0000-0000-0000-000000000000";
-
-/// Settings plus the config file: what every verb needs.
-#[derive(Debug)]
-pub struct Context {
-    pub settings: Settings,
-    pub config: FileConfig,
-}
-
-/// The private directory as a verb finds it.
-#[derive(Debug)]
-pub enum Dir {
-    /// Open and checked: the cache and the store are read and written through it.
-    Ready(PrivateDir),
-    /// Not there yet (or no location at all): nothing stored or cached; created when a
-    /// mint or `store` has something to write.
-    Missing,
-    /// There but not to be trusted (a symbolic link, another user's, open to others):
-    /// nothing is read from or written to it.
-    Unusable,
-}
-
-impl Dir {
-    pub fn get(&self) -> Option<&PrivateDir> {
-        match self {
-            Dir::Ready(dir) => Some(dir),
-            Dir::Missing | Dir::Unusable => None,
-        }
-    }
-}
-
-impl Context {
-    pub fn load(settings: Settings) -> Result<Context> {
-        let config = match &settings.config_path {
-            Some(path) => FileConfig::load(path)?,
-            None => FileConfig::default(),
-        };
-        Ok(Context { settings, config })
-    }
-
-    /// The private directory for reading: an untrusted one is ignored with a warning
-    /// (anyone could have planted tokens or credentials there), and `get` then mints
-    /// without the cache. `store` fails loudly on it instead (`created_dir`).
-    pub fn private_dir(&self) -> Dir {
-        match self.open_dir() {
-            Ok(Some(dir)) => Dir::Ready(dir),
-            Ok(None) => Dir::Missing,
-            Err(e) => {
-                crate::warn!(
-                    "cache unusable, minting without it (and ignoring stored credentials): {}",
-                    e.one_line()
-                );
-                Dir::Unusable
-            }
-        }
-    }
-
-    /// The private directory if it exists, or why it cannot be trusted (for `doctor`).
-    pub fn open_dir(&self) -> Result<Option<PrivateDir>> {
-        match self.settings.cache_dir.as_deref() {
-            Some(path) => PrivateDir::open(path),
-            None => Ok(None),
-        }
-    }
-
-    /// The private directory for writing, created if missing; an error when there is no
-    /// location or it cannot be trusted.
-    pub fn created_dir(&self) -> Result<PrivateDir> {
-        let path = self.settings.cache_dir.as_deref().ok_or_else(no_dir)?;
-        PrivateDir::create(path)
-    }
-
-    /// How long to wait for another process's lock: longer than the slowest mint it may
-    /// be doing (see `mint::worst_case`), plus a margin.
-    pub fn lock_timeout(&self) -> Duration {
-        crate::mint::worst_case(&self.settings) + Duration::from_secs(2)
-    }
-}
 
 /// Parse a server URL: malformed input is an error, a host we would never serve is
 /// "not found" (no network, no hint that we tried).
@@ -143,14 +65,6 @@ pub fn get(ctx: &Context, input: &[u8]) -> Result<String> {
     };
     let (token, _) = lifecycle::acr_token(ctx, &dir, &target, crate::now())?;
     Ok(protocol::write_get(&url, NULL_GUID, &token.0))
-}
-
-/// A kubelet-supplied workload identity: service-account token and the pod's client id.
-#[derive(Debug, Clone)]
-pub struct PodIdentity {
-    pub client_id: String,
-    pub tenant_id: Option<String>,
-    pub assertion: PodAssertion,
 }
 
 pub fn store(ctx: &Context, input: &[u8]) -> Result<()> {
@@ -224,11 +138,4 @@ pub fn list(ctx: &Context) -> String {
         }
     }
     protocol::write_list(&entries)
-}
-
-fn no_dir() -> Error {
-    Error::Config(
-        "no directory for stored credentials: set ACR_ENTRA_CACHE_DIR, XDG_CACHE_HOME or HOME"
-            .into(),
-    )
 }

@@ -234,3 +234,11 @@ impl Identity {
         )
     }
 }
+
+/// A kubelet-supplied workload identity: service-account token and the pod's client id.
+#[derive(Debug, Clone)]
+pub struct PodIdentity {
+    pub client_id: String,
+    pub tenant_id: Option<String>,
+    pub assertion: PodAssertion,
+}

@@ -28,6 +28,7 @@ mod cache;
 mod certfile;
 mod cli;
 mod config;
+mod context;
 mod digest;
 mod entra;
 mod error;
@@ -86,13 +87,13 @@ pub mod internals {
         pub use crate::exchange::{ExchangeError, parse_bearer, read_answer, server_message};
     }
     pub mod helper {
-        pub use crate::helper::{PodIdentity, parse_host};
+        pub use crate::helper::parse_host;
     }
     pub mod http {
         pub use crate::http::{HttpRequest, HttpResponse};
     }
     pub mod identity {
-        pub use crate::identity::{CredentialKind, Identity, PodAssertion};
+        pub use crate::identity::{CredentialKind, Identity, PodAssertion, PodIdentity};
     }
     pub mod jwt {
         pub use crate::jwt::{claims, expiry, string_claim};
@@ -264,7 +265,7 @@ fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
     }
     let settings = Settings::from_env(env)?;
     log::set_level(settings.log_level);
-    let ctx = helper::Context::load(settings)?;
+    let ctx = context::Context::load(settings)?;
     match verb {
         Verb::Get => helper::get(&ctx, &read_input(stdin)?).map(Reply::Answer),
         Verb::Store => helper::store(&ctx, &read_input(stdin)?).map(|()| Reply::Nothing),

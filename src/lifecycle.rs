@@ -7,9 +7,10 @@
 
 use crate::cache::{Cache, Entry, HostLock, Remembered, TokenKey};
 use crate::config::{RegistryConfig, Settings};
+use crate::context::{Context, Dir};
 use crate::entra;
 use crate::error::{Error, Result};
-use crate::helper::{Context, Dir, PodIdentity};
+use crate::identity::PodIdentity;
 use crate::identity::{CredentialKind, Identity, ImdsAbsent, ManagedSource};
 use crate::mint::{self, Minted};
 use crate::private_dir::PrivateDir;

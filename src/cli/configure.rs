@@ -17,9 +17,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::cli::{Args, token};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::files::{self, Lock};
-use crate::helper::Context;
 
 /// The helper's name in `credHelpers`/`credsStore`: clients run `docker-credential-NAME`.
 pub const HELPER_NAME: &str = "acr-entra";

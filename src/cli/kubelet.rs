@@ -10,9 +10,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::helper::{self, Context, NULL_GUID, PodIdentity};
+use crate::helper::{self, NULL_GUID};
 use crate::identity::PodAssertion;
+use crate::identity::PodIdentity;
 use crate::lifecycle::{self, Target};
 use crate::registry::RegistryHost;
 use crate::secret::Secret;

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::Cache;
 use crate::cli::Args;
+use crate::context::{Context, Dir};
 use crate::error::{Error, Result, one_line};
 use crate::exchange::{self, Challenge, RealmPolicy};
-use crate::helper::{self, Context, Dir};
+use crate::helper;
 use crate::http::{self, Http, HttpRequest};
 use crate::lifecycle::{self, Target};
 use crate::registry::RegistryHost;

@@ -27,8 +27,8 @@ use crate::config::{
     AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID, RegistryConfig, Settings,
 };
 use crate::error::{Error, Result, one_line, redact_text};
-use crate::helper::PodIdentity;
 use crate::http::{Http, HttpRequest};
+use crate::identity::PodIdentity;
 use crate::identity::{
     CredentialKind, Identity, ImdsAbsent, ManagedSource, PodAssertion, Unavailable,
 };

@@ -260,7 +260,7 @@ fn debug_of_secret_holding_types_redacts() {
         ),
         format!(
             "{:?}",
-            lib::internals::helper::PodIdentity {
+            lib::internals::identity::PodIdentity {
                 client_id: "c".into(),
                 tenant_id: None,
                 assertion: lib::internals::identity::PodAssertion::new(secret()),
