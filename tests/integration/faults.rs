@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::hardening::{self, assert_no_secret, scripted, scripted_acr};
+use crate::support::hostile::{self, assert_no_secret, scripted, scripted_acr};
 use crate::support::http::{Req, Resp, dead_port};
 use crate::support::*;
 
@@ -143,7 +143,7 @@ fn run_case(c: &Case) -> Outcome {
     let entra_handler: Handler = c
         .entra
         .clone()
-        .unwrap_or_else(|| Arc::new(hardening::entra_ok));
+        .unwrap_or_else(|| Arc::new(hostile::entra_ok));
     let entra = scripted(move |req| entra_handler(req));
     let exchange_handler: Handler = c.exchange.clone().unwrap_or_else(|| Arc::new(exchange_ok));
     let acr = scripted_acr(HOST, None, move |req| exchange_handler(req));
@@ -152,7 +152,7 @@ fn run_case(c: &Case) -> Outcome {
         .env("ACR_ENTRA_CREDENTIAL", "client-secret")
         .env("ACR_ENTRA_TIMEOUT", TIMEOUT_SECS.to_string())
         .env("ACR_ENTRA_LOG", "trace")
-        .client_secret(&hardening::authority(&entra), CLIENT, SECRET, TENANT)
+        .client_secret(&hostile::authority(&entra), CLIENT, SECRET, TENANT)
         .connect_to(&format!("{HOST}:443:127.0.0.1:{}", acr.port()))
         .run();
     judge(c.name, c.expect, &out)
@@ -232,7 +232,7 @@ fn http_cases() -> Vec<Case> {
     }
     cases.push(case(
         "entra byte-a-second",
-        Some(trickled(hardening::entra_ok)),
+        Some(trickled(hostile::entra_ok)),
         None,
         Loud,
     ));

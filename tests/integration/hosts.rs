@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::env::NOT_FOUND;
-use crate::support::hardening::{self, CatchAllProxy, target_host};
+use crate::support::hostile::{self, CatchAllProxy, target_host};
 use crate::support::*;
 
 const CLIENT: &str = "cccccccc-8888-2222-3333-444444444444";
@@ -484,9 +484,9 @@ fn exchange_redirects_are_never_followed() {
     for status in REDIRECTS {
         let env = TestEnv::new();
         let entra = FakeEntra::start();
-        let evil = hardening::scripted(|_| http::Resp::text(200, "{}"));
+        let evil = hostile::scripted(|_| http::Resp::text(200, "{}"));
         let to = format!("https://localhost:{}/oauth2/exchange", evil.port());
-        let acr = hardening::scripted_acr(HOST, None, move |_| hardening::redirect(status, &to));
+        let acr = hostile::scripted_acr(HOST, None, move |_| hostile::redirect(status, &to));
         let out = get_via(&env, &entra.authority(), &acr);
         let line = out.assert_loud_error();
         assert!(line.contains(&status.to_string()), "{status}: {line}");
@@ -507,11 +507,11 @@ fn challenge_redirects_are_never_followed() {
     for status in REDIRECTS {
         let env = TestEnv::new();
         let entra = FakeEntra::start();
-        let evil = hardening::scripted(|_| http::Resp::text(200, "{}"));
+        let evil = hostile::scripted(|_| http::Resp::text(200, "{}"));
         let to = format!("https://localhost:{}/v2/", evil.port());
         let v2: Arc<dyn Fn(&http::Req) -> http::Resp + Send + Sync> =
-            Arc::new(move |_| hardening::redirect(status, &to));
-        let acr = hardening::scripted_acr(HOST, Some(v2), |_| {
+            Arc::new(move |_| hostile::redirect(status, &to));
+        let acr = hostile::scripted_acr(HOST, Some(v2), |_| {
             http::Resp::json(
                 200,
                 &serde_json::json!({"refresh_token": jwt::acr_refresh_token(HOST, TENANT, CLIENT)}),
@@ -538,10 +538,10 @@ fn challenge_redirects_are_never_followed() {
 fn entra_redirects_are_never_followed() {
     for status in REDIRECTS {
         let env = TestEnv::new();
-        let evil = hardening::scripted(hardening::entra_ok);
+        let evil = hostile::scripted(hostile::entra_ok);
         let evil_port = evil.port();
-        let entra = hardening::scripted(move |req| {
-            hardening::redirect(
+        let entra = hostile::scripted(move |req| {
+            hostile::redirect(
                 status,
                 &format!("https://localhost:{evil_port}{}", req.path),
             )
@@ -551,7 +551,7 @@ fn entra_redirects_are_never_followed() {
             .get(HOST)
             .env("ACR_ENTRA_CREDENTIAL", "client-secret")
             .env("ACR_ENTRA_TIMEOUT", "3")
-            .client_secret(&hardening::authority(&entra), CLIENT, SECRET, TENANT)
+            .client_secret(&hostile::authority(&entra), CLIENT, SECRET, TENANT)
             .connect_to(&acr.connect_to())
             .run();
         out.assert_loud_error();

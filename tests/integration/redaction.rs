@@ -10,7 +10,7 @@ use std::sync::Arc;
 use docker_credential_acr_entra as lib;
 use serde_json::json;
 
-use crate::support::hardening::{self, assert_no_secret, scripted, scripted_acr};
+use crate::support::hostile::{self, assert_no_secret, scripted, scripted_acr};
 use crate::support::http::{Req, Resp};
 use crate::support::*;
 
@@ -193,7 +193,7 @@ fn echoing_servers_do_not_leak_through_errors() {
     let out = traced(
         env.get(HOST)
             .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-            .client_secret(&hardening::authority(&entra), CLIENT, SECRET, TENANT)
+            .client_secret(&hostile::authority(&entra), CLIENT, SECRET, TENANT)
             .connect_to(&acr.connect_to()),
     );
     out.assert_loud_error();

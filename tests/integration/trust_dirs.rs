@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::hardening::scripted;
+use crate::support::hostile::scripted;
 use crate::support::http::Resp;
 use crate::support::subcommands::{FakeRegistry, RegistryMode};
 use crate::support::users::{self, ATTACKER, VICTIM};

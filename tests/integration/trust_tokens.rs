@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::hardening::{CatchAllProxy, authority, entra_ok, scripted, scripted_acr};
+use crate::support::hostile::{CatchAllProxy, authority, entra_ok, scripted, scripted_acr};
 use crate::support::http::{Req, Resp, Server};
 use crate::support::subcommands::{go_duration, kubelet_request, kubelet_response};
 use crate::support::*;

@@ -184,7 +184,7 @@ impl Helper {
 
     /// Every proxy variable (`HTTP_PROXY`, `http_proxy`, `HTTPS_PROXY`, `ALL_PROXY`) set to
     /// `proxy`.
-    pub fn through(self, proxy: &super::hardening::CatchAllProxy) -> Helper {
+    pub fn through(self, proxy: &super::hostile::CatchAllProxy) -> Helper {
         let url = proxy.url();
         self.env("HTTP_PROXY", &url)
             .env("http_proxy", &url)

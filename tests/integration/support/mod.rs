@@ -7,7 +7,7 @@ pub mod acr;
 pub mod cli;
 pub mod entra;
 pub mod env;
-pub mod hardening;
+pub mod hostile;
 pub mod http;
 pub mod identity;
 pub mod jwt;

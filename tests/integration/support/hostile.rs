@@ -1,4 +1,4 @@
-//! Helpers for the hardening tests: a catch-all HTTP proxy that records every
+//! Hostile and scripted parties for the tests: a catch-all HTTP proxy that records every
 //! host the helper tries to reach, scripted Entra and registry fakes whose answers a test
 //! writes as closures (redirects, garbage, oversized or trickled bodies), and checks that
 //! no secret appears in text the helper printed.
