@@ -14,12 +14,14 @@ pub mod jwt;
 pub mod subcommands;
 pub mod tls;
 pub mod users;
+pub mod world;
 
 pub use acr::{ACR_AUDIENCE, ARM_AUDIENCE, ExchangeMode, FakeAcr, V2Mode};
 pub use cli::{CliMode, FakeCli, Tool};
 pub use entra::{EntraMode, FakeEntra};
 pub use env::{Output, TestEnv, answer_json};
 pub use identity::{FakeAppService, FakeArc, FakeImds};
+pub use world::World;
 
 pub const ACR_SCOPE: &str = "https://containerregistry.azure.net/.default";
 pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
