@@ -235,8 +235,11 @@ fn acr_prefix_ok(prefix: &str) -> bool {
     let labels: Vec<&str> = prefix.split('.').collect();
     match labels.as_slice() {
         [name] => registry_label_ok(name),
+        // A geo-replica's regional endpoint, also of a domain-name-label registry
+        // (`name-hash.region.geo`); `name.region.data` endpoints are blob-redirect
+        // targets, not login servers, and stay unmatched.
         [name, region, "geo"] => {
-            registry_name_ok(name)
+            registry_label_ok(name)
                 && !region.is_empty()
                 && region.len() <= 40
                 && region.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -324,11 +327,45 @@ mod tests {
             "myacr.azurecr.io?x=1",
             "myacr-abc123.azurecr.io",
             "myacr.westeurope.geo.azurecr.io",
+            "contoso-abc123.eastus.geo.azurecr.io",
         ] {
             assert_eq!(cloud_of(input), Some(Cloud::Public), "{input:?}");
         }
         assert_eq!(cloud_of("fabrikam.azurecr.cn"), Some(Cloud::China));
         assert_eq!(cloud_of("contoso.azurecr.us"), Some(Cloud::UsGov));
+        // Every form in every cloud: plain, domain-name label, regional, both.
+        for (suffix, cloud) in [
+            ("azurecr.io", Cloud::Public),
+            ("azurecr.cn", Cloud::China),
+            ("azurecr.us", Cloud::UsGov),
+        ] {
+            for name in [
+                "contoso",
+                "contoso-abc123",
+                "contoso.chinanorth3.geo",
+                "contoso-abc123.usgovvirginia.geo",
+            ] {
+                assert_eq!(
+                    cloud_of(&format!("{name}.{suffix}")),
+                    Some(cloud),
+                    "{name}.{suffix}"
+                );
+            }
+            for hostile in [
+                "contoso.eastus.data",
+                "contoso-abc123.eastus.data",
+                "contoso-abc123.geo",
+                "contoso-.eastus.geo",
+                "contoso-abc123.east-us.geo",
+                "x.contoso-abc123.eastus.geo",
+            ] {
+                assert_eq!(
+                    cloud_of(&format!("{hostile}.{suffix}")),
+                    None,
+                    "{hostile}.{suffix}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -72,6 +72,18 @@ fn corpus() -> Vec<(Vec<u8>, Verdict)> {
         ),
         ("fabrikam.azurecr.cn", "fabrikam.azurecr.cn"),
         ("contoso.azurecr.us", "contoso.azurecr.us"),
+        (
+            "contoso-abc123.eastus.geo.azurecr.io",
+            "contoso-abc123.eastus.geo.azurecr.io",
+        ),
+        (
+            "fabrikam-abc123.chinanorth3.geo.azurecr.cn",
+            "fabrikam-abc123.chinanorth3.geo.azurecr.cn",
+        ),
+        (
+            "contoso.usgovvirginia.geo.azurecr.us",
+            "contoso.usgovvirginia.geo.azurecr.us",
+        ),
         ("12345.azurecr.io", "12345.azurecr.io"),
     ] {
         add(input, acr(host));
@@ -122,7 +134,12 @@ fn corpus() -> Vec<(Vec<u8>, Verdict)> {
         "a.b.myacr.azurecr.io",
         "x.myacr.westeurope.geo.azurecr.io",
         "myacr.westeurope.data.azurecr.io",
+        "myacr-abc123.westeurope.data.azurecr.io",
+        "fabrikam.chinanorth3.data.azurecr.cn",
+        "contoso.usgovvirginia.data.azurecr.us",
+        "myacr.westeurope.data.azurecr.io.evil.example",
         "myacr.geo.azurecr.io",
+        "myacr-abc123.geo.azurecr.io",
         "myacr.west-europe.geo.azurecr.io",
         "myacr.westeurope.geo.azurecr.io.evil.example",
         "my_acr.azurecr.io",
