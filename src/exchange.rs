@@ -406,22 +406,46 @@ fn encode_into(out: &mut String, text: &str) {
     }
 }
 
-/// When the refresh token expires: its `exp`, or an hour from now when that is
-/// unreadable or claims more than `MAX_LIFETIME` (an `exp` near `i64::MAX` or
-/// `1e300` must not become an eternal cache entry). Checked arithmetic throughout.
-pub fn refresh_token_expiry(token: &AcrRefreshToken, now: i64) -> i64 {
-    let unknown = now.saturating_add(UNKNOWN_LIFETIME);
-    match jwt::expiry(token.0.expose()) {
-        Some(exp) => match exp.checked_sub(now) {
-            Some(left) if left <= MAX_LIFETIME => exp,
-            _ => {
-                crate::debug!(
-                    "the refresh token's `exp` ({exp}) is beyond a day from now; treating its lifetime as unknown"
-                );
-                unknown
-            }
-        },
-        None => unknown,
+/// How long a refresh token lives, judged by what its issuer says rather than by this
+/// machine's clock: `exp - iat`, anchored at `now` (the time it was received), so a
+/// registry whose clock is hours off still gives a full-length cache entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetime {
+    /// Local expiry: `now` plus the lifetime, in this machine's Unix seconds.
+    pub expires_on: i64,
+    /// Seconds it lives from `now` (zero or less for a token its own claims call dead).
+    pub seconds: i64,
+    /// How far the issuer's clock is ahead of this machine's (`iat - now`), when `iat`
+    /// could be read.
+    pub skew: Option<i64>,
+}
+
+/// The refresh token's `Lifetime`. Without a usable `iat`, its `exp` as this machine
+/// reads it; without a usable `exp` either, or when a claim overflows or says more than
+/// `MAX_LIFETIME` (an `exp` near `i64::MAX` or `1e300` must not become an eternal cache
+/// entry), an hour. Checked arithmetic throughout.
+pub fn refresh_token_lifetime(token: &AcrRefreshToken, now: i64) -> Lifetime {
+    let claims = jwt::claims(token.0.expose()).unwrap_or_default();
+    let exp = jwt::seconds_claim(&claims, "exp");
+    let iat = jwt::seconds_claim(&claims, "iat");
+    let at = |seconds: i64, skew| Lifetime {
+        expires_on: now.saturating_add(seconds),
+        seconds,
+        skew,
+    };
+    if let (Some(exp), Some(iat)) = (exp, iat)
+        && let Some(life) = exp
+            .checked_sub(iat)
+            .filter(|l| (1..=MAX_LIFETIME).contains(l))
+    {
+        return at(life, iat.checked_sub(now));
+    }
+    match exp.and_then(|exp| exp.checked_sub(now)) {
+        Some(left) if left <= MAX_LIFETIME => at(left, None),
+        _ => {
+            crate::debug!("the refresh token's lifetime cannot be read; assuming an hour");
+            at(UNKNOWN_LIFETIME, None)
+        }
     }
 }
 
@@ -521,7 +545,45 @@ mod tests {
     }
 
     #[test]
+    fn lifetime_follows_the_issuer_not_this_clock() {
+        let token =
+            |claims: serde_json::Value| AcrRefreshToken(Secret::new(jwt::make_unsigned(&claims)));
+        let life = 3 * 3600 + 15 * 60;
+        // The registry's clock 3 h 10 min behind, 2 h 40 min behind, 1 h ahead: always a
+        // full local entry, and the skew is known.
+        for skew in [-(3 * 3600 + 600), -(2 * 3600 + 2400), 3600] {
+            let iat = 1_000_000 + skew;
+            let l = refresh_token_lifetime(
+                &token(serde_json::json!({"iat": iat, "exp": iat + life})),
+                1_000_000,
+            );
+            assert_eq!(
+                l,
+                Lifetime {
+                    expires_on: 1_000_000 + life,
+                    seconds: life,
+                    skew: Some(skew)
+                }
+            );
+        }
+        // No iat: exp as this machine reads it, even when already past.
+        let l = refresh_token_lifetime(
+            &token(serde_json::json!({"exp": 1_000_000 - 3600})),
+            1_000_000,
+        );
+        assert_eq!((l.seconds, l.skew), (-3600, None));
+        // An absurd iat falls back to exp.
+        let l = refresh_token_lifetime(
+            &token(serde_json::json!({"iat": i64::MIN, "exp": 1_000_600})),
+            1_000_000,
+        );
+        assert_eq!(l.seconds, 600);
+    }
+
+    #[test]
     fn expiry_fallback() {
+        let refresh_token_expiry =
+            |t: &AcrRefreshToken, now| refresh_token_lifetime(t, now).expires_on;
         let t = AcrRefreshToken(Secret::new("not-a-jwt"));
         assert_eq!(refresh_token_expiry(&t, 1000), 4600);
         let jwt = |exp: serde_json::Value| {

@@ -29,8 +29,13 @@ pub fn claims(token: &str) -> Option<Map<String, Value>> {
 
 /// The `exp` claim in Unix seconds.
 pub fn expiry(token: &str) -> Option<i64> {
-    let exp = claims(token)?.get("exp")?.clone();
-    match exp {
+    seconds_claim(&claims(token)?, "exp")
+}
+
+/// A time claim (`exp`, `iat`, `nbf`) in Unix seconds: a number (floats saturate) or a
+/// string of digits.
+pub fn seconds_claim(claims: &Map<String, Value>, name: &str) -> Option<i64> {
+    match claims.get(name)? {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,

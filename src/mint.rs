@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::cache::Remembered;
-use crate::config::{FileConfig, RegistryConfig, Settings};
+use crate::config::{ACR_ENTRA_MIN_TTL, FileConfig, RegistryConfig, Settings};
 use crate::entra;
 use crate::error::{Error, Facts, Result};
 use crate::exchange::{self, Challenge, ExchangeError, RealmPolicy};
@@ -103,7 +103,7 @@ pub fn mint(
     for (i, audience) in audiences.iter().enumerate() {
         let entra_token = run.entra_token(audience)?;
         match run.exchange(&challenge, audience, &entra_token) {
-            Ok(token) => return finish(host, token, audience, challenge),
+            Ok(token) => return Ok(finish(settings, host, token, audience, challenge)),
             Err(ExchangeError::Unauthorized(message)) if i + 1 < audiences.len() => {
                 crate::debug!(
                     "{message}; retrying with the {} audience",
@@ -256,30 +256,48 @@ impl Run<'_, '_> {
     }
 }
 
-/// The minted token with its expiry; one that is already dead would only turn into the
-/// client's 401 at pull time, far from the cause, so it is an error here.
+/// How far the registry's clock may be from this machine's before a mint says so.
+const SKEW_WARNING: i64 = 5 * 60;
+
+/// The minted token with its local expiry (see `exchange::Lifetime`). A freshly minted
+/// token is always answered: the registry just issued it, so a clock that reads it as
+/// expired is this machine's problem or the registry's, said in a warning, not a reason
+/// to fail the pull. One that lives less than `ACR_ENTRA_MIN_TTL` is answered and cached
+/// no longer than it lives.
 fn finish(
+    settings: &Settings,
     host: &RegistryHost,
     token: AcrRefreshToken,
     audience: &Audience,
     challenge: Challenge,
-) -> Result<Minted> {
+) -> Minted {
     let now = crate::now();
-    let expires_on = exchange::refresh_token_expiry(&token, now);
-    let left = expires_on.saturating_sub(now);
-    if left <= 60 {
-        return Err(Error::exchange(format!(
-            "ACR exchange at `{}` returned a refresh token that expires at {expires_on} ({left}s from now); check this machine's clock",
-            challenge.exchange_url(),
-        )));
+    let life = exchange::refresh_token_lifetime(&token, now);
+    if let Some(skew) = life.skew.filter(|s| s.abs() > SKEW_WARNING) {
+        crate::warn!(
+            "`{host}`'s clock is {}s {} this machine's; the token's own lifetime ({}s) is used",
+            skew.abs(),
+            if skew > 0 { "ahead of" } else { "behind" },
+            life.seconds
+        );
     }
-    crate::debug!("minted an ACR refresh token for `{host}`, expires in {left}s");
-    Ok(Minted {
+    if life.seconds < settings.min_ttl.as_secs() as i64 {
+        crate::warn!(
+            "`{host}` issued a refresh token that lives {}s, less than {ACR_ENTRA_MIN_TTL} ({}s): answered, and cached no longer than it lives",
+            life.seconds,
+            settings.min_ttl.as_secs()
+        );
+    }
+    crate::debug!(
+        "minted an ACR refresh token for `{host}`, lives {}s",
+        life.seconds
+    );
+    Minted {
         token,
-        expires_on,
+        expires_on: life.expires_on,
         audience: audience.clone(),
         challenge,
-    })
+    }
 }
 
 /// The audiences to try, in order: the config's, else for an ACR login-server name the

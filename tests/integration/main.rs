@@ -22,6 +22,7 @@ mod failures;
 mod fakes_selftest;
 mod faults;
 mod hosts;
+mod lifetimes;
 mod logging;
 mod protocol;
 mod redaction;

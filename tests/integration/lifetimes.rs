@@ -1,0 +1,103 @@
+//! A refresh token's life as the issuer states it (`exp - iat`), whatever this machine's
+//! clock says: registries whose clocks are 3 h 10 min behind, 2 h 40 min behind and 1 h
+//! ahead still give a full-length cache entry (the second `get` is a hit), and a token
+//! shorter-lived than `ACR_ENTRA_MIN_TTL` is answered every time, never cached as fresh.
+
+use serde_json::Value;
+
+use crate::support::hostile;
+use crate::support::http::Resp;
+use crate::support::subcommands::{FakeRegistry, RegistryMode};
+use crate::support::world::{CLIENT, SECRET, TENANT};
+use crate::support::*;
+
+const HOST: &str = "myacr.azurecr.io";
+
+fn get(env: &TestEnv, entra: &FakeEntra, registry: &FakeRegistry) -> env::Helper {
+    env.get(HOST)
+        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        .connect_to(&registry.connect_to())
+}
+
+/// The `expires_on` of the one cached token.
+fn cached_expiry(env: &TestEnv) -> i64 {
+    let entry = std::fs::read_dir(&env.cache)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("token-"))
+        .expect("a cached token");
+    let file: Value = serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
+    file["expires_on"].as_i64().unwrap()
+}
+
+#[test]
+fn skewed_registry_clocks_still_give_a_full_cache_entry() {
+    for skew in [-(3 * 3600 + 600), -(2 * 3600 + 2400), 3600] {
+        let env = TestEnv::new();
+        let entra = FakeEntra::start();
+        let registry = FakeRegistry::start(HOST, RegistryMode::Skewed(skew));
+        let before = jwt::now();
+        let first = get(&env, &entra, &registry).run();
+        first.assert_answer(HOST, &registry.refresh_tokens()[0]);
+        // The fake's tokens live 3 h 15 min from their `iat`.
+        let expiry = cached_expiry(&env);
+        assert!(
+            expiry >= before + 3 * 3600 + 15 * 60 && expiry <= jwt::now() + 3 * 3600 + 15 * 60,
+            "skew {skew}: cached until {expiry}, minted at {before}"
+        );
+        let second = get(&env, &entra, &registry).run();
+        second.assert_answer(HOST, &registry.refresh_tokens()[0]);
+        assert_eq!(
+            registry.refresh_tokens().len(),
+            1,
+            "skew {skew}: the second get is a hit"
+        );
+        // With logging on, the skew is said.
+        let env2 = TestEnv::new();
+        let out = get(&env2, &entra, &registry)
+            .env("ACR_ENTRA_LOG", "warn")
+            .run();
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert!(out.stderr.contains("clock is"), "skew {skew}: {out:?}");
+    }
+}
+
+#[test]
+fn a_token_shorter_lived_than_min_ttl_is_answered_and_not_kept_as_fresh() {
+    let env = TestEnv::new();
+    let entra = FakeEntra::start();
+    let acr = hostile::scripted_acr(HOST, None, |_| {
+        let now = jwt::now();
+        let token = jwt::make(
+            &serde_json::json!({"alg": "RS256"}),
+            &serde_json::json!({"iat": now, "exp": now + 600, "aud": HOST, "jti": jwt::unique()}),
+        );
+        Resp::json(200, &serde_json::json!({"refresh_token": token}))
+    });
+    let get = || {
+        env.get(HOST)
+            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
+            .env("ACR_ENTRA_MIN_TTL", "30m")
+            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+            .connect_to(&format!("{HOST}:443:127.0.0.1:{}", acr.port()))
+    };
+    for _ in 0..2 {
+        let out = get().run();
+        assert_eq!(out.code, Some(0), "{out:?}");
+    }
+    let exchanges = acr
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/oauth2/exchange")
+        .count();
+    assert_eq!(
+        exchanges, 2,
+        "a 10-minute token is never fresh under a 30-minute minimum"
+    );
+    let out = get().env("ACR_ENTRA_LOG", "warn").run();
+    assert!(
+        out.stderr.contains("less than ACR_ENTRA_MIN_TTL"),
+        "{out:?}"
+    );
+}
