@@ -71,6 +71,26 @@ struct TokenFile {
     refresh_token: String,
     expires_on: i64,
     created_on: i64,
+    /// How much earlier than `ACR_ENTRA_MIN_TTL` before expiry to mint anew, in seconds,
+    /// fixed when the entry is written (see `jitter`). Files without it have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_jitter: Option<i64>,
+}
+
+/// The share of a token's lifetime over which re-mint points are spread, in percent.
+pub const JITTER_PERCENT: i64 = 10;
+
+/// How much earlier than `ACR_ENTRA_MIN_TTL` before expiry an entry living `lifetime`
+/// seconds is minted anew: a random part (`draw`) of up to `JITTER_PERCENT` of the
+/// lifetime, so machines that minted together do not all come back in the same minute.
+/// The minimum itself is the reader's setting; only this part is fixed in the file.
+pub fn jitter(lifetime: i64, draw: u32) -> i64 {
+    let window = lifetime.max(0) / (100 / JITTER_PERCENT);
+    if window > 0 {
+        i64::from(draw) % (window + 1)
+    } else {
+        0
+    }
 }
 
 /// A cached refresh token.
@@ -79,6 +99,8 @@ pub struct Entry {
     pub token: AcrRefreshToken,
     pub expires_on: i64,
     pub created_on: i64,
+    /// Seconds earlier than `min_ttl` before expiry that this entry is minted anew.
+    pub jitter: i64,
     pub path: PathBuf,
 }
 
@@ -88,9 +110,9 @@ impl Entry {
         self.expires_on.saturating_sub(now)
     }
 
-    /// Fresh while it has more than `min_ttl` to live.
+    /// Fresh while it has more than `min_ttl` plus its jitter to live.
     pub fn is_fresh(&self, now: i64, min_ttl: Duration) -> bool {
-        self.remaining(now) > min_ttl.as_secs() as i64
+        self.remaining(now) > (min_ttl.as_secs() as i64).saturating_add(self.jitter)
     }
 
     /// Still usable at all (the fallback when a re-mint fails).
@@ -113,6 +135,14 @@ struct HostFile {
     login_server: String,
     challenge: Option<Challenge>,
     audience: Option<String>,
+}
+
+/// When a cached token was written, when it expires, and its refresh jitter (seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Times {
+    pub now: i64,
+    pub expires_on: i64,
+    pub jitter: i64,
 }
 
 /// The host's lock, held: re-reads after the wait and every write for that host go
@@ -202,6 +232,7 @@ impl<'d> Cache<'d> {
             token: AcrRefreshToken(Secret::new(file.refresh_token)),
             expires_on: file.expires_on,
             created_on: file.created_on,
+            jitter: file.refresh_jitter.unwrap_or(0).clamp(0, MAX_LIFETIME),
             path,
         })
     }
@@ -236,22 +267,22 @@ impl HostLock<'_> {
         self.cache.remembered(&self.host)
     }
 
-    /// Write a token minted by `credential` at `now`.
+    /// Write a token minted by `credential`.
     pub fn put(
         &self,
         key: &TokenKey,
         credential: &str,
         token: &AcrRefreshToken,
-        expires_on: i64,
-        now: i64,
+        times: Times,
     ) -> Result<()> {
         let file = TokenFile {
             version: FORMAT_VERSION,
             login_server: key.login_server.clone(),
             credential: credential.to_string(),
             refresh_token: token.0.expose().to_string(),
-            expires_on,
-            created_on: now,
+            expires_on: times.expires_on,
+            created_on: times.now,
+            refresh_jitter: Some(times.jitter),
         };
         let bytes = serde_json::to_vec(&file).unwrap_or_default();
         self.cache.dir.write_atomic(&Cache::token_name(key), &bytes)
@@ -345,6 +376,22 @@ mod tests {
     }
 
     #[test]
+    fn jitter_spreads_over_a_tenth_of_the_lifetime() {
+        let lifetime = 3 * 3600 + 900;
+        let spread: std::collections::BTreeSet<i64> = [0, 1, 7, 500, 1169, 1170, 99_999, u32::MAX]
+            .into_iter()
+            .map(|draw| jitter(lifetime, draw))
+            .collect();
+        assert!(spread.len() >= 6, "{spread:?}");
+        assert!(
+            spread.iter().all(|j| (0..=lifetime / 10).contains(j)),
+            "{spread:?}"
+        );
+        assert_eq!(jitter(5, u32::MAX), 0);
+        assert_eq!(jitter(i64::MIN, u32::MAX), 0);
+    }
+
+    #[test]
     fn round_trip_and_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let private = PrivateDir::create(&dir.path().join("c")).unwrap();
@@ -354,17 +401,33 @@ mod tests {
         assert!(cache.get(&key).is_none());
         let lock = cache.lock(&h, Duration::from_secs(1)).unwrap();
         let tok = AcrRefreshToken(Secret::new("rt"));
-        lock.put(&key, "azure-cli", &tok, 5000, 1000).unwrap();
+        let times = Times {
+            now: 1000,
+            expires_on: 5000,
+            jitter: 200,
+        };
+        lock.put(&key, "azure-cli", &tok, times).unwrap();
         let e = cache.get(&key).unwrap();
         assert_eq!(e.token, tok);
         assert!(e.is_fresh(1000, Duration::from_secs(1800)));
+        assert!(e.is_fresh(2999, Duration::from_secs(1800)));
+        assert!(
+            !e.is_fresh(3000, Duration::from_secs(1800)),
+            "1800 s + 200 s jitter"
+        );
         assert!(!e.is_fresh(4000, Duration::from_secs(1800)));
         assert!(e.is_valid(4000));
+        // The minimum is the reader's; only the jitter is fixed in the file.
+        assert!(e.is_fresh(3200, Duration::from_secs(60)));
+        assert!(
+            !e.is_fresh(4741, Duration::from_secs(60)),
+            "60 s + 200 s jitter"
+        );
         for junk in [&b"{"[..], b"", b"null", br#"{"version":2,"login_server":"myacr.azurecr.io","credential":"x","refresh_token":"r","expires_on":9,"created_on":1}"#] {
             std::fs::write(cache.token_path(&key), junk).unwrap();
             assert!(cache.get(&key).is_none());
         }
-        lock.put(&key, "azure-cli", &tok, 5000, 1000).unwrap();
+        lock.put(&key, "azure-cli", &tok, times).unwrap();
         let learnt = Remembered {
             challenge: Some(Challenge::assumed(&h, "https")),
             audience: Some(Audience::Arm),

@@ -5,7 +5,7 @@
 //! out once, before the cache is read and without any network request, so a cache hit
 //! costs a file read; only a mint that needs the instance metadata service probes it.
 
-use crate::cache::{Cache, Entry, HostLock, Remembered, TokenKey};
+use crate::cache::{Cache, Entry, HostLock, Remembered, Times, TokenKey, jitter};
 use crate::config::{RegistryConfig, Settings};
 use crate::context::{Context, Dir};
 use crate::entra;
@@ -246,14 +246,14 @@ fn lock<'d>(
 /// Keep the minted token and what the mint learnt; a failed write is logged, never an
 /// error (the cache is an optimisation).
 fn write(lock: &HostLock, key: &TokenKey, kind: CredentialKind, minted: &Minted) {
+    let now = crate::now();
+    let times = Times {
+        now,
+        expires_on: minted.expires_on,
+        jitter: jitter(minted.expires_on.saturating_sub(now), random_draw()),
+    };
     let written = lock
-        .put(
-            key,
-            kind.name(),
-            &minted.token,
-            minted.expires_on,
-            crate::now(),
-        )
+        .put(key, kind.name(), &minted.token, times)
         .and_then(|()| {
             lock.remember(&Remembered {
                 challenge: Some(minted.challenge.clone()),
@@ -262,6 +262,17 @@ fn write(lock: &HostLock, key: &TokenKey, kind: CredentialKind, minted: &Minted)
         });
     if let Err(e) = written {
         crate::warn!("could not write the cache: {}", e.one_line());
+    }
+}
+
+/// A random number for the refresh jitter (from the system's generator; a mint already
+/// pays for TLS, so one more system call does not show). Zero if none is available.
+fn random_draw() -> u32 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 4];
+    match ring::rand::SystemRandom::new().fill(&mut bytes) {
+        Ok(()) => u32::from_le_bytes(bytes),
+        Err(_) => 0,
     }
 }
 

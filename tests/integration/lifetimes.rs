@@ -101,3 +101,42 @@ fn a_token_shorter_lived_than_min_ttl_is_answered_and_not_kept_as_fresh() {
         "{out:?}"
     );
 }
+
+/// Machines that mint together do not come back together: each entry is re-minted
+/// `ACR_ENTRA_MIN_TTL` before expiry plus a random share of up to a tenth of its
+/// lifetime, fixed when the entry is written.
+#[test]
+fn refresh_points_are_spread_and_never_later_than_min_ttl() {
+    let mut points = Vec::new();
+    for _ in 0..6 {
+        let w = World::start(HOST);
+        w.get()
+            .env("ACR_ENTRA_MIN_TTL", "30m")
+            .run()
+            .assert_answer(HOST, &w.issued()[0]);
+        let entry = std::fs::read_dir(&w.env.cache)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with("token-"))
+            .unwrap();
+        let file: Value = serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
+        let (expires_on, created_on, jitter) = (
+            file["expires_on"].as_i64().unwrap(),
+            file["created_on"].as_i64().unwrap(),
+            file["refresh_jitter"].as_i64().unwrap(),
+        );
+        // Re-minted `MIN_TTL` + jitter before expiry: never later than `MIN_TTL` before.
+        let window = (expires_on - created_on) / 10;
+        assert!(
+            (0..=window).contains(&jitter),
+            "jitter {jitter}, window {window}"
+        );
+        points.push(jitter);
+    }
+    points.sort_unstable();
+    points.dedup();
+    assert!(
+        points.len() >= 2,
+        "every entry got the same refresh point: {points:?}"
+    );
+}
