@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::support::env::NOT_FOUND;
+use crate::support::rng::Lcg;
 use crate::support::*;
 
 const CLIENT: &str = "cccccccc-8888-5555-3333-444444444444";
@@ -23,17 +24,6 @@ const OTHER_HOSTS: [&str; 6] = [
     "localhost:5000",
     "myacr.azurecr.io.evil.example",
 ];
-
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % below
-    }
-}
 
 fn store_json(server: &str, secret: &str) -> String {
     format!(r#"{{"ServerURL":"{server}","Username":"u","Secret":"{secret}"}}"#)

@@ -14,24 +14,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::env::bin;
+use crate::support::rng::Lcg;
 use crate::support::*;
 
 const HOST: &str = "myacr.azurecr.io";
 const CLIENT: &str = "cccccccc-8888-4444-3333-444444444444";
 const SECRET: &str = "hardening-files-client-secret";
 const TENANT: &str = "tenant-hardening-files";
-
-/// A small deterministic generator for kill delays (no rand crate in dev-dependencies).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % below.max(1)
-    }
-}
 
 /// Start the helper with `env` and `stdin`, SIGKILL it after `delay`, reap it.
 fn run_and_kill(env: &[(String, String)], verb: &str, stdin: &[u8], delay: Duration) -> bool {

@@ -11,6 +11,7 @@ pub mod hostile;
 pub mod http;
 pub mod identity;
 pub mod jwt;
+pub mod rng;
 pub mod subcommands;
 pub mod tls;
 pub mod users;
