@@ -57,12 +57,7 @@ pub fn get(ctx: &Context, input: &[u8]) -> Result<String> {
         return Err(Error::NotFound);
     };
     crate::debug!("`{host}` is ACR ({} cloud)", cloud.name());
-    let target = Target {
-        host: &host,
-        registry,
-        cloud,
-        pod: None,
-    };
+    let target = Target::new(&host, registry, cloud);
     let (token, _) = lifecycle::acr_token(ctx, &dir, &target, crate::now())?;
     Ok(protocol::write_get(&url, NULL_GUID, &token.0))
 }

@@ -27,7 +27,17 @@ pub struct Target<'a> {
     pub pod: Option<&'a PodIdentity>,
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
+    /// The machine's own identity for `host` (no pod).
+    pub fn new(host: &'a RegistryHost, registry: Option<&'a RegistryConfig>, cloud: Cloud) -> Self {
+        Target {
+            host,
+            registry,
+            cloud,
+            pod: None,
+        }
+    }
+
     fn audience(&self) -> Option<&Audience> {
         self.registry.and_then(|r| r.audience.as_ref())
     }

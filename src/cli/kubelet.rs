@@ -93,10 +93,8 @@ fn answer(ctx: &Context, args: &[String], input: &[u8]) -> Result<String> {
     )?;
     let dir = ctx.private_dir();
     let target = Target {
-        host: &host,
-        registry: entry,
-        cloud,
         pod: pod.as_ref(),
+        ..Target::new(&host, entry, cloud)
     };
     let (token, expires_on) = lifecycle::acr_token(ctx, &dir, &target, crate::now())?;
     // A pod's credential is not cached by kubelet at all ("0s"): whatever its version or

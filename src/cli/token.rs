@@ -34,12 +34,7 @@ pub fn run(ctx: &Context, args: &[String]) -> Result<String> {
     let host = acr_host(ctx, host)?;
     let (registry, cloud) = helper::acr_target(ctx, &host).ok_or_else(|| not_acr(&host))?;
     let dir = ctx.private_dir();
-    let target = Target {
-        host: &host,
-        registry,
-        cloud,
-        pod: None,
-    };
+    let target = Target::new(&host, registry, cloud);
     let (refresh, _) = lifecycle::acr_token(ctx, &dir, &target, crate::now())?;
     let token = if scopes.is_empty() {
         refresh.0
