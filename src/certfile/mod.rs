@@ -3,8 +3,17 @@
 //! PKCS#1, PKCS#8 or password-encrypted PKCS#8 key) or PFX/PKCS#12, the password coming
 //! from `AZURE_CLIENT_CERTIFICATE_PASSWORD`. The certificate is chosen by its public key,
 //! so a chain in any order works.
+//!
+//! The ASN.1 itself is read by RustCrypto's `der` (`asn1`); the PKCS#12 bag walk (`pkcs12`)
+//! and the password-based decryption (`pbe`: PBES2 with PBKDF2 and AES/3DES, and the
+//! PKCS#12 legacy schemes) are written here, because no crate does that job on a lean
+//! tree: `p12` (on `yasna`, with DES and RC2 only) stops at the legacy schemes and cannot
+//! open the PBES2/AES files OpenSSL 3 writes by default; RustCrypto's `pkcs12` parses the
+//! structures but decrypts nothing itself, and its decrypting companions (`pkcs5`, `pkcs8`
+//! with encryption) are pre-releases that bring dozens of pre-release crates; `openssl`
+//! binds the system library, which the static build must not depend on.
 
-pub mod der;
+mod asn1;
 pub mod pbe;
 pub mod pkcs12;
 
@@ -13,10 +22,13 @@ use base64::engine::general_purpose::STANDARD;
 use ring::signature::{KeyPair, RsaKeyPair};
 use rustls_pki_types::pem::{PemObject, SectionKind};
 
-use der::Reader;
+use der::asn1::{AnyRef, Null, OctetStringRef};
+use der::{Encode, Tag};
+
+use asn1::{DerError, Oid};
 use pbe::{Password, PbeError};
 
-const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
 const ENCRYPTED_PEM_BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
 const ENCRYPTED_PEM_END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
 
@@ -142,7 +154,7 @@ fn read_pem(bytes: &[u8], password: Option<&str>) -> Result<Parts, Unusable> {
         match kind {
             SectionKind::Certificate => certificates.push(der),
             SectionKind::PrivateKey => keys.push(der),
-            SectionKind::RsaPrivateKey => keys.push(wrap_pkcs1(&der)),
+            SectionKind::RsaPrivateKey => keys.push(wrap_pkcs1(&der)?),
             SectionKind::EcPrivateKey => return Err(Unusable::NotRsa),
             _ => {}
         }
@@ -186,29 +198,18 @@ fn decrypt_pkcs8(encrypted: &[u8], password: Option<&str>) -> Result<Vec<u8>, Un
 }
 
 /// A PKCS#1 `RSAPrivateKey` wrapped as PKCS#8, so every key takes one path.
-fn wrap_pkcs1(pkcs1: &[u8]) -> Vec<u8> {
-    let mut algorithm = tlv(der::OID, RSA_ENCRYPTION);
-    algorithm.extend([0x05, 0x00]);
-    let mut body = vec![0x02, 0x01, 0x00];
-    body.extend(tlv(der::SEQUENCE, &algorithm));
-    body.extend(tlv(der::OCTET_STRING, pkcs1));
-    tlv(der::SEQUENCE, &body)
-}
-
-/// One DER element.
-fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = value.len();
-    if len < 0x80 {
-        out.push(len.to_be_bytes()[7]);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|&&b| b == 0).count();
-        out.push(0x80 | (8 - skip).to_be_bytes()[7]);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(value);
-    out
+fn wrap_pkcs1(pkcs1: &[u8]) -> Result<Vec<u8>, Unusable> {
+    let encode = || -> der::Result<Vec<u8>> {
+        let algorithm = [RSA_ENCRYPTION.to_der()?, Null.to_der()?].concat();
+        let body = [
+            0u8.to_der()?,
+            AnyRef::new(Tag::Sequence, &algorithm)?.to_der()?,
+            OctetStringRef::new(pkcs1)?.to_der()?,
+        ]
+        .concat();
+        AnyRef::new(Tag::Sequence, &body)?.to_der()
+    };
+    encode().map_err(|_| Unusable::UnreadableKey)
 }
 
 /// An RSA key from PKCS#8 `PrivateKeyInfo`. ring refuses some valid encodings (attributes
@@ -218,18 +219,18 @@ fn rsa_key(pkcs8: &[u8]) -> Result<RsaKeyPair, Unusable> {
     if let Ok(key) = RsaKeyPair::from_pkcs8(pkcs8) {
         return Ok(key);
     }
-    let inner = || -> Result<std::borrow::Cow<'_, [u8]>, der::DerError> {
-        let mut info = Reader::new(der::single(pkcs8, der::SEQUENCE)?);
+    let inner = || -> Result<std::borrow::Cow<'_, [u8]>, DerError> {
+        let mut info = asn1::single_sequence(pkcs8)?;
         info.small_uint()?;
         let mut algorithm = info.sequence()?;
-        if algorithm.expect(der::OID)? != RSA_ENCRYPTION {
-            return Err(der::DerError("not RSA"));
+        if algorithm.oid()? != RSA_ENCRYPTION {
+            return Err(DerError("not RSA"));
         }
         info.octets()
     };
     match inner() {
         Ok(pkcs1) => RsaKeyPair::from_der(&pkcs1).map_err(|e| Unusable::BadRsaKey(e.to_string())),
-        Err(der::DerError("not RSA")) => Err(Unusable::NotRsa),
+        Err(DerError("not RSA")) => Err(Unusable::NotRsa),
         Err(_) => Err(Unusable::UnreadableKey),
     }
 }
@@ -240,7 +241,7 @@ mod tests {
 
     #[test]
     fn pkcs1_wrapping_is_valid_der() {
-        let wrapped = wrap_pkcs1(&[0x30, 0x00]);
+        let wrapped = wrap_pkcs1(&[0x30, 0x00]).unwrap();
         assert_eq!(
             wrapped,
             [
@@ -248,7 +249,7 @@ mod tests {
                 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00, 0x04, 0x02, 0x30, 0x00
             ]
         );
-        let long = wrap_pkcs1(&vec![0u8; 300]);
+        let long = wrap_pkcs1(&vec![0u8; 300]).unwrap();
         assert_eq!(&long[..4], &[0x30, 0x82, 0x01, 0x42]);
     }
 
@@ -363,22 +364,29 @@ mod tests {
     /// constructed element with an indefinite length, and strings over 64 bytes in
     /// pieces. Strings are not entered, so the MAC over the content octets stays valid.
     fn to_ber(der_bytes: &[u8]) -> Vec<u8> {
+        use der::{Reader as _, Tagged};
         let mut out = Vec::new();
-        let mut reader = Reader::new(der_bytes);
-        while !reader.is_empty() {
-            let element = reader.any().unwrap();
-            if element.tag & 0x20 != 0 {
-                out.extend([element.tag, 0x80]);
-                out.extend(to_ber(element.value));
+        let mut reader = der::SliceReader::new(der_bytes).unwrap();
+        while !reader.is_finished() {
+            let element: AnyRef<'_> = reader.decode().unwrap();
+            let tag = element.tag();
+            let identifier = tag.to_der().unwrap()[0];
+            let context_0 = Tag::ContextSpecific {
+                constructed: false,
+                number: der::TagNumber(0),
+            };
+            if tag.is_constructed() {
+                out.extend([identifier, 0x80]);
+                out.extend(to_ber(element.value()));
                 out.extend([0, 0]);
-            } else if matches!(element.tag, 0x04 | 0x80) && element.value.len() > 64 {
-                out.extend([element.tag | 0x20, 0x80]);
-                for piece in element.value.chunks(64) {
-                    out.extend(tlv(der::OCTET_STRING, piece));
+            } else if (tag == Tag::OctetString || tag == context_0) && element.value().len() > 64 {
+                out.extend([identifier | 0x20, 0x80]);
+                for piece in element.value().chunks(64) {
+                    out.extend(OctetStringRef::new(piece).unwrap().to_der().unwrap());
                 }
                 out.extend([0, 0]);
             } else {
-                out.extend(tlv(element.tag, element.value));
+                out.extend(element.to_der().unwrap());
             }
         }
         out

@@ -12,27 +12,30 @@ use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockCipher, BlockDecryptMut, InnerIvInit, InvalidLength, KeyInit, KeyIvInit};
 use ring::digest;
 
-use crate::certfile::der::{self, DerError, Reader};
+use der::Tag;
+
+use crate::certfile::asn1::{self, DerError, Oid, Reader};
 
 /// More iterations than any tool writes (OpenSSL: 2,048; Windows: 2,000; NIST's
 /// 2023 advice: 600,000): a file asking for more is refused rather than burning minutes.
 const MAX_ITERATIONS: u32 = 1_000_000;
 
-const PBES2: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0d];
-const PBKDF2: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0c];
-const HMAC_SHA1: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x07];
-const HMAC_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x09];
-const HMAC_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x0a];
-const HMAC_SHA512: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x0b];
-const AES128_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x02];
-const AES192_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x16];
-const AES256_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a];
-const DES_EDE3_CBC: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x03, 0x07];
-const PKCS12_PBE_PREFIX: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01];
-const SHA1: &[u8] = &[0x2b, 0x0e, 0x03, 0x02, 0x1a];
-const SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
-const SHA384: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
-const SHA512: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03];
+const PBES2: Oid = Oid::new_unwrap("1.2.840.113549.1.5.13");
+const PBKDF2: Oid = Oid::new_unwrap("1.2.840.113549.1.5.12");
+const HMAC_SHA1: Oid = Oid::new_unwrap("1.2.840.113549.2.7");
+const HMAC_SHA256: Oid = Oid::new_unwrap("1.2.840.113549.2.9");
+const HMAC_SHA384: Oid = Oid::new_unwrap("1.2.840.113549.2.10");
+const HMAC_SHA512: Oid = Oid::new_unwrap("1.2.840.113549.2.11");
+const AES128_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.2");
+const AES192_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.22");
+const AES256_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.42");
+const DES_EDE3_CBC: Oid = Oid::new_unwrap("1.2.840.113549.3.7");
+/// `pkcs-12PbeIds`: the legacy schemes are its children (RFC 7292 appendix C).
+const PKCS12_PBE: Oid = Oid::new_unwrap("1.2.840.113549.1.12.1");
+const SHA1: Oid = Oid::new_unwrap("1.3.14.3.2.26");
+const SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
+const SHA384: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.2");
+const SHA512: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.3");
 
 /// Why a decryption did not happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,17 +98,14 @@ impl Password {
 }
 
 /// A digest algorithm named by its OID, as PKCS#12 MACs name theirs.
-pub fn digest_by_oid(oid: &[u8]) -> PbeResult<&'static digest::Algorithm> {
+pub fn digest_by_oid(oid: Oid) -> PbeResult<&'static digest::Algorithm> {
     Ok(match oid {
         SHA1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
         SHA256 => &digest::SHA256,
         SHA384 => &digest::SHA384,
         SHA512 => &digest::SHA512,
         _ => {
-            return Err(PbeError::Unsupported(format!(
-                "digest {}",
-                der::oid_text(oid)
-            )));
+            return Err(PbeError::Unsupported(format!("digest {oid}")));
         }
     })
 }
@@ -260,15 +260,14 @@ fn unpad<D: BlockDecryptMut>(
         .map_err(|_| PbeError::WrongPassword)
 }
 
-/// Decrypts `data` with the scheme an `AlgorithmIdentifier` (its SEQUENCE's contents)
-/// names.
-pub fn decrypt(algorithm: &[u8], data: &[u8], password: &Password) -> PbeResult<Vec<u8>> {
-    let mut alg = Reader::new(algorithm);
-    let oid = alg.expect(der::OID)?;
+/// Decrypts `data` with the scheme an `AlgorithmIdentifier` (a reader of its SEQUENCE's
+/// contents) names.
+pub fn decrypt(mut alg: Reader<'_>, data: &[u8], password: &Password) -> PbeResult<Vec<u8>> {
+    let oid = alg.oid()?;
     if oid == PBES2 {
         return pbes2(alg.sequence()?, data, password);
     }
-    if let Some(&[scheme]) = oid.strip_prefix(PKCS12_PBE_PREFIX) {
+    if let Some(&[scheme]) = oid.as_bytes().strip_prefix(PKCS12_PBE.as_bytes()) {
         let cipher = match scheme {
             3 => Cipher::DesEde3,
             4 => Cipher::DesEde2,
@@ -281,40 +280,31 @@ pub fn decrypt(algorithm: &[u8], data: &[u8], password: &Password) -> PbeResult<
                 effective_bits: 40,
             },
             _ => {
-                return Err(PbeError::Unsupported(format!(
-                    "encryption {} (RC4)",
-                    der::oid_text(oid)
-                )));
+                return Err(PbeError::Unsupported(format!("encryption {oid} (RC4)")));
             }
         };
         let mut params = alg.sequence()?;
-        let salt = params.expect(der::OCTET_STRING)?;
+        let salt = params.expect(Tag::OctetString)?;
         let rounds = params.small_uint()?;
         let sha1 = &digest::SHA1_FOR_LEGACY_USE_ONLY;
         let key = pkcs12_kdf(sha1, 1, password, salt, rounds, cipher.key_len())?;
         let iv = pkcs12_kdf(sha1, 2, password, salt, rounds, cipher.iv_len())?;
         return cipher.decrypt(&key, &iv, data);
     }
-    Err(PbeError::Unsupported(format!(
-        "encryption {}",
-        der::oid_text(oid)
-    )))
+    Err(PbeError::Unsupported(format!("encryption {oid}")))
 }
 
 /// RFC 8018 PBES2 with PBKDF2.
 fn pbes2(mut params: Reader<'_>, data: &[u8], password: &Password) -> PbeResult<Vec<u8>> {
     let mut kdf = params.sequence()?;
-    let kdf_oid = kdf.expect(der::OID)?;
+    let kdf_oid = kdf.oid()?;
     if kdf_oid != PBKDF2 {
-        return Err(PbeError::Unsupported(format!(
-            "key derivation {}",
-            der::oid_text(kdf_oid)
-        )));
+        return Err(PbeError::Unsupported(format!("key derivation {kdf_oid}")));
     }
     let mut kdf = kdf.sequence()?;
-    let salt = kdf.expect(der::OCTET_STRING)?;
+    let salt = kdf.expect(Tag::OctetString)?;
     let rounds = iterations(kdf.small_uint()?)?;
-    let key_len = if kdf.peek_tag() == Some(der::INTEGER) {
+    let key_len = if kdf.next_is(Tag::Integer) {
         Some(kdf.small_uint()?)
     } else {
         None
@@ -322,7 +312,7 @@ fn pbes2(mut params: Reader<'_>, data: &[u8], password: &Password) -> PbeResult<
     let prf = if kdf.is_empty() {
         HMAC_SHA1
     } else {
-        kdf.sequence()?.expect(der::OID)?
+        kdf.sequence()?.oid()?
     };
     let prf = match prf {
         HMAC_SHA1 => ring::pbkdf2::PBKDF2_HMAC_SHA1,
@@ -331,29 +321,25 @@ fn pbes2(mut params: Reader<'_>, data: &[u8], password: &Password) -> PbeResult<
         HMAC_SHA512 => ring::pbkdf2::PBKDF2_HMAC_SHA512,
         other => {
             return Err(PbeError::Unsupported(format!(
-                "PBKDF2 pseudo-random function {}",
-                der::oid_text(other)
+                "PBKDF2 pseudo-random function {other}"
             )));
         }
     };
     let mut scheme = params.sequence()?;
-    let cipher_oid = scheme.expect(der::OID)?;
+    let cipher_oid = scheme.oid()?;
     let cipher = match cipher_oid {
         AES128_CBC => Cipher::Aes128,
         AES192_CBC => Cipher::Aes192,
         AES256_CBC => Cipher::Aes256,
         DES_EDE3_CBC => Cipher::DesEde3,
         other => {
-            return Err(PbeError::Unsupported(format!(
-                "cipher {}",
-                der::oid_text(other)
-            )));
+            return Err(PbeError::Unsupported(format!("cipher {other}")));
         }
     };
     if key_len.is_some_and(|n| usize::try_from(n).ok() != Some(cipher.key_len())) {
         return Err(PbeError::Malformed("key length does not match the cipher"));
     }
-    let iv = scheme.expect(der::OCTET_STRING)?;
+    let iv = scheme.expect(Tag::OctetString)?;
     let mut key = vec![0u8; cipher.key_len()];
     ring::pbkdf2::derive(prf, rounds, salt, &password.utf8, &mut key);
     cipher.decrypt(&key, iv, data)
@@ -361,12 +347,12 @@ fn pbes2(mut params: Reader<'_>, data: &[u8], password: &Password) -> PbeResult<
 
 /// PKCS#8 `EncryptedPrivateKeyInfo` (DER) → the `PrivateKeyInfo` DER inside.
 pub fn decrypt_private_key_info(encrypted: &[u8], password: &Password) -> PbeResult<Vec<u8>> {
-    let mut info = Reader::new(der::single(encrypted, der::SEQUENCE)?);
-    let algorithm = info.expect(der::SEQUENCE)?;
+    let mut info = asn1::single_sequence(encrypted)?;
+    let algorithm = info.sequence()?;
     let data = info.octets()?;
     let plain = decrypt(algorithm, &data, password)?;
     // A wrong key whose output happens to end in valid padding is caught here.
-    der::single(&plain, der::SEQUENCE).map_err(|_| PbeError::WrongPassword)?;
+    asn1::single(&plain, Tag::Sequence).map_err(|_| PbeError::WrongPassword)?;
     Ok(plain)
 }
 
@@ -421,7 +407,8 @@ mod tests {
             pkcs12_kdf(sha1, 1, &Password::new("x"), b"salt", 0, 8),
             Err(PbeError::Malformed("zero iterations"))
         );
-        assert!(decrypt(&[0x06, 0x01, 0x2a], b"", &Password::new("x")).is_err());
+        let unknown = Reader::new(&[0x06, 0x01, 0x2a]).unwrap();
+        assert!(decrypt(unknown, b"", &Password::new("x")).is_err());
         assert!(decrypt_private_key_info(&[0x30, 0x00], &Password::new("x")).is_err());
     }
 }

@@ -3,25 +3,19 @@
 //! private key gathered from the safe contents, encrypted or not. Reading only, and only
 //! password integrity and privacy mode (no public-key modes, no PBMAC1).
 
-use crate::certfile::der::{self, Reader};
+use der::Tag;
+
+use crate::certfile::asn1::{self, DerError, Oid, Reader};
 use crate::certfile::pbe::{self, Password, PbeError};
 
-const DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
-const ENCRYPTED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x06];
-const KEY_BAG: &[u8] = &[
-    0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x01,
-];
-const SHROUDED_KEY_BAG: &[u8] = &[
-    0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x02,
-];
-const CERT_BAG: &[u8] = &[
-    0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x03,
-];
-const SAFE_CONTENTS_BAG: &[u8] = &[
-    0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x06,
-];
-const X509_CERTIFICATE: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x16, 0x01];
-const PBMAC1: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0e];
+const DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.1");
+const ENCRYPTED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.6");
+const KEY_BAG: Oid = Oid::new_unwrap("1.2.840.113549.1.12.10.1.1");
+const SHROUDED_KEY_BAG: Oid = Oid::new_unwrap("1.2.840.113549.1.12.10.1.2");
+const CERT_BAG: Oid = Oid::new_unwrap("1.2.840.113549.1.12.10.1.3");
+const SAFE_CONTENTS_BAG: Oid = Oid::new_unwrap("1.2.840.113549.1.12.10.1.6");
+const X509_CERTIFICATE: Oid = Oid::new_unwrap("1.2.840.113549.1.9.22.1");
+const PBMAC1: Oid = Oid::new_unwrap("1.2.840.113549.1.5.14");
 /// Nested safe contents deeper than this are refused (tools write none).
 const MAX_NESTING: usize = 4;
 
@@ -58,8 +52,8 @@ pub enum Pkcs12Error {
     PasswordNeeded,
 }
 
-impl From<der::DerError> for Pkcs12Error {
-    fn from(e: der::DerError) -> Self {
+impl From<DerError> for Pkcs12Error {
+    fn from(e: DerError) -> Self {
         Pkcs12Error::Malformed(e.0)
     }
 }
@@ -76,9 +70,8 @@ impl From<PbeError> for Pkcs12Error {
 
 /// Does this look like a PFX at all (a DER SEQUENCE starting with version 3)?
 pub fn looks_like_pkcs12(bytes: &[u8]) -> bool {
-    let mut outer = Reader::new(bytes);
-    outer
-        .sequence()
+    Reader::new(bytes)
+        .and_then(|mut outer| outer.sequence())
         .and_then(|mut pfx| pfx.small_uint())
         .is_ok_and(|version| version == 3)
 }
@@ -86,25 +79,24 @@ pub fn looks_like_pkcs12(bytes: &[u8]) -> bool {
 /// Reads a PFX with the password the user gave, if any.
 pub fn parse(bytes: &[u8], password: Option<&str>) -> Result<Contents, Pkcs12Error> {
     // Bytes after the PFX (some tools pad files) are ignored, as OpenSSL ignores them.
-    let mut pfx = Reader::new(bytes).sequence()?;
+    let mut pfx = Reader::new(bytes)?.sequence()?;
     if pfx.small_uint()? != 3 {
         return Err(Pkcs12Error::Malformed("version is not 3"));
     }
     let mut auth_safe = pfx.sequence()?;
-    let content_type = auth_safe.expect(der::OID)?;
-    if content_type != DATA {
+    if auth_safe.oid()? != DATA {
         return Err(Pkcs12Error::Unsupported(
             "public-key integrity mode (signed data)".to_string(),
         ));
     }
-    let data = der::single_octets(auth_safe.expect(der::CONTEXT_0)?)?;
+    let data = asn1::single_octets(auth_safe.explicit(0)?)?;
     let data = data.as_ref();
     let candidates = Password::candidates(password);
-    let chosen: Vec<&Password> = match pfx.optional(der::SEQUENCE)? {
+    let chosen: Vec<&Password> = match pfx.optional_sequence()? {
         Some(mac_data) => {
             let mut verified = None;
             for candidate in &candidates {
-                if verify_mac(mac_data, data, candidate)? {
+                if verify_mac(mac_data.clone(), data, candidate)? {
                     verified = Some(candidate);
                     break;
                 }
@@ -135,19 +127,22 @@ fn wrong_password(password: Option<&str>) -> Pkcs12Error {
 
 /// The `MacData` check: HMAC over the authenticated safe with a key derived from the
 /// password. `Ok(false)` means this password encoding is not the one.
-fn verify_mac(mac_data: &[u8], data: &[u8], password: &Password) -> Result<bool, Pkcs12Error> {
-    let mut mac_data = Reader::new(mac_data);
+fn verify_mac(
+    mut mac_data: Reader<'_>,
+    data: &[u8],
+    password: &Password,
+) -> Result<bool, Pkcs12Error> {
     let mut digest_info = mac_data.sequence()?;
     let mut algorithm = digest_info.sequence()?;
-    let oid = algorithm.expect(der::OID)?;
+    let oid = algorithm.oid()?;
     if oid == PBMAC1 {
         return Err(Pkcs12Error::Unsupported(
             "PBMAC1 integrity (re-export with `openssl pkcs12 -export -macalg sha256`)".to_string(),
         ));
     }
     let hash = pbe::digest_by_oid(oid)?;
-    let expected = digest_info.expect(der::OCTET_STRING)?;
-    let salt = mac_data.expect(der::OCTET_STRING)?;
+    let expected = digest_info.expect(Tag::OctetString)?;
+    let salt = mac_data.expect(Tag::OctetString)?;
     let rounds = if mac_data.is_empty() {
         1
     } else {
@@ -164,20 +159,19 @@ fn read_authenticated_safe(
     password: &Password,
     out: &mut Contents,
 ) -> Result<(), Pkcs12Error> {
-    let mut infos = Reader::new(der::single(data, der::SEQUENCE)?);
+    let mut infos = asn1::single_sequence(data)?;
     while !infos.is_empty() {
         let mut info = infos.sequence()?;
-        let content_type = info.expect(der::OID)?;
-        let content = info.expect(der::CONTEXT_0)?;
+        let content_type = info.oid()?;
+        let content = info.explicit(0)?;
         if content_type == DATA {
-            read_safe_contents(&der::single_octets(content)?, password, out, 0)?;
+            read_safe_contents(&asn1::single_octets(content)?, password, out, 0)?;
         } else if content_type == ENCRYPTED_DATA {
             let plain = decrypt_encrypted_data(content, password)?;
             read_safe_contents(&plain, password, out, 0)?;
         } else {
             return Err(Pkcs12Error::Unsupported(format!(
-                "content type {} (public-key privacy mode?)",
-                der::oid_text(content_type)
+                "content type {content_type} (public-key privacy mode?)"
             )));
         }
     }
@@ -186,17 +180,18 @@ fn read_authenticated_safe(
 
 /// `EncryptedData` → the `SafeContents` DER inside.
 fn decrypt_encrypted_data(content: &[u8], password: &Password) -> Result<Vec<u8>, Pkcs12Error> {
-    let mut encrypted_data = Reader::new(der::single(content, der::SEQUENCE)?);
+    let mut encrypted_data = asn1::single_sequence(content)?;
     encrypted_data.small_uint()?;
     let mut info = encrypted_data.sequence()?;
-    info.expect(der::OID)?;
-    let algorithm = info.expect(der::SEQUENCE)?;
+    info.oid()?;
+    let algorithm = info.sequence()?;
     // `[0] IMPLICIT OCTET STRING`: primitive, or (BER) constructed from pieces.
-    let ciphertext = der::octets_of(info.any()?, der::CONTEXT_0_PRIMITIVE)
+    let ciphertext = info
+        .implicit_octets(0)
         .map_err(|_| Pkcs12Error::Malformed("encrypted content missing"))?;
     let plain = pbe::decrypt(algorithm, &ciphertext, password)?;
     // Valid padding under a wrong key is possible; a wrong key never gives valid DER.
-    der::single(&plain, der::SEQUENCE).map_err(|_| Pkcs12Error::WrongPassword)?;
+    asn1::single(&plain, Tag::Sequence).map_err(|_| Pkcs12Error::WrongPassword)?;
     Ok(plain)
 }
 
@@ -211,21 +206,21 @@ fn read_safe_contents(
     if depth > MAX_NESTING {
         return Err(Pkcs12Error::Malformed("safe contents nested too deeply"));
     }
-    let mut bags = Reader::new(der::single(data, der::SEQUENCE)?);
+    let mut bags = asn1::single_sequence(data)?;
     while !bags.is_empty() {
         let mut bag = bags.sequence()?;
-        let bag_type = bag.expect(der::OID)?;
-        let value = bag.expect(der::CONTEXT_0)?;
+        let bag_type = bag.oid()?;
+        let value = bag.explicit(0)?;
         if bag_type == KEY_BAG {
-            der::single(value, der::SEQUENCE)?;
+            asn1::single(value, Tag::Sequence)?;
             out.keys.push(value.to_vec());
         } else if bag_type == SHROUDED_KEY_BAG {
             out.keys
                 .push(pbe::decrypt_private_key_info(value, password)?);
         } else if bag_type == CERT_BAG {
-            let mut cert_bag = Reader::new(der::single(value, der::SEQUENCE)?);
-            if cert_bag.expect(der::OID)? == X509_CERTIFICATE {
-                let der_cert = der::single_octets(cert_bag.expect(der::CONTEXT_0)?)?;
+            let mut cert_bag = asn1::single_sequence(value)?;
+            if cert_bag.oid()? == X509_CERTIFICATE {
+                let der_cert = asn1::single_octets(cert_bag.explicit(0)?)?;
                 out.certificates.push(der_cert.to_vec());
             }
         } else if bag_type == SAFE_CONTENTS_BAG {
