@@ -7,6 +7,30 @@
 use std::path::PathBuf;
 
 use crate::identity::{CredentialKind, Unavailable};
+use crate::throttle::Throttled;
+
+/// Who answered: the parties a mint talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    /// Entra ID's token endpoint, asked by this credential kind.
+    Entra(CredentialKind),
+    ManagedIdentity,
+    Exchange,
+    TokenEndpoint,
+}
+
+impl std::fmt::Display for Party {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Party::Entra(kind) => return write!(f, "credential `{}`: Entra ID", kind.name()),
+            Party::ManagedIdentity => {
+                "credential `managed-identity`: the managed identity endpoint"
+            }
+            Party::Exchange => "ACR exchange",
+            Party::TokenEndpoint => "ACR token endpoint",
+        })
+    }
+}
 
 /// The exact text docker, podman, skopeo and docker-py treat as "no credentials".
 pub const NOT_FOUND_TEXT: &str = "credentials not found in native keychain";
@@ -71,6 +95,15 @@ pub enum Error {
     )]
     LockTimeout { path: PathBuf, seconds: u64 },
 
+    /// A service answered 429 or 503 and the wait it asked for did not fit in the budget,
+    /// or was not waited for because a still-valid token was at hand.
+    #[error("{party} {message}: {}", crate::throttle::describe(facts))]
+    Throttled {
+        party: Party,
+        message: String,
+        facts: Throttled,
+    },
+
     /// A network call failed before an answer arrived; `tls` when the handshake or the
     /// certificate did.
     #[error("{message}")]
@@ -84,6 +117,7 @@ pub struct Facts {
     pub aadsts: Vec<u32>,
     pub firewall: bool,
     pub tls: bool,
+    pub throttled: bool,
 }
 
 impl Error {
@@ -109,6 +143,18 @@ impl Error {
         }
     }
 
+    /// An `HttpError` from `party`: a throttled answer keeps its facts.
+    pub fn from_http(party: Party, e: crate::http::HttpError) -> Self {
+        match e.failure {
+            crate::http::Failure::Throttled(facts) => Self::Throttled {
+                party,
+                message: e.message,
+                facts,
+            },
+            failure => Self::network(e.message, failure == crate::http::Failure::Tls),
+        }
+    }
+
     pub fn network(message: String, tls: bool) -> Self {
         Self::Network { message, tls }
     }
@@ -125,6 +171,11 @@ impl Error {
             } => Facts {
                 status: *status,
                 firewall: *firewall,
+                ..Facts::default()
+            },
+            Error::Throttled { facts, .. } => Facts {
+                status: Some(facts.status),
+                throttled: true,
                 ..Facts::default()
             },
             Error::Network { tls, .. } => Facts {

@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 use crate::config::FileConfig;
-use crate::error::{Error, Result, redact_text};
+use crate::error::{Error, Party, Result, redact_text};
 use crate::http::{Failure, Http, HttpRequest, HttpResponse};
 use crate::jwt;
 use crate::registry::RegistryHost;
@@ -258,9 +258,8 @@ pub fn exchange(
     }
     body.push('&');
     body.push_str(&form(&[("access_token", token.0.expose())]));
-    let response = http
-        .send(&HttpRequest::post_form(&url, body))
-        .map_err(|e| ExchangeError::Other(e.into()))?;
+    let response = crate::throttle::send(http, &HttpRequest::post_form(&url, body))
+        .map_err(|e| ExchangeError::Other(Error::from_http(Party::Exchange, e)))?;
     read_answer(&url, &response)
 }
 

@@ -14,6 +14,7 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::config::{ConnectTo, Settings};
 use crate::error::{Error, Result};
+use crate::throttle::{Throttled, Wait};
 
 /// Most bytes read from any answer: tokens and error bodies are a few KiB.
 pub const MAX_BODY: u64 = 1024 * 1024;
@@ -110,6 +111,8 @@ pub enum Failure {
     Timeout,
     /// The certificate or handshake failed: retrying will not help.
     Tls,
+    /// The service answered 429 or 503 and the wait did not fit (`throttle::send`).
+    Throttled(Throttled),
     Other,
 }
 
@@ -136,6 +139,7 @@ pub struct Http {
     local: ureq::Agent,
     connect_to: Arc<Vec<ConnectTo>>,
     timeout: Duration,
+    wait: Wait,
 }
 
 impl std::fmt::Debug for Http {
@@ -180,6 +184,7 @@ impl Http {
             local: build(false),
             connect_to: Arc::new(settings.connect_to.clone()),
             timeout,
+            wait: Wait::Patient,
         }
     }
 
@@ -187,8 +192,31 @@ impl Http {
         self.timeout
     }
 
+    /// Whether requests sent through `throttle::send` may wait out a throttled answer.
+    pub fn wait(&self) -> Wait {
+        self.wait
+    }
+
+    /// The same agent (and connections) with another `Wait`.
+    pub fn waiting(&self, wait: Wait) -> Http {
+        Http {
+            wait,
+            ..self.clone()
+        }
+    }
+
     /// Send one request and read the whole answer (at most `MAX_BODY` bytes).
     pub fn send(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
+        self.send_within(request, self.timeout)
+    }
+
+    /// `send`, with at most `limit` (when shorter than the agent's timeout) for the whole
+    /// request: a retry gets only what is left of its budget.
+    pub fn send_within(
+        &self,
+        request: &HttpRequest,
+        limit: Duration,
+    ) -> Result<HttpResponse, HttpError> {
         let uri: ureq::http::Uri = request.url.parse().map_err(|_| HttpError {
             failure: Failure::Other,
             message: format!("`{}` is not a valid URL", strip_query(&request.url)),
@@ -203,15 +231,16 @@ impl Http {
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
+        let limit = (limit < self.timeout).then(|| limit.max(Duration::from_millis(1)));
         let result = match &request.body {
             Some(body) => builder
                 .body(body.clone())
                 .map_err(|e| other(&request.url, &e))
-                .and_then(|r| agent.run(r).map_err(|e| map_error(&request.url, &e))),
+                .and_then(|r| run(agent, r, limit).map_err(|e| map_error(&request.url, &e))),
             None => builder
                 .body(())
                 .map_err(|e| other(&request.url, &e))
-                .and_then(|r| agent.run(r).map_err(|e| map_error(&request.url, &e))),
+                .and_then(|r| run(agent, r, limit).map_err(|e| map_error(&request.url, &e))),
         };
         let mut response = result?;
         let status = response.status().as_u16();
@@ -231,6 +260,23 @@ impl Http {
             headers,
             body,
         })
+    }
+}
+
+/// Run `request` on `agent`, within `limit` when one is given.
+fn run<S: ureq::AsSendBody>(
+    agent: &ureq::Agent,
+    request: ureq::http::Request<S>,
+    limit: Option<Duration>,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    match limit {
+        None => agent.run(request),
+        Some(limit) => agent.run(
+            agent
+                .configure_request(request)
+                .timeout_global(Some(limit))
+                .build(),
+        ),
     }
 }
 
@@ -379,12 +425,13 @@ fn find_rule<'a>(rules: &'a [ConnectTo], uri: &ureq::http::Uri) -> Option<&'a Co
     rules.iter().find(|r| r.host == host && r.port == port)
 }
 
-/// Run a blocking request on its own short-lived thread and await it, so a deadline
-/// around the future can always fire (`azure_core` drives its policies as futures).
+/// Run a blocking request (throttled answers waited out, `throttle::send`) on its own
+/// short-lived thread and await it, so a deadline around the future can always fire
+/// (`azure_core` drives its policies as futures).
 pub async fn send_async(http: Http, request: HttpRequest) -> Result<HttpResponse, HttpError> {
     let (tx, rx) = futures::channel::oneshot::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(http.send(&request));
+        let _ = tx.send(crate::throttle::send(&http, &request));
     });
     rx.await.unwrap_or_else(|_| {
         Err(HttpError {

@@ -46,6 +46,7 @@ mod protocol;
 mod registry;
 mod secret;
 mod store;
+mod throttle;
 
 use std::io::{Read, Write};
 
@@ -151,6 +152,17 @@ Config: ACR_ENTRA_CONFIG (default ~/.config/acr-entra/config.json). Logs: ACR_EN
 See the README for every variable.";
 
 /// Seconds since the Unix epoch.
+/// A random number from the system's generator, for spreading machines apart (refresh
+/// jitter, backoff); 0 if the generator fails, which only loses the spread.
+pub fn random_u32() -> u32 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 4];
+    match ring::rand::SystemRandom::new().fill(&mut bytes) {
+        Ok(()) => u32::from_le_bytes(bytes),
+        Err(_) => 0,
+    }
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -12,10 +12,11 @@ use crate::entra;
 use crate::error::{Error, Result};
 use crate::identity::PodIdentity;
 use crate::identity::{CredentialKind, Identity, ImdsAbsent, ManagedSource};
-use crate::mint::{self, Minted};
+use crate::mint::{self, Minted, Start};
 use crate::private_dir::PrivateDir;
 use crate::registry::{Audience, Cloud, RegistryHost};
 use crate::secret::AcrRefreshToken;
+use crate::throttle::Wait;
 
 /// What a token is asked for: the registry, its config entry and cloud, and a pod's own
 /// identity when kubelet passed one.
@@ -129,14 +130,21 @@ fn mint_and_keep(
     {
         return Ok((hit.token.clone(), hit.expires_on));
     }
-    let remembered = lock.map(HostLock::remembered).unwrap_or_default();
+    let start = Start {
+        remembered: lock.map(HostLock::remembered).unwrap_or_default(),
+        wait: if cached.as_ref().is_some_and(|c| c.is_valid(now)) {
+            Wait::Never
+        } else {
+            Wait::Patient
+        },
+    };
     let minted = mint::mint(
         settings,
         &ctx.config,
         target.host,
         target.registry,
         &identity,
-        &remembered,
+        &start,
         &mut |_| {},
     );
     match minted {
@@ -260,7 +268,7 @@ fn write(lock: &HostLock, key: &TokenKey, kind: CredentialKind, minted: &Minted)
     let times = Times {
         now,
         expires_on: minted.expires_on,
-        jitter: jitter(minted.expires_on.saturating_sub(now), random_draw()),
+        jitter: jitter(minted.expires_on.saturating_sub(now), crate::random_u32()),
     };
     let written = lock
         .put(key, kind.name(), &minted.token, times)
@@ -277,15 +285,6 @@ fn write(lock: &HostLock, key: &TokenKey, kind: CredentialKind, minted: &Minted)
 
 /// A random number for the refresh jitter (from the system's generator; a mint already
 /// pays for TLS, so one more system call does not show). Zero if none is available.
-fn random_draw() -> u32 {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 4];
-    match ring::rand::SystemRandom::new().fill(&mut bytes) {
-        Ok(()) => u32::from_le_bytes(bytes),
-        Err(_) => 0,
-    }
-}
-
 /// A failed mint: the cached token if it is still valid (with a warning), else the error.
 fn fall_back(
     host: &RegistryHost,

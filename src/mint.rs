@@ -17,6 +17,7 @@ use crate::jwt;
 use crate::registry::Audience;
 use crate::registry::RegistryHost;
 use crate::secret::{AcrRefreshToken, EntraToken};
+use crate::throttle::Wait;
 
 #[derive(Debug)]
 pub struct Minted {
@@ -78,6 +79,15 @@ pub fn worst_case(settings: &Settings) -> Duration {
     Duration::from_secs(1) + t + (entra::deadline(settings) + t) * 2
 }
 
+/// What a mint starts from besides its target: what the host's files remember, and
+/// whether a throttled request may wait for the service (not when a still-valid token is
+/// at hand to answer with instead).
+#[derive(Debug, Default)]
+pub struct Start {
+    pub remembered: Remembered,
+    pub wait: Wait,
+}
+
 /// One mint, telling `observe` about each step as it ends (`doctor` prints them; `get`
 /// passes a no-op).
 pub fn mint(
@@ -86,14 +96,15 @@ pub fn mint(
     host: &RegistryHost,
     registry: Option<&RegistryConfig>,
     identity: &Identity,
-    remembered: &Remembered,
+    start: &Start,
     observe: &mut dyn FnMut(Step),
 ) -> Result<Minted> {
+    let remembered = &start.remembered;
     let mut run = Run {
         settings,
         host,
         identity,
-        http: crate::http::shared(settings),
+        http: crate::http::shared(settings).waiting(start.wait),
         policy: RealmPolicy::new(config),
         observe,
     };

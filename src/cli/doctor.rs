@@ -12,7 +12,6 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use crate::cache::Remembered;
 use crate::cache::{Cache, TokenKey};
 use crate::config::{Env, RegistryConfig, Settings};
 use crate::context::{Context, Dir};
@@ -22,7 +21,7 @@ use crate::helper;
 use crate::identity::{CredentialKind, Unavailable};
 use crate::identity::{Identity, ManagedSource};
 use crate::jwt;
-use crate::mint::{self, StepKind};
+use crate::mint::{self, Start, StepKind};
 use crate::registry::{Audience, Cloud, RegistryHost};
 use crate::store::Store;
 
@@ -55,6 +54,7 @@ pub enum Hint {
     AppNotFound,
     TenantNotFound,
     FederationMismatch,
+    Throttled,
 }
 
 impl Hint {
@@ -119,6 +119,11 @@ impl Hint {
                 "the app has no federated credential matching this token's issuer and subject: \
                  add one for the cluster's OIDC issuer and `system:serviceaccount:NAMESPACE:NAME` \
                  (`az identity federated-credential create` or the app's Certificates & secrets)"
+            }
+            Hint::Throttled => {
+                "the service is throttling requests from this machine, its tenant or its network: \
+                 try again at the time the error names, or raise ACR_ENTRA_TIMEOUT so the wait fits; \
+                 machines that start together share the limit, and a cached token is answered without waiting"
             }
             Hint::NotAcr => {
                 "`get` answers \"credentials not found\" for this host; if it is an ACR custom domain or a test registry, \
@@ -360,7 +365,7 @@ fn mint_section(
         host,
         registry,
         identity,
-        &Remembered::default(),
+        &Start::default(),
         &mut |step| steps.push(step),
     );
     for step in &steps {
@@ -664,6 +669,10 @@ pub fn hints_for(
     identity: &Identity,
     forced: Option<&Audience>,
 ) -> Vec<Hint> {
+    // A throttled party says nothing about the identity or the path to it.
+    if facts.throttled {
+        return vec![Hint::Throttled];
+    }
     let mut hints = Vec::new();
     if facts.aadsts.iter().any(|c| CLOCK_CODES.contains(c)) {
         hints.push(Hint::ClockSkew);
@@ -794,7 +803,7 @@ mod tests {
             tls: true,
             ..Facts::default()
         };
-        let cases: [Case; 15] = [
+        let cases: [Case; 16] = [
             (
                 entra(&[7_000_215]),
                 StepKind::EntraToken,
@@ -895,6 +904,17 @@ mod tests {
                 &[Hint::RegistryUnreachable],
             ),
             (tls, StepKind::Challenge, secret.clone(), None, &[Hint::Tls]),
+            (
+                Facts {
+                    status: Some(429),
+                    throttled: true,
+                    ..Facts::default()
+                },
+                StepKind::EntraToken,
+                identity(CredentialKind::ManagedIdentity, Some(ManagedSource::Imds)),
+                None,
+                &[Hint::Throttled],
+            ),
         ];
         for (facts, kind, id, forced, want) in cases {
             assert_eq!(

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::cache::Cache;
 use crate::cli::Args;
 use crate::context::{Context, Dir};
-use crate::error::{Error, Result, one_line};
+use crate::error::{Error, Party, Result, one_line};
 use crate::exchange::{self, Challenge, RealmPolicy};
 use crate::helper;
 use crate::http::{self, Http, HttpRequest};
@@ -152,7 +152,9 @@ pub fn access_token(
     ];
     pairs.extend(scopes.iter().map(|s| ("scope", s.as_str())));
     pairs.push(("refresh_token", refresh.0.expose()));
-    let response = http.send(&HttpRequest::post_form(&url, exchange::form(&pairs)))?;
+    let request = HttpRequest::post_form(&url, exchange::form(&pairs));
+    let response = crate::throttle::send(http, &request)
+        .map_err(|e| Error::from_http(Party::TokenEndpoint, e))?;
     let fail = |why: String| Error::exchange(format!("ACR token endpoint `{url}` {why}"));
     match response.status {
         200 => {}

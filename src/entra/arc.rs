@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::config::Settings;
 use crate::exchange::form;
-use crate::http::{Http, HttpRequest, HttpResponse};
+use crate::http::{Failure, Http, HttpError, HttpRequest, HttpResponse};
 use crate::identity::Identity;
 
 /// Where the Arc agent writes its challenge key files on Linux.
@@ -24,6 +24,9 @@ pub enum ArcError {
     /// The agent could not be reached (the HTTP layer's one line).
     #[error("{0}")]
     Unreachable(String),
+    /// The agent throttled the request and the wait did not fit (`throttle::send`).
+    #[error("{}", .0.message)]
+    Throttled(HttpError),
     #[error("the Arc agent's 401 carried no Basic realm")]
     NoRealm,
     #[error("the Arc agent named key file `{0}`, which is outside {ARC_KEY_DIR}; refused")]
@@ -70,9 +73,8 @@ pub fn token(
         query.push(("client_id", id));
     }
     let url = format!("{endpoint}?{}", form(&query));
-    let first = http
-        .send(&HttpRequest::get(&url).header("metadata", "true"))
-        .map_err(|e| ArcError::Unreachable(e.message))?;
+    let first = crate::throttle::send(http, &HttpRequest::get(&url).header("metadata", "true"))
+        .map_err(unreachable)?;
     let answer = if first.status == 401 {
         let realm = first
             .header("www-authenticate")
@@ -80,16 +82,24 @@ pub fn token(
             .map(|r| r.trim_matches('"').to_string())
             .ok_or(ArcError::NoRealm)?;
         let key = read_key(Path::new(&realm))?;
-        http.send(
+        crate::throttle::send(
+            http,
             &HttpRequest::get(&url)
                 .header("metadata", "true")
                 .header("authorization", &format!("Basic {key}")),
         )
-        .map_err(|e| ArcError::Unreachable(e.message))?
+        .map_err(unreachable)?
     } else {
         first
     };
     parse(&answer)
+}
+
+fn unreachable(e: HttpError) -> ArcError {
+    match e.failure {
+        Failure::Throttled(_) => ArcError::Throttled(e),
+        _ => ArcError::Unreachable(e.message),
+    }
 }
 
 fn read_key(path: &Path) -> Result<String, ArcError> {

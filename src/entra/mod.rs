@@ -26,7 +26,7 @@ use crate::config::{
     AZURE_AUTHORITY_HOST, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,
     AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID, RegistryConfig, Settings,
 };
-use crate::error::{Error, Result, one_line, redact_text};
+use crate::error::{Error, Party, Result, one_line, redact_text};
 use crate::http::{Http, HttpRequest};
 use crate::identity::PodIdentity;
 use crate::identity::{
@@ -322,7 +322,10 @@ pub fn token(
         ))
     };
     if identity.managed_source == Some(ManagedSource::Arc) {
-        return arc::token(settings, http, identity, scope).map_err(|e| fail(e.to_string()));
+        return arc::token(settings, http, identity, scope).map_err(|e| match e {
+            arc::ArcError::Throttled(e) => Error::from_http(Party::ManagedIdentity, e),
+            e => fail(e.to_string()),
+        });
     }
     let transport = AzureTransport::new(http.clone(), settings.azure.pod_identity_host.clone());
     let credential = build(identity, settings, &transport).map_err(|e| match e {
@@ -332,12 +335,23 @@ pub fn token(
     let deadline = deadline(settings);
     let result = block_on_deadline(credential.get_token(&[scope], None), deadline)
         .ok_or_else(|| fail(format!("no token within {}s", deadline.as_secs())))?;
-    let access = result.map_err(|e| fail(error_chain(&e)))?;
+    let access = result.map_err(|e| match transport.throttled() {
+        Some(e) => Error::from_http(party(identity), e),
+        None => fail(error_chain(&e)),
+    })?;
     let secret = access.token.secret();
     if secret.is_empty() {
         return Err(fail("the answer held an empty token".into()));
     }
     Ok(EntraToken(Secret::new(secret)))
+}
+
+/// Who answers an identity's token requests.
+fn party(identity: &Identity) -> Party {
+    match identity.kind {
+        CredentialKind::ManagedIdentity => Party::ManagedIdentity,
+        kind => Party::Entra(kind),
+    }
 }
 
 /// The most one Entra token request may take: each HTTP call is bounded by the timeout,

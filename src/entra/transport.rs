@@ -1,16 +1,18 @@
 //! The bridge from `azure_core` to our `ureq` agent: `AzureTransport` implements
 //! `azure_core`'s `HttpClient` by running each request on a short-lived thread (see
 //! `http::send_async`), so `azure_identity` credentials share our one TLS stack, our
-//! timeouts and our no-redirect rule. It also points the fixed IMDS address at
+//! timeouts, our no-redirect rule and our throttling rule (`throttle`: a 429 or 503 is
+//! waited out below `azure_core`'s retry policy, or fails with its facts kept here for
+//! `entra::token`, never as a response that policy would wait on). It also points the fixed IMDS address at
 //! `AZURE_POD_IDENTITY_AUTHORITY_HOST` when that is set, as the other Azure SDKs do.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use azure_core::http::headers::Headers;
 use azure_core::http::{AsyncRawResponse, Body, ClientOptions, HttpClient, Request, StatusCode};
 use azure_core::http::{FixedRetryOptions, RetryOptions, Transport};
 
-use crate::http::{Failure, Http, HttpRequest, send_async};
+use crate::http::{Failure, Http, HttpError, HttpRequest, send_async};
 
 /// The address `azure_identity` uses for VM managed identity.
 pub const IMDS_BASE: &str = "http://169.254.169.254";
@@ -19,15 +21,29 @@ pub const IMDS_BASE: &str = "http://169.254.169.254";
 pub struct AzureTransport {
     http: Http,
     imds_base: Option<String>,
+    /// The last throttled request's error, shared by every clone.
+    throttled: Arc<Mutex<Option<HttpError>>>,
 }
 
 impl AzureTransport {
     pub fn new(http: Http, imds_base: Option<String>) -> AzureTransport {
-        AzureTransport { http, imds_base }
+        AzureTransport {
+            http,
+            imds_base,
+            throttled: Arc::default(),
+        }
     }
 
-    /// Client options every credential gets: this transport, one quick retry, and the
-    /// authority host (always set explicitly, so no crate reads the environment for it).
+    /// The error of a request that stayed throttled, if one did: what the credential's
+    /// failure really was.
+    pub fn throttled(&self) -> Option<HttpError> {
+        self.throttled.lock().ok()?.take()
+    }
+
+    /// Client options every credential gets: this transport, one quick retry (connection
+    /// failures and 5xx answers other than 503; throttling never reaches it, see the
+    /// module), and the authority host (always set explicitly, so no crate reads the
+    /// environment for it).
     pub fn client_options(&self, authority_host: &str) -> ClientOptions {
         let mut cloud = azure_core::cloud::CustomConfiguration::default();
         cloud.authority_host = authority_host.to_string();
@@ -84,14 +100,21 @@ impl HttpClient for AzureTransport {
             body,
         };
         let response = send_async(self.http.clone(), outgoing).await.map_err(|e| {
-            // Connection failures may be retried; TLS and timeouts would only fail again.
+            // Connection failures may be retried; TLS and timeouts would only fail again,
+            // and a throttled request has had all the waiting its budget allows.
             let kind = match e.failure {
                 Failure::Connect => azure_core::error::ErrorKind::Connection,
-                Failure::Timeout | Failure::Tls | Failure::Other => {
+                Failure::Timeout | Failure::Tls | Failure::Throttled(_) | Failure::Other => {
                     azure_core::error::ErrorKind::Other
                 }
             };
-            azure_core::Error::with_message(kind, e.message)
+            let message = e.message.clone();
+            if matches!(e.failure, Failure::Throttled(_))
+                && let Ok(mut slot) = self.throttled.lock()
+            {
+                *slot = Some(e);
+            }
+            azure_core::Error::with_message(kind, message)
         })?;
         let mut headers = Headers::new();
         for (k, v) in response.headers {

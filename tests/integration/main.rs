@@ -28,5 +28,6 @@ mod protocol;
 mod redaction;
 mod store;
 mod subcommands;
+mod throttling;
 mod trust_dirs;
 mod trust_tokens;

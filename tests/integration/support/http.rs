@@ -145,7 +145,9 @@ fn reason(status: u16) -> &'static str {
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        429 => "Too Many Requests",
         500 => "Internal Server Error",
+        503 => "Service Unavailable",
         _ => "Status",
     }
 }
@@ -164,6 +166,9 @@ struct Shared {
     stop: AtomicBool,
     requests: Mutex<Vec<Req>>,
     connections: Mutex<usize>,
+    /// Answers given instead of the handler's to the next requests for a path: a service
+    /// that throttles, scripted.
+    refusals: Mutex<Vec<(String, Resp)>>,
 }
 
 /// A running fake server; stops on drop.
@@ -199,6 +204,7 @@ impl Server {
             stop: AtomicBool::new(false),
             requests: Mutex::new(Vec::new()),
             connections: Mutex::new(0),
+            refusals: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let accept_thread = thread::spawn(move || {
@@ -242,6 +248,13 @@ impl Server {
 
     pub fn request_count(&self) -> usize {
         self.shared.requests.lock().unwrap().len()
+    }
+
+    /// Answer the next `times` requests for `path` with `resp` instead of the handler's
+    /// answer (they are still recorded).
+    pub fn refuse(&self, path: &str, resp: Resp, times: usize) {
+        let mut refusals = self.shared.refusals.lock().unwrap();
+        refusals.extend(std::iter::repeat_n((path.to_string(), resp), times));
     }
 
     /// Accepted TCP connections, whether or not a request was read.
@@ -299,7 +312,12 @@ fn serve_stream<S: Read + Write>(stream: S, shared: &Shared, handler: &Handler) 
         return;
     };
     shared.requests.lock().unwrap().push(req.clone());
-    let resp = handler(&req);
+    let refusal = {
+        let mut refusals = shared.refusals.lock().unwrap();
+        let at = refusals.iter().position(|(path, _)| *path == req.path);
+        at.map(|at| refusals.remove(at).1)
+    };
+    let resp = refusal.unwrap_or_else(|| handler(&req));
     let stream = reader.get_mut();
     match resp.delivery {
         Delivery::Normal => {

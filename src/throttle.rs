@@ -1,0 +1,248 @@
+//! Throttling and brief unavailability, waited out within one request's budget. When many
+//! machines ask at once, ACR's exchange and Entra ID (managed identity endpoints and IMDS
+//! included) answer 429 or 503, usually with `Retry-After` in seconds or as an HTTP date.
+//! A request is retried when the wait it asks for ends within the budget
+//! (`ACR_ENTRA_TIMEOUT`, counted from the first attempt), and the retry gets only what is
+//! left of it; without the header, a few retries with exponential backoff and full jitter
+//! in the same budget. A wait that does not fit fails at once, saying when the service
+//! asks to come back, so no process queues behind a wait it cannot finish. Callers that
+//! hold a still-valid token do not wait at all (`Wait::Never`): answering it is better.
+//!
+//! Only 429 and 503 are handled here. `azure_core`'s own retry policy would also wait out
+//! a `Retry-After`, but of any length (it checks its time limit before sleeping, not
+//! after), so Entra's throttled answers are settled here, below it, and never reach it.
+
+use std::time::{Duration, Instant};
+
+use crate::http::{Failure, Http, HttpError, HttpRequest, HttpResponse, strip_query};
+
+/// Whether a throttled request may wait for the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Wait {
+    /// Wait when the wait fits in the budget.
+    #[default]
+    Patient,
+    /// Fail at the first throttled answer: a still-valid token is at hand.
+    Never,
+}
+
+/// What a service said when it throttled the last attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttled {
+    pub status: u16,
+    /// The wait it asked for, in whole seconds (rounded up), when it said.
+    pub retry_after: Option<u64>,
+    /// When that wait ends, as Unix seconds on this machine's clock.
+    pub until: Option<i64>,
+    /// Attempts made, the last one included.
+    pub attempts: u32,
+    /// Why no further attempt was made.
+    pub gave_up: GaveUp,
+    /// The budget the waits had to fit in, in seconds.
+    pub budget: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GaveUp {
+    /// The asked-for (or backoff) wait would end beyond the budget.
+    Budget,
+    /// A still-valid cached token made waiting pointless.
+    NotWaiting,
+    /// The backoff retries without `Retry-After` are used up.
+    Retries,
+}
+
+/// Retries at most this many times without a `Retry-After`.
+const BACKOFF_RETRIES: u32 = 3;
+
+/// The first backoff step; each retry doubles it, and the wait is drawn from 0 to it.
+const BACKOFF_BASE: Duration = Duration::from_millis(400);
+
+/// Attempts at most this many times in all, however short the asked-for waits.
+const MAX_ATTEMPTS: u32 = 6;
+
+/// Send `request`, waiting out 429 and 503 answers while the waits fit in the budget.
+/// A request that is still throttled fails with `Failure::Throttled` and its facts.
+pub fn send(http: &Http, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
+    let budget = http.timeout();
+    let start = Instant::now();
+    let mut backoffs = 0;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let left = budget.saturating_sub(start.elapsed());
+        let response = http.send_within(request, left)?;
+        if !matches!(response.status, 429 | 503) {
+            return Ok(response);
+        }
+        let asked = retry_after(&response, crate::now());
+        let (wait, gave_up) = match asked {
+            Some(wait) => (wait, None),
+            None if backoffs < BACKOFF_RETRIES => {
+                backoffs += 1;
+                (full_jitter(backoffs, crate::random_u32()), None)
+            }
+            None => (Duration::ZERO, Some(GaveUp::Retries)),
+        };
+        let fits = start.elapsed() + wait < budget && attempt < MAX_ATTEMPTS;
+        let gave_up = gave_up.or(match (http.wait(), fits) {
+            (Wait::Never, _) => Some(GaveUp::NotWaiting),
+            (Wait::Patient, false) => Some(GaveUp::Budget),
+            (Wait::Patient, true) => None,
+        });
+        if let Some(gave_up) = gave_up {
+            let facts = facts(response.status, asked, attempt, gave_up, budget);
+            return Err(throttled(request, response.status, facts));
+        }
+        crate::debug!(
+            "`{}` answered {}; retrying in {} ms",
+            strip_query(&request.url),
+            response.status,
+            wait.as_millis()
+        );
+        std::thread::sleep(wait);
+    }
+}
+
+fn facts(
+    status: u16,
+    asked: Option<Duration>,
+    attempts: u32,
+    gave_up: GaveUp,
+    budget: Duration,
+) -> Throttled {
+    let retry_after = asked.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+    Throttled {
+        status,
+        retry_after,
+        until: retry_after.map(|s| crate::now().saturating_add_unsigned(s)),
+        attempts,
+        gave_up,
+        budget: budget.as_secs(),
+    }
+}
+
+fn throttled(request: &HttpRequest, status: u16, facts: Throttled) -> HttpError {
+    let meaning = if status == 429 {
+        "too many requests"
+    } else {
+        "service unavailable"
+    };
+    HttpError {
+        failure: Failure::Throttled(facts),
+        message: format!(
+            "`{}` answered {status} ({meaning})",
+            strip_query(&request.url)
+        ),
+    }
+}
+
+/// The wait a 429 or 503 asks for: `Retry-After` as seconds or as an HTTP date (a date
+/// already past asks for no wait). Absurd values are treated as a very long wait.
+pub fn retry_after(response: &HttpResponse, now: i64) -> Option<Duration> {
+    let value = response.header("retry-after")?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = azure_core::time::parse_rfc7231(value)
+        .ok()?
+        .unix_timestamp();
+    Some(Duration::from_secs(
+        u64::try_from(at.saturating_sub(now)).unwrap_or(0),
+    ))
+}
+
+/// Exponential backoff with full jitter: a wait drawn evenly from 0 to
+/// `BACKOFF_BASE × 2^(retry-1)`, so machines that were refused together come back apart.
+pub fn full_jitter(retry: u32, draw: u32) -> Duration {
+    let ceiling = BACKOFF_BASE.as_millis() as u64 * (1u64 << retry.saturating_sub(1).min(10));
+    Duration::from_millis(u64::from(draw) % (ceiling + 1))
+}
+
+/// `Throttled` as the end of an error line: what the service asked for and why it was
+/// not waited for.
+pub fn describe(t: &Throttled) -> String {
+    let when = match (t.retry_after, t.until) {
+        (Some(seconds), Some(until)) => format!(
+            "asks to come back in {seconds} s (at {})",
+            azure_core::time::to_rfc7231(
+                &azure_core::time::OffsetDateTime::from_unix_timestamp(until)
+                    .unwrap_or(azure_core::time::OffsetDateTime::UNIX_EPOCH)
+            )
+        ),
+        _ => "said not when to come back".to_string(),
+    };
+    let why = match t.gave_up {
+        GaveUp::Budget => format!(
+            "longer than ACR_ENTRA_TIMEOUT ({} s) allows; try again then, or raise ACR_ENTRA_TIMEOUT",
+            t.budget
+        ),
+        GaveUp::NotWaiting => "not waited for: a cached token is still valid".to_string(),
+        GaveUp::Retries => format!(
+            "still refusing after {} attempts; try again in a minute",
+            t.attempts
+        ),
+    };
+    format!("it {when}, {why}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(retry_after: &str) -> HttpResponse {
+        HttpResponse {
+            status: 429,
+            headers: vec![("Retry-After".into(), retry_after.into())],
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = 784_111_777; // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(retry_after(&answer("7"), now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after(&answer("Sun, 06 Nov 1994 08:50:07 GMT"), now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after(&answer("Sun, 06 Nov 1994 08:00:00 GMT"), now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(&answer("soon"), now), None);
+        assert_eq!(retry_after(&answer("-3"), now), None);
+        let none = HttpResponse {
+            status: 503,
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        assert_eq!(retry_after(&none, now), None);
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_grows() {
+        for retry in 1..=BACKOFF_RETRIES {
+            let ceiling = BACKOFF_BASE * (1 << (retry - 1));
+            assert!(full_jitter(retry, u32::MAX) <= ceiling);
+            assert_eq!(full_jitter(retry, 0), Duration::ZERO);
+        }
+        assert!(full_jitter(u32::MAX, u32::MAX) <= BACKOFF_BASE * 1024);
+    }
+
+    #[test]
+    fn describes_the_verdict() {
+        let t = Throttled {
+            status: 429,
+            retry_after: Some(3600),
+            until: Some(784_111_777),
+            attempts: 1,
+            gave_up: GaveUp::Budget,
+            budget: 10,
+        };
+        assert_eq!(
+            describe(&t),
+            "it asks to come back in 3600 s (at Sun, 06 Nov 1994 08:49:37 GMT), longer than ACR_ENTRA_TIMEOUT (10 s) allows; try again then, or raise ACR_ENTRA_TIMEOUT"
+        );
+    }
+}
