@@ -2,8 +2,8 @@
 //! fake ACR named `host`, and a client secret for them, so a test starts with
 //! `let w = World::start(HOST);` and `w.get().run()` mints for real through the fakes.
 //! Builders cover the variants several tests share: the credential auto-picked, a
-//! certificate instead of the secret, the test's own client, further registries, and a
-//! registry the helper reaches without `ACR_ENTRA_CONNECT_TO`.
+//! certificate or a federated token file instead of the secret, the test's own client,
+//! further registries, and a registry the helper reaches without `ACR_ENTRA_CONNECT_TO`.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +20,10 @@ enum Credential {
     Certificate {
         path: PathBuf,
         password: Option<String>,
+    },
+    /// Workload identity: the file holds the assertion Entra is sent.
+    Federated {
+        path: PathBuf,
     },
 }
 
@@ -87,6 +91,14 @@ impl World {
         self
     }
 
+    /// Sign in with workload identity, the assertion read from this token file.
+    pub fn federated(mut self, path: &Path) -> World {
+        self.credential = Credential::Federated {
+            path: path.to_path_buf(),
+        };
+        self
+    }
+
     /// Sign in as this client, for tests that check what a particular id, secret or
     /// tenant does.
     pub fn with_client(mut self, client: &str, secret: &str, tenant: &str) -> World {
@@ -145,6 +157,20 @@ impl World {
                     h
                 } else {
                     h.env_remove("ACR_ENTRA_CREDENTIAL")
+                }
+            }
+            Credential::Federated { path } => {
+                let h = self
+                    .env
+                    .helper()
+                    .env("AZURE_AUTHORITY_HOST", &authority)
+                    .env("AZURE_CLIENT_ID", &self.client)
+                    .env("AZURE_TENANT_ID", &self.tenant)
+                    .env("AZURE_FEDERATED_TOKEN_FILE", path.display().to_string());
+                if self.forced {
+                    h.env("ACR_ENTRA_CREDENTIAL", "workload-identity")
+                } else {
+                    h
                 }
             }
         };
