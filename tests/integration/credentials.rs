@@ -224,23 +224,13 @@ fn client_certificate_pfx_with_a_wrong_password_is_one_line_without_requests() {
 
 #[test]
 fn workload_identity_sends_token_file_verbatim_and_rereads_it() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = world();
     let first = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDpmaXJzdCJ9.c2lnLW9uZQ";
     let second = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDpzZWNvbmQifQ.c2lnLXR3bw";
-    let file = env.write("federated-token", first);
-    let run = || {
-        env.get(HOST)
-            .env("ACR_ENTRA_CREDENTIAL", "workload-identity")
-            .env("ACR_ENTRA_NO_CACHE", "1")
-            .env("AZURE_AUTHORITY_HOST", entra.authority())
-            .env("AZURE_CLIENT_ID", CLIENT)
-            .env("AZURE_TENANT_ID", TENANT)
-            .env("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string())
-            .connect_to(&acr.connect_to())
-            .run()
-    };
+    let file = w.env.write("federated-token", first);
+    let w = w.federated(&file);
+    let (entra, acr) = (&w.entra, &w.acr);
+    let run = || w.get().env("ACR_ENTRA_NO_CACHE", "1").run();
     let out1 = run();
     out1.assert_answer(HOST, &acr.issued()[0]);
     std::fs::write(&file, second).unwrap();

@@ -89,21 +89,12 @@ fn trace_log_of_certificate_mint_hides_the_assertion() {
 
 #[test]
 fn trace_log_of_workload_identity_mint_hides_the_federated_token() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = world();
     let federated = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJsb2dnaW5nIn0.ZmVkZXJhdGVkLXNpZ25hdHVyZQ";
-    let file = env.write("federated-token", federated);
-    let out = env
-        .get(HOST)
-        .env("ACR_ENTRA_LOG", "trace")
-        .env("ACR_ENTRA_CREDENTIAL", "workload-identity")
-        .env("AZURE_AUTHORITY_HOST", entra.authority())
-        .env("AZURE_CLIENT_ID", CLIENT)
-        .env("AZURE_TENANT_ID", TENANT)
-        .env("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string())
-        .connect_to(&acr.connect_to())
-        .run();
+    let file = w.env.write("federated-token", federated);
+    let w = w.federated(&file);
+    let (entra, acr) = (&w.entra, &w.acr);
+    let out = w.get().env("ACR_ENTRA_LOG", "trace").run();
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_steps_logged(&out);
     assert_hidden(&out, "federated token", federated);

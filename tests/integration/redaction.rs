@@ -87,23 +87,15 @@ fn pfx_certificate_flow_traced_leaks_nothing() {
 
 #[test]
 fn workload_identity_and_az_flows_traced_leak_nothing() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST).with_client(CLIENT, SECRET, TENANT);
     let assertion = jwt::make(
         &json!({"alg": "RS256", "typ": "JWT"}),
         &json!({"sub": "system:serviceaccount:ns:sa", "aud": "api://AzureADTokenExchange", "exp": jwt::now() + 3600}),
     );
-    let file = env.write("federated-token", &assertion);
-    let out = traced(
-        env.get(HOST)
-            .env("ACR_ENTRA_CREDENTIAL", "workload-identity")
-            .env("AZURE_AUTHORITY_HOST", entra.authority())
-            .env("AZURE_CLIENT_ID", CLIENT)
-            .env("AZURE_TENANT_ID", TENANT)
-            .env("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string())
-            .connect_to(&acr.connect_to()),
-    );
+    let file = w.env.write("federated-token", &assertion);
+    let w = w.federated(&file);
+    let (entra, acr) = (&w.entra, &w.acr);
+    let out = traced(w.get());
     assert_eq!(out.code, Some(0), "{out:?}");
     let refresh = acr.issued()[0].clone();
     let mut secrets = vec![assertion.clone(), refresh.clone()];
