@@ -197,15 +197,16 @@ fn client_certificate_pfx_with_password() {
 
 #[test]
 fn client_certificate_pfx_with_a_wrong_password_is_one_line_without_requests() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let pfx = env.write("client.pfx", tls::pfx_bytes());
+    let w = world();
+    let pfx = w.env.write("client.pfx", tls::pfx_bytes());
     let wrong = "wrong-pfx-password-4711";
-    let out = env
-        .get(HOST)
-        .client_certificate(&entra.authority(), CLIENT, TENANT, &pfx, Some(wrong))
+    let w = w.certificate(&pfx, Some(wrong));
+    let entra = &w.entra;
+    // No rule that reaches a fake: the file fails before anything may be contacted.
+    let out = w
+        .get()
         .env("ACR_ENTRA_LOG", "trace")
-        .connect_to("x:443:127.0.0.1:1")
+        .env("ACR_ENTRA_CONNECT_TO", "x:443:127.0.0.1:1")
         .run();
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
