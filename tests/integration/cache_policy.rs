@@ -11,20 +11,6 @@ use crate::support::*;
 
 const HOST: &str = "myacr.azurecr.io";
 const HOST2: &str = "other.azurecr.io";
-const CLIENT: &str = "aaaaaaaa-1111-2222-3333-444444444444";
-const SECRET: &str = "cache-policy-secret";
-const TENANT: &str = "tenant-cache-policy";
-
-fn get(env: &TestEnv, host: &str, entra: &FakeEntra, acrs: &[&FakeAcr]) -> env::Helper {
-    let mut h = env
-        .get(host)
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT);
-    for acr in acrs {
-        h = h.connect_to(&acr.connect_to());
-    }
-    h
-}
 
 fn cache_files(env: &TestEnv, prefix: &str) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(&env.cache)
@@ -39,16 +25,14 @@ fn cache_files(env: &TestEnv, prefix: &str) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn sixty_four_cold_processes_mint_once_per_registry() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let acr2 = FakeAcr::start(HOST2);
+    let w = World::start(HOST).with_registry(HOST2);
+    let (entra, acr, acr2) = (&w.entra, &w.acr, w.registry(HOST2));
     let outs: Vec<(String, Output)> = thread::scope(|s| {
         let handles: Vec<_> = (0..64)
             .map(|i| {
                 let host = if i % 2 == 0 { HOST } else { HOST2 };
-                let (entra, acr, acr2, env) = (&entra, &acr, &acr2, &env);
-                s.spawn(move || (host.to_string(), get(env, host, entra, &[acr, acr2]).run()))
+                let w = &w;
+                s.spawn(move || (host.to_string(), w.get_with(host).run()))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -68,20 +52,15 @@ fn sixty_four_cold_processes_mint_once_per_registry() {
 
 #[test]
 fn token_inside_min_ttl_is_reminted() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    get(&env, HOST, &entra, &[&acr])
-        .run()
-        .assert_answer(HOST, &acr.issued()[0]);
+    let w = World::start(HOST);
+    let acr = &w.acr;
+    w.get().run().assert_answer(HOST, &acr.issued()[0]);
     // The fake's tokens live about 3 h: a 4 h minimum makes the cached one too old.
-    let out = get(&env, HOST, &entra, &[&acr])
-        .env("ACR_ENTRA_MIN_TTL", "4h")
-        .run();
+    let out = w.get().env("ACR_ENTRA_MIN_TTL", "4h").run();
     assert_eq!(acr.exchange_count(), 2);
     out.assert_answer(HOST, &acr.issued()[1]);
     // And a 1 h minimum serves the new one from the cache.
-    get(&env, HOST, &entra, &[&acr])
+    w.get()
         .env("ACR_ENTRA_MIN_TTL", "1h")
         .run()
         .assert_answer(HOST, &acr.issued()[1]);
@@ -90,14 +69,12 @@ fn token_inside_min_ttl_is_reminted() {
 
 #[test]
 fn entra_down_serves_a_still_valid_cached_token_with_a_warning() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    get(&env, HOST, &entra, &[&acr])
-        .run()
-        .assert_answer(HOST, &acr.issued()[0]);
+    let w = World::start(HOST);
+    let (entra, acr) = (&w.entra, &w.acr);
+    w.get().run().assert_answer(HOST, &acr.issued()[0]);
     entra.set_mode(EntraMode::Fail(503));
-    let out = get(&env, HOST, &entra, &[&acr])
+    let out = w
+        .get()
         .env("ACR_ENTRA_MIN_TTL", "4h")
         .env("ACR_ENTRA_LOG", "warn")
         .run();
@@ -118,11 +95,10 @@ fn entra_down_serves_a_still_valid_cached_token_with_a_warning() {
 
 #[test]
 fn entra_down_and_nothing_cached_is_a_loud_error() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
+    let (entra, acr) = (&w.entra, &w.acr);
     entra.set_mode(EntraMode::Fail(503));
-    let out = get(&env, HOST, &entra, &[&acr]).run();
+    let out = w.get().run();
     let line = out.assert_loud_error();
     assert!(line.contains("client-secret"), "{line}");
     assert_eq!(acr.exchange_count(), 0);
@@ -130,13 +106,10 @@ fn entra_down_and_nothing_cached_is_a_loud_error() {
 
 #[test]
 fn damaged_cache_files_never_fail_a_get() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    get(&env, HOST, &entra, &[&acr])
-        .run()
-        .assert_answer(HOST, &acr.issued()[0]);
-    let token_file = cache_files(&env, "token-").pop().expect("a token file");
+    let w = World::start(HOST);
+    let (env, acr) = (&w.env, &w.acr);
+    w.get().run().assert_answer(HOST, &acr.issued()[0]);
+    let token_file = cache_files(env, "token-").pop().expect("a token file");
     let damages: [&[u8]; 5] = [
         b"{\"version\":1,\"login_server\":\"myacr.azurecr.io\",\"refresh",
         b"",
@@ -146,44 +119,38 @@ fn damaged_cache_files_never_fail_a_get() {
     ];
     for (i, damage) in damages.iter().enumerate() {
         std::fs::write(&token_file, damage).unwrap();
-        let out = get(&env, HOST, &entra, &[&acr]).run();
+        let out = w.get().run();
         out.assert_answer(HOST, &acr.issued()[i + 1]);
         // Rewritten: the next get is a hit again.
         let before = acr.exchange_count();
-        get(&env, HOST, &entra, &[&acr])
-            .run()
-            .assert_answer(HOST, &acr.issued()[i + 1]);
+        w.get().run().assert_answer(HOST, &acr.issued()[i + 1]);
         assert_eq!(acr.exchange_count(), before, "rewritten after damage {i}");
     }
     // Host records too.
-    for host_file in cache_files(&env, "host-") {
+    for host_file in cache_files(env, "host-") {
         std::fs::write(&host_file, b"{not json").unwrap();
     }
     std::fs::remove_file(&token_file).unwrap();
     let n = acr.issued().len();
-    get(&env, HOST, &entra, &[&acr])
-        .run()
-        .assert_answer(HOST, &acr.issued()[n]);
+    w.get().run().assert_answer(HOST, &acr.issued()[n]);
 }
 
 #[test]
 fn a_directory_where_the_token_file_should_be_does_not_fail_a_get() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    get(&env, HOST, &entra, &[&acr]).run();
-    let token_file = cache_files(&env, "token-").pop().unwrap();
+    let w = World::start(HOST);
+    let (env, acr) = (&w.env, &w.acr);
+    w.get().run();
+    let token_file = cache_files(env, "token-").pop().unwrap();
     std::fs::remove_file(&token_file).unwrap();
     std::fs::create_dir(&token_file).unwrap();
-    let out = get(&env, HOST, &entra, &[&acr]).run();
+    let out = w.get().run();
     out.assert_answer(HOST, &acr.issued()[1]);
 }
 
 #[test]
 fn read_only_cache_directory_still_answers() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
+    let (env, acr) = (&w.env, &w.acr);
     let dir = env.path("ro-cache");
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500)).unwrap();
@@ -196,7 +163,8 @@ fn read_only_cache_directory_still_answers() {
     std::fs::write(&blocked, b"a file where the cache directory should be").unwrap();
     for cache_dir in [&dir, &blocked] {
         let before = acr.issued().len();
-        let out = get(&env, HOST, &entra, &[&acr])
+        let out = w
+            .get()
             .env("ACR_ENTRA_CACHE_DIR", cache_dir.display().to_string())
             .run();
         out.assert_answer(HOST, &acr.issued()[before]);

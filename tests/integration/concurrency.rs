@@ -12,9 +12,6 @@ use crate::support::env::NOT_FOUND;
 use crate::support::rng::Lcg;
 use crate::support::*;
 
-const CLIENT: &str = "cccccccc-8888-5555-3333-444444444444";
-const SECRET: &str = "hardening-storm-client-secret";
-const TENANT: &str = "tenant-hardening-storm";
 const ACR_HOSTS: [&str; 2] = ["myacr.azurecr.io", "other.azurecr.io"];
 const OTHER_HOSTS: [&str; 6] = [
     "ghcr.io",
@@ -32,26 +29,22 @@ fn store_json(server: &str, secret: &str) -> String {
 // The figures go to the README's Security section.
 #[allow(clippy::print_stderr)]
 fn storm(workers: usize, ops: usize) {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acrs: Vec<FakeAcr> = ACR_HOSTS.iter().map(|h| FakeAcr::start(h)).collect();
+    // `world`, not `w`: the workers are numbered `w`.
+    let world = World::start(ACR_HOSTS[0]).with_registry(ACR_HOSTS[1]);
+    let env = &world.env;
+    let acrs: Vec<&FakeAcr> = ACR_HOSTS.iter().map(|h| world.registry(h)).collect();
     let acrs = &acrs;
     let stored: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
     let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let slowest = Mutex::new(Duration::ZERO);
     let counts = Mutex::new([0usize; 3]);
     let helper = |verb: &str, stdin: &str| {
-        let mut h = env
+        world
             .helper()
             .arg(verb)
             .stdin(stdin)
-            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
             .env("ACR_ENTRA_TIMEOUT", "5")
-            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT);
-        for acr in acrs {
-            h = h.connect_to(&acr.connect_to());
-        }
-        h.run()
+            .run()
     };
     std::thread::scope(|scope| {
         for w in 0..workers {
@@ -134,7 +127,7 @@ fn storm(workers: usize, ops: usize) {
     }
     let slowest = slowest.into_inner().unwrap();
     let [stores, gets, erases] = counts.into_inner().unwrap();
-    let exchanges: usize = acrs.iter().map(FakeAcr::exchange_count).sum();
+    let exchanges: usize = acrs.iter().map(|a| a.exchange_count()).sum();
     eprintln!(
         "storm: {workers} concurrent workers x {ops} ops = {} processes ({gets} get, {stores} store, {erases} erase) on 8 shared + {workers} private hosts; 0 failures, 0 lost, slowest process {slowest:?}, {exchanges} exchanges",
         workers * ops

@@ -4,17 +4,13 @@
 
 use serde_json::json;
 
+use crate::support::world::TENANT;
 use crate::support::*;
-
-const CLIENT: &str = "dddddddd-1111-2222-3333-444444444444";
-const SECRET: &str = "config-test-secret";
-const TENANT: &str = "tenant-config-0001";
 
 #[test]
 fn listed_localhost_registry_mints_without_connect_to() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start_localhost();
+    let w = World::localhost().auto();
+    let (env, acr) = (&w.env, &w.acr);
     let host = acr.host();
     assert_eq!(host, format!("localhost:{}", acr.port()));
     let config = env.config(&json!({"registries": {&host: {"credential": "client-secret"}}}));
@@ -23,11 +19,10 @@ fn listed_localhost_registry_mints_without_connect_to() {
         format!("https://{host}"),
         format!("https://{host}/v2/\n"),
     ] {
-        let out = env
-            .get(&input)
+        let out = w
+            .get_with(&input)
             .env("ACR_ENTRA_CONFIG", &config)
             .env("ACR_ENTRA_NO_CACHE", "1")
-            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
             .run();
         out.assert_answer(
             input.trim(),
@@ -45,16 +40,14 @@ fn listed_localhost_registry_mints_without_connect_to() {
 
 #[test]
 fn unlisted_localhost_is_not_found_without_request() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start_localhost();
+    let w = World::localhost().auto();
+    let (env, entra, acr) = (&w.env, &w.entra, &w.acr);
     let listed = FakeAcr::start_localhost();
     let config =
         env.config(&json!({"registries": {listed.host(): {"credential": "client-secret"}}}));
-    let out = env
-        .get(&acr.host())
+    let out = w
+        .get_with(&acr.host())
         .env("ACR_ENTRA_CONFIG", &config)
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
         .run();
     out.assert_not_found();
     assert_eq!(acr.server.connection_count(), 0);
@@ -63,9 +56,8 @@ fn unlisted_localhost_is_not_found_without_request() {
 
 #[test]
 fn config_in_xdg_config_home_is_read_by_default() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start_localhost();
+    let w = World::localhost().auto();
+    let (env, acr) = (&w.env, &w.acr);
     let dir = env.path("xdg-config").join("acr-entra");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -73,10 +65,7 @@ fn config_in_xdg_config_home_is_read_by_default() {
         json!({"registries": {acr.host(): {"credential": "client-secret"}}}).to_string(),
     )
     .unwrap();
-    let out = env
-        .get(&acr.host())
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .run();
+    let out = w.get_with(&acr.host()).run();
     out.assert_answer(
         &acr.host(),
         acr.issued().first().map_or("<none>", |s| s.as_str()),
@@ -85,18 +74,12 @@ fn config_in_xdg_config_home_is_read_by_default() {
 
 #[test]
 fn config_credential_beats_environment_auto_pick() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
+    let w = World::start("myacr.azurecr.io").auto();
+    let (env, entra, acr) = (&w.env, &w.entra, &w.acr);
     let az = FakeCli::install(&env.bin, Tool::Az, CliMode::Ok);
-    let acr = FakeAcr::start("myacr.azurecr.io");
     let config =
         env.config(&json!({"registries": {"myacr.azurecr.io": {"credential": "azure-cli"}}}));
-    let out = env
-        .get("myacr.azurecr.io")
-        .env("ACR_ENTRA_CONFIG", &config)
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
-        .run();
+    let out = w.get().env("ACR_ENTRA_CONFIG", &config).run();
     out.assert_answer(
         "myacr.azurecr.io",
         acr.issued().first().map_or("<none>", |s| s.as_str()),
@@ -138,23 +121,17 @@ fn malformed_config_is_one_line_error_naming_the_file() {
 
 #[test]
 fn two_registries_two_service_principals_in_two_tenants() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let one = FakeAcr::start("myacr.azurecr.io");
-    let two = FakeAcr::start("other.azurecr.io");
+    let w = World::start("myacr.azurecr.io")
+        .auto()
+        .with_registry("other.azurecr.io");
+    let (env, entra) = (&w.env, &w.entra);
+    let (one, two) = (&w.acr, w.registry("other.azurecr.io"));
     let config = env.config(&json!({"registries": {
             "myacr.azurecr.io": {"credential": "client-secret", "tenant_id": "tenant-a", "client_id": "app-a"},
             "other.azurecr.io": {"credential": "client-secret", "tenant_id": "tenant-b", "client_id": "app-b"},
         }}),
     );
-    let run = |host: &str| {
-        env.get(host)
-            .env("ACR_ENTRA_CONFIG", &config)
-            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-            .connect_to(&one.connect_to())
-            .connect_to(&two.connect_to())
-            .run()
-    };
+    let run = |host: &str| w.get_with(host).env("ACR_ENTRA_CONFIG", &config).run();
     let out_one = run("myacr.azurecr.io");
     out_one.assert_answer(
         "myacr.azurecr.io",
@@ -222,17 +199,12 @@ fn two_registries_two_managed_identities() {
 
 #[test]
 fn listed_loopback_registry_may_use_plain_http() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start_plain_loopback();
+    let w = World::plain_loopback().auto();
+    let (env, acr) = (&w.env, &w.acr);
     let host = acr.host();
     let config = env.config(&json!({"registries": {&host: {"credential": "client-secret"}}}));
     let input = format!("http://{host}");
-    let out = env
-        .get(&input)
-        .env("ACR_ENTRA_CONFIG", &config)
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .run();
+    let out = w.get_with(&input).env("ACR_ENTRA_CONFIG", &config).run();
     out.assert_answer(
         &input,
         acr.issued().first().map_or("<none>", |s| s.as_str()),
@@ -242,15 +214,11 @@ fn listed_loopback_registry_may_use_plain_http() {
 
 #[test]
 fn plain_http_input_for_a_public_acr_host_never_sends_a_token_over_http() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let tls_acr = FakeAcr::start("myacr.azurecr.io");
+    let w = World::start("myacr.azurecr.io");
+    let tls_acr = &w.acr;
     let plain = FakeAcr::start_plain_loopback();
-    let out = env
-        .get("http://myacr.azurecr.io")
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&tls_acr.connect_to())
+    let out = w
+        .get_with("http://myacr.azurecr.io")
         .connect_to(&format!("myacr.azurecr.io:80:127.0.0.1:{}", plain.port()))
         .run();
     assert_eq!(

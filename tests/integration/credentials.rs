@@ -42,6 +42,11 @@ fn assert_minted(out: &Output, acr: &FakeAcr, entra_token: &str, tenant: &str) {
     assert_eq!(ex.get("access_token"), Some(entra_token));
 }
 
+/// The world these tests mint in, signing in as this file's client.
+fn world() -> World {
+    World::start(HOST).with_client(CLIENT, SECRET, TENANT)
+}
+
 fn write_cert(env: &TestEnv, client_id: &str) -> (std::path::PathBuf, tls::ClientCert) {
     let cert = tls::client_cert(client_id);
     let path = env.write("client.pem", &cert.pem);
@@ -50,15 +55,9 @@ fn write_cert(env: &TestEnv, client_id: &str) -> (std::path::PathBuf, tls::Clien
 
 #[test]
 fn client_secret_mints_end_to_end() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let out = env
-        .get("myacr.azurecr.io\n")
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
-        .run();
+    let w = world();
+    let (entra, acr) = (&w.entra, &w.acr);
+    let out = w.get_with("myacr.azurecr.io\n").run();
     let reqs = entra.token_requests();
     assert_eq!(reqs.len(), 1, "{out:?}");
     assert_eq!(reqs[0].tenant, TENANT);
@@ -66,21 +65,17 @@ fn client_secret_mints_end_to_end() {
     assert_eq!(reqs[0].get("client_id"), Some(CLIENT));
     assert_eq!(reqs[0].get("client_secret"), Some(SECRET));
     assert_eq!(reqs[0].scope(), ACR_SCOPE);
-    assert_minted(&out, &acr, &entra.issued()[0], TENANT);
+    assert_minted(&out, acr, &entra.issued()[0], TENANT);
     assert_eq!(acr.challenge_count(), 1, "one /v2/ challenge");
 }
 
 #[test]
 fn client_certificate_sends_rs256_assertion() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let (cert_path, cert) = write_cert(&env, CLIENT);
-    let out = env
-        .get(HOST)
-        .client_certificate(&entra.authority(), CLIENT, TENANT, &cert_path, None)
-        .connect_to(&acr.connect_to())
-        .run();
+    let w = world();
+    let (cert_path, cert) = write_cert(&w.env, CLIENT);
+    let w = w.certificate(&cert_path, None);
+    let (entra, acr) = (&w.entra, &w.acr);
+    let out = w.get().run();
     let reqs = entra.token_requests();
     assert_eq!(reqs.len(), 1, "{out:?}");
     let req = &reqs[0];
@@ -92,11 +87,11 @@ fn client_certificate_sends_rs256_assertion() {
     assert_eq!(req.scope(), ACR_SCOPE);
     check_assertion(
         req.get("client_assertion").expect("client_assertion"),
-        &entra,
+        entra,
         cert.cert_der.as_ref(),
         &cert.public_key_raw,
     );
-    assert_minted(&out, &acr, &entra.issued()[0], TENANT);
+    assert_minted(&out, acr, &entra.issued()[0], TENANT);
 }
 
 /// An RS256 client assertion for CLIENT at TENANT's token endpoint, with the
@@ -133,9 +128,7 @@ fn check_assertion(assertion: &str, entra: &FakeEntra, cert_der: &[u8], public_k
 #[test]
 fn client_certificate_sends_the_chain_only_when_asked() {
     use base64::Engine;
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = world();
     let cert = tls::client_cert(CLIENT);
     let ca_pem = &tls::pki().ca_pem;
     let ca_der = base64::engine::general_purpose::STANDARD
@@ -147,15 +140,15 @@ fn client_certificate_sends_the_chain_only_when_asked() {
         )
         .unwrap();
     // The CA's certificate first: the client's is found by its key, not by position.
-    let path = env.write("chain.pem", format!("{ca_pem}{}", cert.pem));
+    let path = w.env.write("chain.pem", format!("{ca_pem}{}", cert.pem));
+    let w = w.certificate(&path, None);
+    let entra = &w.entra;
     for (send, want) in [("true", true), ("1", true), ("", false), ("false", false)] {
         let before = entra.token_requests().len();
-        let out = env
-            .get(HOST)
-            .client_certificate(&entra.authority(), CLIENT, TENANT, &path, None)
+        let out = w
+            .get()
             .env("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", send)
             .env("ACR_ENTRA_NO_CACHE", "1")
-            .connect_to(&acr.connect_to())
             .run();
         assert_eq!(out.code, Some(0), "{send}: {out:?}");
         let reqs = entra.token_requests();
@@ -163,7 +156,7 @@ fn client_certificate_sends_the_chain_only_when_asked() {
         let assertion = reqs[before].get("client_assertion").unwrap().to_string();
         check_assertion(
             &assertion,
-            &entra,
+            entra,
             cert.cert_der.as_ref(),
             &cert.public_key_raw,
         );
@@ -183,46 +176,37 @@ fn client_certificate_sends_the_chain_only_when_asked() {
 
 #[test]
 fn client_certificate_pfx_with_password() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let pfx = env.write("client.pfx", tls::pfx_bytes());
+    let w = world();
+    let pfx = w.env.write("client.pfx", tls::pfx_bytes());
+    let w = w.certificate(&pfx, Some(tls::PFX_PASSWORD));
+    let (entra, acr) = (&w.entra, &w.acr);
     let cert_der = tls::pfx_cert_der();
-    let out = env
-        .get(HOST)
-        .client_certificate(
-            &entra.authority(),
-            CLIENT,
-            TENANT,
-            &pfx,
-            Some(tls::PFX_PASSWORD),
-        )
-        .connect_to(&acr.connect_to())
-        .run();
+    let out = w.get().run();
     let reqs = entra.token_requests();
     assert_eq!(reqs.len(), 1, "{out:?}");
     assert_eq!(reqs[0].get("client_assertion_type"), Some(ASSERTION_TYPE));
     let key = tls::client_cert(CLIENT).public_key_raw;
     check_assertion(
         reqs[0].get("client_assertion").unwrap(),
-        &entra,
+        entra,
         &cert_der,
         &key,
     );
-    assert_minted(&out, &acr, &entra.issued()[0], TENANT);
+    assert_minted(&out, acr, &entra.issued()[0], TENANT);
 }
 
 #[test]
 fn client_certificate_pfx_with_a_wrong_password_is_one_line_without_requests() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let pfx = env.write("client.pfx", tls::pfx_bytes());
+    let w = world();
+    let pfx = w.env.write("client.pfx", tls::pfx_bytes());
     let wrong = "wrong-pfx-password-4711";
-    let out = env
-        .get(HOST)
-        .client_certificate(&entra.authority(), CLIENT, TENANT, &pfx, Some(wrong))
+    let w = w.certificate(&pfx, Some(wrong));
+    let entra = &w.entra;
+    // No rule that reaches a fake: the file fails before anything may be contacted.
+    let out = w
+        .get()
         .env("ACR_ENTRA_LOG", "trace")
-        .connect_to("x:443:127.0.0.1:1")
+        .env("ACR_ENTRA_CONNECT_TO", "x:443:127.0.0.1:1")
         .run();
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
@@ -241,23 +225,13 @@ fn client_certificate_pfx_with_a_wrong_password_is_one_line_without_requests() {
 
 #[test]
 fn workload_identity_sends_token_file_verbatim_and_rereads_it() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = world();
     let first = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDpmaXJzdCJ9.c2lnLW9uZQ";
     let second = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDpzZWNvbmQifQ.c2lnLXR3bw";
-    let file = env.write("federated-token", first);
-    let run = || {
-        env.get(HOST)
-            .env("ACR_ENTRA_CREDENTIAL", "workload-identity")
-            .env("ACR_ENTRA_NO_CACHE", "1")
-            .env("AZURE_AUTHORITY_HOST", entra.authority())
-            .env("AZURE_CLIENT_ID", CLIENT)
-            .env("AZURE_TENANT_ID", TENANT)
-            .env("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string())
-            .connect_to(&acr.connect_to())
-            .run()
-    };
+    let file = w.env.write("federated-token", first);
+    let w = w.federated(&file);
+    let (entra, acr) = (&w.entra, &w.acr);
+    let run = || w.get().env("ACR_ENTRA_NO_CACHE", "1").run();
     let out1 = run();
     out1.assert_answer(HOST, &acr.issued()[0]);
     std::fs::write(&file, second).unwrap();

@@ -15,12 +15,10 @@ use serde_json::Value;
 
 use crate::support::env::bin;
 use crate::support::rng::Lcg;
+use crate::support::world::{CLIENT, SECRET, TENANT};
 use crate::support::*;
 
 const HOST: &str = "myacr.azurecr.io";
-const CLIENT: &str = "cccccccc-8888-4444-3333-444444444444";
-const SECRET: &str = "hardening-files-client-secret";
-const TENANT: &str = "tenant-hardening-files";
 
 /// Start the helper with `env` and `stdin`, SIGKILL it after `delay`, reap it.
 fn run_and_kill(env: &[(String, String)], verb: &str, stdin: &[u8], delay: Duration) -> bool {
@@ -150,10 +148,9 @@ fn sigkill_during_store_never_corrupts_credentials() {
 #[test]
 #[allow(clippy::print_stderr)]
 fn sigkill_during_minting_get_never_corrupts_the_cache() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let mut vars = base_env(&env);
+    let w = World::start(HOST);
+    let (env, entra, acr) = (&w.env, &w.entra, &w.acr);
+    let mut vars = base_env(env);
     vars.extend(
         [
             ("ACR_ENTRA_CREDENTIAL", "client-secret".to_string()),
@@ -169,13 +166,7 @@ fn sigkill_during_minting_get_never_corrupts_the_cache() {
     );
     // How long one mint takes here, to spread the kills over it.
     let t = Instant::now();
-    let out = env
-        .get(HOST)
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .env("ACR_ENTRA_MIN_TTL", "5h")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
-        .run();
+    let out = w.get().env("ACR_ENTRA_MIN_TTL", "5h").run();
     assert_eq!(out.code, Some(0), "{out:?}");
     let span = (t.elapsed().as_micros() as u64 * 3 / 2).max(1000);
     let iterations = 200;
@@ -193,12 +184,7 @@ fn sigkill_during_minting_get_never_corrupts_the_cache() {
         check_dir(&env.cache);
     }
     // The cache still answers after all that.
-    let out = env
-        .get(HOST)
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
-        .run();
+    let out = w.get().run();
     assert_eq!(out.code, Some(0), "{out:?}");
     eprintln!(
         "crash loop (minting get): {iterations} iterations over {span} µs, {killed} killed mid-run, 0 corrupt files, {} temp files left",
@@ -222,22 +208,18 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn files_are_private_even_under_umask_000() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
+    let env = &w.env;
     let cache = env.path("fresh/acr-entra");
     // Through /bin/sh to set the umask first, so only modes given at creation can
     // explain private files.
     let run = |verb: &str, stdin: &str| {
-        let out = env
+        let out = w
             .helper()
             .wrapped(&["/bin/sh", "-c", "umask 000; exec \"$0\" \"$@\""])
             .arg(verb)
             .stdin(stdin)
             .env("ACR_ENTRA_CACHE_DIR", cache.display().to_string())
-            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-            .connect_to(&acr.connect_to())
             .run();
         assert_eq!(out.code, Some(0), "{verb}: {out:?}");
     };
@@ -262,17 +244,9 @@ fn files_are_private_even_under_umask_000() {
 
 #[test]
 fn open_cache_dir_is_refused_get_mints_without_it_and_store_fails_loudly() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let get = |log: &str| {
-        env.get(HOST)
-            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-            .env("ACR_ENTRA_LOG", log)
-            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-            .connect_to(&acr.connect_to())
-            .run()
-    };
+    let w = World::start(HOST);
+    let (env, acr) = (&w.env, &w.acr);
+    let get = |log: &str| w.get().env("ACR_ENTRA_LOG", log).run();
     get("off").assert_answer(HOST, &acr.issued()[0]);
     let stored = env
         .helper()

@@ -3,24 +3,16 @@
 //! the config's `audience` override.
 
 use crate::support::identity::MI_TENANT;
+use crate::support::world::TENANT;
 use crate::support::*;
 
 const HOST: &str = "myacr.azurecr.io";
-const CLIENT: &str = "bbbbbbbb-1111-2222-3333-444444444444";
-const SECRET: &str = "exchange-test-secret";
-const TENANT: &str = "tenant-exchange-0001";
 
 #[test]
 fn exchange_form_fields_are_exact() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let out = env
-        .get(HOST)
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
-        .run();
+    let w = World::start(HOST);
+    let (entra, acr) = (&w.entra, &w.acr);
+    let out = w.get().run();
     out.assert_answer(HOST, &acr.issued()[0]);
     let exchanges = acr.exchanges();
     assert_eq!(exchanges.len(), 1);
@@ -116,16 +108,10 @@ fn tenant_from_config_beats_azure_tenant_id() {
 
 #[test]
 fn arm_audience_fallback_after_401() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
+    let (entra, acr) = (&w.entra, &w.acr);
     acr.reject_audience(ACR_AUDIENCE);
-    let out = env
-        .get(HOST)
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
-        .run();
+    let out = w.get().run();
     let scopes: Vec<String> = entra
         .token_requests()
         .iter()
@@ -150,15 +136,11 @@ fn arm_audience_fallback_after_401() {
 
 #[test]
 fn arm_audience_fallback_is_remembered() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
+    let (entra, acr) = (&w.entra, &w.acr);
     acr.reject_audience(ACR_AUDIENCE);
     let run = || {
-        env.get(HOST)
-            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-            .connect_to(&acr.connect_to())
+        w.get()
             // Longer than the refresh token lives: the second get must mint again.
             .env("ACR_ENTRA_MIN_TTL", "86400")
             .run()
@@ -181,17 +163,11 @@ fn arm_audience_fallback_is_remembered() {
 
 #[test]
 fn both_audiences_rejected_is_a_loud_error() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
+    let (entra, acr) = (&w.entra, &w.acr);
     acr.reject_audience(ACR_AUDIENCE);
     acr.reject_audience(ARM_AUDIENCE);
-    let out = env
-        .get(HOST)
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
-        .run();
+    let out = w.get().run();
     out.assert_loud_error();
     assert_eq!(acr.exchange_count(), 2, "one retry, no more");
     assert_eq!(entra.request_count(), 2);
@@ -199,18 +175,15 @@ fn both_audiences_rejected_is_a_loud_error() {
 
 #[test]
 fn config_audience_arm_forces_arm_first() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST).auto();
+    let (env, entra, acr) = (&w.env, &w.entra, &w.acr);
     let config = env.write(
         "config.json",
         serde_json::json!({"registries": {HOST: {"credential": "client-secret", "audience": "arm"}}}).to_string(),
     );
-    let out = env
-        .get(HOST)
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+    let out = w
+        .get()
         .env("ACR_ENTRA_CONFIG", config.display().to_string())
-        .connect_to(&acr.connect_to())
         .run();
     out.assert_answer(HOST, &acr.issued()[0]);
     let scopes: Vec<String> = entra
@@ -257,16 +230,10 @@ fn sovereign_hosts_fall_back_to_their_clouds_arm_scope() {
             "https://management.usgovcloudapi.net/.default",
         ),
     ] {
-        let env = TestEnv::new();
-        let entra = FakeEntra::start();
-        let acr = FakeAcr::start(host);
+        let w = World::start(host);
+        let (entra, acr) = (&w.entra, &w.acr);
         acr.reject_audience(ACR_AUDIENCE);
-        let out = env
-            .get(host)
-            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-            .connect_to(&acr.connect_to())
-            .run();
+        let out = w.get().run();
         out.assert_answer(host, acr.issued().first().map_or("<none>", |s| s.as_str()));
         let scopes: Vec<String> = entra
             .token_requests()
@@ -280,18 +247,10 @@ fn sovereign_hosts_fall_back_to_their_clouds_arm_scope() {
 
 #[test]
 fn realm_on_a_non_acr_host_is_refused() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let evil = FakeAcr::start("evil.example");
+    let w = World::start(HOST).with_registry("evil.example");
+    let (acr, evil) = (&w.acr, w.registry("evil.example"));
     acr.set_realm("https://evil.example/oauth2/token");
-    let out = env
-        .get(HOST)
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
-        .connect_to(&evil.connect_to())
-        .run();
+    let out = w.get().run();
     out.assert_loud_error();
     assert_eq!(
         evil.server.connection_count(),
@@ -303,18 +262,14 @@ fn realm_on_a_non_acr_host_is_refused() {
 
 #[test]
 fn realm_over_plain_http_is_refused() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
+    let acr = &w.acr;
     let plain = http::Server::start(None, |_| {
         http::Resp::json(200, &serde_json::json!({"refresh_token": "x.y.z"}))
     });
     acr.set_realm("http://myacr.azurecr.io/oauth2/token");
-    let out = env
-        .get(HOST)
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
+    let out = w
+        .get()
         .connect_to(&format!("{HOST}:80:127.0.0.1:{}", plain.port()))
         .run();
     out.assert_loud_error();
@@ -324,20 +279,12 @@ fn realm_over_plain_http_is_refused() {
 
 #[test]
 fn realm_on_another_acr_host_and_challenge_service_are_used() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let token_service = FakeAcr::start("other.azurecr.io");
+    let w = World::start(HOST).with_registry("other.azurecr.io");
+    let (acr, token_service) = (&w.acr, w.registry("other.azurecr.io"));
     acr.set_realm("https://other.azurecr.io/oauth2/token");
     acr.set_service("myacr-service.example");
     token_service.set_service("myacr-service.example");
-    let out = env
-        .get(HOST)
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
-        .connect_to(&token_service.connect_to())
-        .run();
+    let out = w.get().run();
     out.assert_answer(
         HOST,
         token_service

@@ -5,34 +5,27 @@
 
 use std::time::Duration;
 
+use crate::support::world::SECRET;
 use crate::support::*;
 
 const HOST: &str = "myacr.azurecr.io";
-const CLIENT: &str = "cccccccc-1111-2222-3333-444444444444";
-const SECRET: &str = "failures-test-secret";
-const TENANT: &str = "tenant-failures-0001";
 /// "Did not hang": far above what two-second timeouts need, far below forever.
 const BOUND: Duration = Duration::from_secs(20);
 
-fn secret_get(env: &TestEnv, authority: &str, acr: &FakeAcr) -> env::Helper {
-    env.get(HOST)
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .env("ACR_ENTRA_TIMEOUT", "2")
-        .client_secret(authority, CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
+fn secret_get(w: &World) -> env::Helper {
+    w.get().env("ACR_ENTRA_TIMEOUT", "2")
 }
 
 #[test]
 fn exchange_redirect_is_not_followed() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
+    let acr = &w.acr;
     let elsewhere = FakeAcr::start_localhost();
     acr.set_exchange(ExchangeMode::Redirect(format!(
         "https://localhost:{}/oauth2/exchange",
         elsewhere.port()
     )));
-    let out = secret_get(&env, &entra.authority(), &acr).run();
+    let out = secret_get(&w).run();
     out.assert_loud_error();
     assert_eq!(
         elsewhere.server.connection_count(),
@@ -45,10 +38,10 @@ fn exchange_redirect_is_not_followed() {
 
 #[test]
 fn dead_entra_fails_fast() {
-    let env = TestEnv::new();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
+    let acr = &w.acr;
     let authority = format!("https://localhost:{}", http::dead_port());
-    let out = secret_get(&env, &authority, &acr).run();
+    let out = secret_get(&w).env("AZURE_AUTHORITY_HOST", &authority).run();
     out.assert_loud_error();
     assert_eq!(acr.exchange_count(), 0);
     out.assert_within(BOUND);
@@ -56,11 +49,11 @@ fn dead_entra_fails_fast() {
 
 #[test]
 fn black_holed_entra_fails_within_bound() {
-    let env = TestEnv::new();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
+    let acr = &w.acr;
     let black_hole = http::Server::hang_after_accept();
     let authority = format!("https://localhost:{}", black_hole.port());
-    let out = secret_get(&env, &authority, &acr).run();
+    let out = secret_get(&w).env("AZURE_AUTHORITY_HOST", &authority).run();
     out.assert_loud_error();
     assert!(
         black_hole.connection_count() >= 1,
@@ -72,11 +65,10 @@ fn black_holed_entra_fails_within_bound() {
 
 #[test]
 fn hanging_entra_response_fails_within_bound() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    entra.set_mode(EntraMode::Hang);
-    let acr = FakeAcr::start(HOST);
-    let out = secret_get(&env, &entra.authority(), &acr).run();
+    let w = World::start(HOST);
+    w.entra.set_mode(EntraMode::Hang);
+    let (entra, acr) = (&w.entra, &w.acr);
+    let out = secret_get(&w).run();
     out.assert_loud_error();
     assert!(
         entra.request_count() >= 1,
@@ -88,11 +80,10 @@ fn hanging_entra_response_fails_within_bound() {
 
 #[test]
 fn entra_rejecting_the_secret_is_a_loud_error_with_entras_reason() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    entra.set_mode(EntraMode::Fail(401));
-    let acr = FakeAcr::start(HOST);
-    let out = secret_get(&env, &entra.authority(), &acr).run();
+    let w = World::start(HOST);
+    w.entra.set_mode(EntraMode::Fail(401));
+    let acr = &w.acr;
+    let out = secret_get(&w).run();
     let line = out.assert_loud_error();
     assert!(
         line.contains("AADSTS7000215") || line.contains("invalid_client"),
@@ -106,11 +97,10 @@ fn entra_rejecting_the_secret_is_a_loud_error_with_entras_reason() {
 #[test]
 fn entra_400_and_500_are_loud_errors() {
     for status in [400, 500] {
-        let env = TestEnv::new();
-        let entra = FakeEntra::start();
-        entra.set_mode(EntraMode::Fail(status));
-        let acr = FakeAcr::start(HOST);
-        let out = secret_get(&env, &entra.authority(), &acr).run();
+        let w = World::start(HOST);
+        w.entra.set_mode(EntraMode::Fail(status));
+        let acr = &w.acr;
+        let out = secret_get(&w).run();
         out.assert_loud_error();
         assert_eq!(acr.exchange_count(), 0, "{status}");
         out.assert_within(BOUND);
@@ -119,11 +109,10 @@ fn entra_400_and_500_are_loud_errors() {
 
 #[test]
 fn hanging_exchange_fails_within_bound() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
+    let acr = &w.acr;
     acr.set_exchange(ExchangeMode::Hang);
-    let out = secret_get(&env, &entra.authority(), &acr).run();
+    let out = secret_get(&w).run();
     out.assert_loud_error();
     assert!(acr.exchange_count() >= 1, "{out:?}");
     out.assert_within(BOUND);
@@ -131,11 +120,10 @@ fn hanging_exchange_fails_within_bound() {
 
 #[test]
 fn trickling_exchange_fails_within_bound() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
+    let acr = &w.acr;
     acr.set_exchange(ExchangeMode::Trickle);
-    let out = secret_get(&env, &entra.authority(), &acr).run();
+    let out = secret_get(&w).run();
     out.assert_loud_error();
     assert!(
         acr.exchange_count() >= 1,
@@ -146,15 +134,14 @@ fn trickling_exchange_fails_within_bound() {
 
 #[test]
 fn black_holed_registry_fails_within_bound() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
+    let w = World::start(HOST);
     let black_hole = http::Server::hang_after_accept();
-    let out = env
-        .get(HOST)
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .env("ACR_ENTRA_TIMEOUT", "2")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&format!("{HOST}:443:127.0.0.1:{}", black_hole.port()))
+    // The only rule for HOST: the black hole stands where the registry would.
+    let out = secret_get(&w)
+        .env(
+            "ACR_ENTRA_CONNECT_TO",
+            format!("{HOST}:443:127.0.0.1:{}", black_hole.port()),
+        )
         .run();
     out.assert_loud_error();
     assert!(black_hole.connection_count() >= 1, "{out:?}");
@@ -163,11 +150,10 @@ fn black_holed_registry_fails_within_bound() {
 
 #[test]
 fn hanging_v2_fails_within_bound() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
+    let acr = &w.acr;
     acr.set_v2(V2Mode::Hang);
-    let out = secret_get(&env, &entra.authority(), &acr).run();
+    let out = secret_get(&w).run();
     out.assert_loud_error();
     out.assert_within(BOUND);
 }
@@ -175,11 +161,10 @@ fn hanging_v2_fails_within_bound() {
 /// `/v2/` answers, but without a challenge: the helper assumes
 /// `https://HOST/oauth2/exchange` and `service=HOST`.
 fn assert_fallback_exchange(v2: V2Mode) {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
+    let acr = &w.acr;
     acr.set_v2(v2.clone());
-    let out = secret_get(&env, &entra.authority(), &acr).run();
+    let out = secret_get(&w).run();
     out.assert_answer(
         HOST,
         acr.issued().first().map_or("<none issued>", |s| s.as_str()),
@@ -321,11 +306,10 @@ fn unknown_credential_kind_is_one_line_error_naming_it() {
 
 #[test]
 fn plain_http_authority_host_is_refused_without_sending_the_secret() {
-    let env = TestEnv::new();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
     let plain = http::Server::start(None, |_| http::Resp::text(500, "no"));
     let authority = format!("http://localhost:{}", plain.port());
-    let out = secret_get(&env, &authority, &acr).run();
+    let out = secret_get(&w).env("AZURE_AUTHORITY_HOST", &authority).run();
     let line = out.assert_loud_error();
     assert!(
         line.contains("AZURE_AUTHORITY_HOST") || line.contains("https"),
@@ -340,11 +324,10 @@ fn plain_http_authority_host_is_refused_without_sending_the_secret() {
 
 #[test]
 fn empty_variables_count_as_unset() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let out = env
-        .get(HOST)
+    let w = World::start(HOST).auto();
+    let (entra, acr) = (&w.entra, &w.acr);
+    let out = w
+        .get()
         .env("ACR_ENTRA_CREDENTIAL", "")
         .env("ACR_ENTRA_CONFIG", "")
         .env("ACR_ENTRA_LOG", "")
@@ -353,8 +336,6 @@ fn empty_variables_count_as_unset() {
         .env("ACR_ENTRA_NO_CACHE", "")
         .env("AZURE_CLIENT_CERTIFICATE_PATH", "")
         .env("AZURE_FEDERATED_TOKEN_FILE", "")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
         .run();
     out.assert_answer(HOST, acr.issued().first().map_or("<none>", |s| s.as_str()));
     assert_eq!(entra.token_requests()[0].get("client_secret"), Some(SECRET));
@@ -442,9 +423,8 @@ fn forced_managed_identity_with_hanging_app_service_endpoint_fails_within_bound(
 /// the file — and nothing is sent to Entra.
 #[test]
 fn special_or_huge_files_named_by_the_user_are_refused_at_once() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
+    let (env, entra) = (&w.env, &w.entra);
     let fifo = env.path("a-fifo");
     let made = std::process::Command::new("mkfifo").arg(&fifo).status();
     assert!(made.is_ok_and(|s| s.success()), "mkfifo");
@@ -494,7 +474,7 @@ fn special_or_huge_files_named_by_the_user_are_refused_at_once() {
             "not a regular file",
         ),
     ] {
-        let out = secret_get(&env, &entra.authority(), &acr)
+        let out = secret_get(&w)
             .env("ACR_ENTRA_CREDENTIAL", kind)
             .env(var, value)
             .run();

@@ -9,6 +9,12 @@ const CLIENT: &str = "eeeeeeee-1111-2222-3333-444444444444";
 const SECRET: &str = "Very~Secret~Client~Value~0123456789";
 const TENANT: &str = "tenant-logging-0001";
 
+/// The world these tests mint in, signing in as this file's client: its secret is
+/// distinctive enough that any trace of it in the logs is found.
+fn world() -> World {
+    World::start(HOST).with_client(CLIENT, SECRET, TENANT)
+}
+
 /// `secret` (and, for JWTs, its signature segment) must not be in stderr.
 fn assert_hidden(out: &Output, what: &str, secret: &str) {
     assert!(!secret.is_empty());
@@ -46,18 +52,11 @@ fn assert_steps_logged(out: &Output) {
 
 #[test]
 fn trace_log_of_client_secret_mint_hides_every_secret() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = world();
+    let (entra, acr) = (&w.entra, &w.acr);
     // Also go through the ARM fallback so both Entra tokens pass through the logs.
     acr.reject_audience(ACR_AUDIENCE);
-    let out = env
-        .get(HOST)
-        .env("ACR_ENTRA_LOG", "trace")
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
-        .run();
+    let out = w.get().env("ACR_ENTRA_LOG", "trace").run();
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(out.stdout_line(), answer_json(HOST, &acr.issued()[0]));
     assert_steps_logged(&out);
@@ -70,17 +69,12 @@ fn trace_log_of_client_secret_mint_hides_every_secret() {
 
 #[test]
 fn trace_log_of_certificate_mint_hides_the_assertion() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = world();
     let cert = tls::client_cert(CLIENT);
-    let path = env.write("client.pem", &cert.pem);
-    let out = env
-        .get(HOST)
-        .env("ACR_ENTRA_LOG", "trace")
-        .client_certificate(&entra.authority(), CLIENT, TENANT, &path, None)
-        .connect_to(&acr.connect_to())
-        .run();
+    let path = w.env.write("client.pem", &cert.pem);
+    let w = w.certificate(&path, None);
+    let (entra, acr) = (&w.entra, &w.acr);
+    let out = w.get().env("ACR_ENTRA_LOG", "trace").run();
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_steps_logged(&out);
     let assertion = entra.token_requests()[0]
@@ -95,21 +89,12 @@ fn trace_log_of_certificate_mint_hides_the_assertion() {
 
 #[test]
 fn trace_log_of_workload_identity_mint_hides_the_federated_token() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = world();
     let federated = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJsb2dnaW5nIn0.ZmVkZXJhdGVkLXNpZ25hdHVyZQ";
-    let file = env.write("federated-token", federated);
-    let out = env
-        .get(HOST)
-        .env("ACR_ENTRA_LOG", "trace")
-        .env("ACR_ENTRA_CREDENTIAL", "workload-identity")
-        .env("AZURE_AUTHORITY_HOST", entra.authority())
-        .env("AZURE_CLIENT_ID", CLIENT)
-        .env("AZURE_TENANT_ID", TENANT)
-        .env("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string())
-        .connect_to(&acr.connect_to())
-        .run();
+    let file = w.env.write("federated-token", federated);
+    let w = w.federated(&file);
+    let (entra, acr) = (&w.entra, &w.acr);
+    let out = w.get().env("ACR_ENTRA_LOG", "trace").run();
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_steps_logged(&out);
     assert_hidden(&out, "federated token", federated);
@@ -161,14 +146,8 @@ fn trace_log_of_azure_cli_mint_hides_the_token() {
 
 #[test]
 fn logging_off_by_default_means_empty_stderr() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let out = env
-        .get(HOST)
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
-        .run();
+    let w = world();
+    let acr = &w.acr;
+    let out = w.get().run();
     out.assert_answer(HOST, &acr.issued()[0]);
 }

@@ -4,15 +4,10 @@
 
 use crate::support::*;
 
-const CLIENT: &str = "11111111-2222-3333-4444-555555555555";
-const SECRET: &str = "client-secret-value-protocol";
-const TENANT: &str = "tenant-protocol";
-
 #[test]
 fn get_answers_every_input_form_exactly() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start("myacr.azurecr.io");
+    let w = World::start("myacr.azurecr.io");
+    let acr = &w.acr;
     let forms = [
         "myacr.azurecr.io",
         "https://myacr.azurecr.io",
@@ -22,12 +17,7 @@ fn get_answers_every_input_form_exactly() {
         "\thttps://myacr.azurecr.io/v2/ \r\n",
     ];
     for form in forms {
-        let out = env
-            .get(form)
-            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-            .connect_to(&acr.connect_to())
-            .run();
+        let out = w.get_with(form).run();
         let issued = acr.issued();
         let secret = issued.last().expect("the fake ACR issued a refresh token");
         out.assert_answer(form.trim(), secret);
@@ -36,8 +26,9 @@ fn get_answers_every_input_form_exactly() {
 
 #[test]
 fn get_accepts_mixed_case_regional_and_dnl_login_servers() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
+    let w = World::start("myacr.azurecr.io")
+        .with_registry("myacr.eastus.geo.azurecr.io")
+        .with_registry("myacr-abh2c0fkbyfpgqd5.azurecr.io");
     for (input, host) in [
         ("MyAcr.AzureCR.io", "myacr.azurecr.io"),
         ("myacr.eastus.geo.azurecr.io", "myacr.eastus.geo.azurecr.io"),
@@ -46,13 +37,8 @@ fn get_accepts_mixed_case_regional_and_dnl_login_servers() {
             "myacr-abh2c0fkbyfpgqd5.azurecr.io",
         ),
     ] {
-        let acr = FakeAcr::start(host);
-        let out = env
-            .get(&format!("{input}\n"))
-            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-            .connect_to(&acr.connect_to())
-            .run();
+        let acr = w.registry(host);
+        let out = w.get_with(&format!("{input}\n")).run();
         out.assert_answer(input, acr.issued().first().map_or("<none>", |s| s.as_str()));
         assert_eq!(acr.exchanges()[0].get("service"), Some(host));
     }
@@ -60,18 +46,13 @@ fn get_accepts_mixed_case_regional_and_dnl_login_servers() {
 
 #[test]
 fn get_rejects_control_characters_without_requests() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start("myacr.azurecr.io");
+    let w = World::start("myacr.azurecr.io").auto();
+    let (entra, acr) = (&w.entra, &w.acr);
     for input in [
         "myacr.azurecr.io\u{0}.evil.example",
         "myacr.azurecr.io\r.evil.example",
     ] {
-        let out = env
-            .get(input)
-            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-            .connect_to(&acr.connect_to())
-            .run();
+        let out = w.get_with(input).run();
         assert_eq!(out.code, Some(1), "{input:?}: {out:?}");
         out.stdout_line();
         assert!(!out.stdout.contains("Secret"), "{out:?}");
@@ -82,11 +63,10 @@ fn get_rejects_control_characters_without_requests() {
 
 #[test]
 fn get_non_acr_host_is_not_found_without_any_request() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
+    let w = World::start("myacr.azurecr.io").auto();
+    let (entra, acr) = (&w.entra, &w.acr);
     let imds = FakeImds::start();
     // Hostile names are routed to a fake ACR too, so a leaked token would be seen.
-    let acr = FakeAcr::start("myacr.azurecr.io");
     let hosts = [
         "docker.io",
         "https://index.docker.io/v1/",
@@ -111,9 +91,8 @@ fn get_non_acr_host_is_not_found_without_any_request() {
     .collect::<Vec<_>>()
     .join(",");
     for host in hosts {
-        let out = env
-            .get(&format!("{host}\n"))
-            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
+        let out = w
+            .get_with(&format!("{host}\n"))
             .env("ACR_ENTRA_CONNECT_TO", &connect_to)
             .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", imds.authority())
             .run();
@@ -134,18 +113,15 @@ fn get_non_acr_host_is_not_found_without_any_request() {
 
 #[test]
 fn get_userinfo_host_is_never_sent_a_token() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start("myacr.azurecr.io");
+    let w = World::start("myacr.azurecr.io").auto();
+    let (entra, acr) = (&w.entra, &w.acr);
     for input in [
         "myacr.azurecr.io@evil.example",
         "https://user@myacr.azurecr.io",
         "https://myacr.azurecr.io@evil.example/v2/",
     ] {
-        let out = env
-            .get(input)
-            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-            .connect_to(&acr.connect_to())
+        let out = w
+            .get_with(input)
             .connect_to(&format!("evil.example:443:127.0.0.1:{}", acr.port()))
             .run();
         assert_eq!(out.code, Some(1), "{input}: {out:?}");
@@ -233,13 +209,10 @@ fn get_binary_garbage_is_one_line_error() {
 
 #[test]
 fn stdout_carries_only_the_answer_even_with_logging() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start("myacr.azurecr.io");
-    let out = env
-        .get("myacr.azurecr.io\n")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
+    let w = World::start("myacr.azurecr.io").auto();
+    let acr = &w.acr;
+    let out = w
+        .get_with("myacr.azurecr.io\n")
         .env("ACR_ENTRA_LOG", "trace")
         .run();
     assert_eq!(out.code, Some(0), "{out:?}");

@@ -37,15 +37,9 @@ fn check(out: &Output, secrets: &[String], allowed_on_stdout: Option<&str>, flow
 
 #[test]
 fn client_secret_flow_traced_leaks_nothing() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let out = traced(
-        env.get(HOST)
-            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-            .connect_to(&acr.connect_to()),
-    );
+    let w = World::start(HOST).with_client(CLIENT, SECRET, TENANT);
+    let (entra, acr) = (&w.entra, &w.acr);
+    let out = traced(w.get());
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(
         out.stderr.contains("trace") || out.stderr.contains("debug"),
@@ -56,12 +50,7 @@ fn client_secret_flow_traced_leaks_nothing() {
     secrets.extend(entra.issued());
     check(&out, &secrets, Some(&refresh), "client-secret get");
     // The cache hit, traced.
-    let out = traced(
-        env.get(HOST)
-            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-            .connect_to(&acr.connect_to()),
-    );
+    let out = traced(w.get());
     check(&out, &secrets, Some(&refresh), "cache hit");
 }
 
@@ -69,18 +58,12 @@ fn client_secret_flow_traced_leaks_nothing() {
 /// nor the signed assertion may show anywhere.
 #[test]
 fn pfx_certificate_flow_traced_leaks_nothing() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let pfx = env.write("app.pfx", tls::pfx_bytes());
+    let w = World::start(HOST).with_client(CLIENT, SECRET, TENANT);
+    let pfx = w.env.write("app.pfx", tls::pfx_bytes());
+    let w = w.certificate(&pfx, None);
+    let (entra, acr) = (&w.entra, &w.acr);
     let wrong = "Wrong-Pfx-Password-0123456789";
-    let run = |password: &str| {
-        traced(
-            env.get(HOST)
-                .client_certificate(&entra.authority(), CLIENT, TENANT, &pfx, Some(password))
-                .connect_to(&acr.connect_to()),
-        )
-    };
+    let run = |password: &str| traced(w.get().env("AZURE_CLIENT_CERTIFICATE_PASSWORD", password));
     // The wrong password first: afterwards the token is cached and the file not read.
     let failed = run(wrong);
     assert_eq!(failed.code, Some(1), "{failed:?}");
@@ -104,23 +87,15 @@ fn pfx_certificate_flow_traced_leaks_nothing() {
 
 #[test]
 fn workload_identity_and_az_flows_traced_leak_nothing() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST).with_client(CLIENT, SECRET, TENANT);
     let assertion = jwt::make(
         &json!({"alg": "RS256", "typ": "JWT"}),
         &json!({"sub": "system:serviceaccount:ns:sa", "aud": "api://AzureADTokenExchange", "exp": jwt::now() + 3600}),
     );
-    let file = env.write("federated-token", &assertion);
-    let out = traced(
-        env.get(HOST)
-            .env("ACR_ENTRA_CREDENTIAL", "workload-identity")
-            .env("AZURE_AUTHORITY_HOST", entra.authority())
-            .env("AZURE_CLIENT_ID", CLIENT)
-            .env("AZURE_TENANT_ID", TENANT)
-            .env("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string())
-            .connect_to(&acr.connect_to()),
-    );
+    let file = w.env.write("federated-token", &assertion);
+    let w = w.federated(&file);
+    let (entra, acr) = (&w.entra, &w.acr);
+    let out = traced(w.get());
     assert_eq!(out.code, Some(0), "{out:?}");
     let refresh = acr.issued()[0].clone();
     let mut secrets = vec![assertion.clone(), refresh.clone()];

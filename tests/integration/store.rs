@@ -95,16 +95,10 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn stored_acr_user_wins_over_minting() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start("myacr.azurecr.io");
-    assert_silent_success(&store(&env, "myacr.azurecr.io", "myacr", "admin-password"));
-    let out = env
-        .get("https://myacr.azurecr.io")
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .client_secret(&entra.authority(), "app", "secret", "tenant")
-        .connect_to(&acr.connect_to())
-        .run();
+    let w = World::start("myacr.azurecr.io");
+    let (env, entra, acr) = (&w.env, &w.entra, &w.acr);
+    assert_silent_success(&store(env, "myacr.azurecr.io", "myacr", "admin-password"));
+    let out = w.get_with("https://myacr.azurecr.io").run();
     out.assert_answer_as("https://myacr.azurecr.io", "myacr", "admin-password");
     assert_eq!(entra.server.connection_count(), 0);
     assert_eq!(acr.server.connection_count(), 0);
@@ -112,29 +106,16 @@ fn stored_acr_user_wins_over_minting() {
 
 #[test]
 fn storing_a_minted_token_does_not_pin_it() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start("myacr.azurecr.io");
-    let get = || {
-        env.get("myacr.azurecr.io")
-            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-            .env("ACR_ENTRA_NO_CACHE", "1")
-            .client_secret(&entra.authority(), "app", "secret", "tenant")
-            .connect_to(&acr.connect_to())
-            .run()
-    };
+    let w = World::start("myacr.azurecr.io");
+    let (env, acr) = (&w.env, &w.acr);
+    let get = || w.get().env("ACR_ENTRA_NO_CACHE", "1").run();
     let first = get();
     first.assert_answer(
         "myacr.azurecr.io",
         acr.issued().first().map_or("<none>", |s| s.as_str()),
     );
     // `docker login HOST` without -u stores what get returned.
-    assert_silent_success(&store(
-        &env,
-        "myacr.azurecr.io",
-        NULL_GUID,
-        &acr.issued()[0],
-    ));
+    assert_silent_success(&store(env, "myacr.azurecr.io", NULL_GUID, &acr.issued()[0]));
     let second = get();
     assert_eq!(acr.issued().len(), 2, "still minted: {second:?}");
     second.assert_answer("myacr.azurecr.io", &acr.issued()[1]);

@@ -110,21 +110,15 @@ fn pods_naming_the_same_client_id_never_share_a_token() {
 /// in, and `"audience": "arm"` in its entry does.
 #[test]
 fn custom_domain_gets_no_arm_token_unless_its_entry_says_so() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
     // A listed host that is not an ACR login-server name (the test CA covers
     // `localhost`; a custom domain behaves the same).
-    let acr = FakeAcr::start_localhost();
+    let w = World::localhost();
+    let (env, acr) = (&w.env, &w.acr);
     let custom = acr.host();
     let custom = custom.as_str();
     acr.reject_audience(ACR_AUDIENCE);
-    let get = |config: &serde_json::Value| {
-        env.get(custom)
-            .env("ACR_ENTRA_CONFIG", env.config(config))
-            .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-            .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-            .run()
-    };
+    let get =
+        |config: &serde_json::Value| w.get().env("ACR_ENTRA_CONFIG", env.config(config)).run();
     let out = get(&json!({"registries": {custom: {}}}));
     let line = out.assert_loud_error();
     assert!(line.contains(r#""audience": "arm""#), "{line}");
@@ -144,20 +138,18 @@ fn custom_domain_gets_no_arm_token_unless_its_entry_says_so() {
 /// another host (an ACR name, even): no token goes there in plain text.
 #[test]
 fn plain_http_realm_only_on_a_listed_loopback_host() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start_plain_loopback();
+    let w = World::plain_loopback().auto();
+    let (env, acr) = (&w.env, &w.acr);
     let evil = Server::start(None, |_| Resp::json(200, &json!({"refresh_token": "x"})));
     acr.set_realm("http://attacker.azurecr.io/oauth2/token");
     let host = acr.host();
     let input = format!("http://{host}");
-    let out = env
-        .get(&input)
+    let out = w
+        .get_with(&input)
         .env(
             "ACR_ENTRA_CONFIG",
             env.config(&json!({"registries": {&host: {"credential": "client-secret"}}})),
         )
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
         .connect_to(&format!("attacker.azurecr.io:80:127.0.0.1:{}", evil.port()))
         .run();
     let line = out.assert_loud_error();
@@ -350,17 +342,10 @@ fn plain_http_identity_endpoint_never_goes_through_a_proxy() {
 /// public name itself).
 #[test]
 fn connect_to_mapping_is_not_bypassed_by_a_proxy() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = World::start(HOST);
+    let acr = &w.acr;
     let proxy = CatchAllProxy::start();
-    let out = env
-        .get(HOST)
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .through(&proxy)
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
-        .run();
+    let out = w.get().through(&proxy).run();
     assert_nothing_through(&proxy);
     out.assert_answer(HOST, &acr.issued()[0]);
 }

@@ -22,13 +22,19 @@ const HINT_IMDS: &str =
 const HINT_CLOCK: &str = "hint:        this machine's clock is off";
 const HINT_NOT_ACR: &str = "hint:        `get` answers \"credentials not found\" for this host";
 
-fn doctor(env: &TestEnv, entra: &FakeEntra, connect_to: &str) -> env::Helper {
-    env.helper()
+/// The world these tests diagnose: the credential auto-picked, as `doctor` users have
+/// it, signing in as this file's client, whose ids the report names.
+fn world() -> World {
+    World::start(HOST)
+        .auto()
+        .with_client(CLIENT, SECRET, TENANT)
+}
+
+fn doctor(w: &World) -> env::Helper {
+    w.helper()
         .arg("doctor")
         .arg(HOST)
         .env("ACR_ENTRA_TIMEOUT", "3")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(connect_to)
 }
 
 fn assert_failed_with(out: &Output, hint: &str) {
@@ -48,10 +54,9 @@ fn assert_failed_with(out: &Output, hint: &str) {
 
 #[test]
 fn doctor_reports_every_section_and_never_a_token() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let out = doctor(&env, &entra, &acr.connect_to()).run();
+    let w = world();
+    let (env, entra, acr) = (&w.env, &w.entra, &w.acr);
+    let out = doctor(&w).run();
     assert_eq!(out.code, Some(0), "{}", out.stdout);
     assert_eq!(out.stderr, "");
     let text = &out.stdout;
@@ -91,28 +96,23 @@ fn doctor_reports_every_section_and_never_a_token() {
                 .starts_with("token-"))
     );
     // Once get has cached a token, doctor reports the entry.
-    let get = env
-        .get(HOST)
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
-        .run();
+    let get = w.get().run();
     assert_eq!(get.code, Some(0), "{get:?}");
-    let out = doctor(&env, &entra, &acr.connect_to()).run();
+    let out = doctor(&w).run();
     assert!(out.stdout.contains("mode 0600: age "), "{}", out.stdout);
     assert!(out.stdout.contains("(fresh: in 3h"), "{}", out.stdout);
 }
 
 #[test]
 fn doctor_hints_arm_audience_disabled() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = world();
+    let (env, acr) = (&w.env, &w.acr);
     acr.reject_audience(ARM_AUDIENCE);
     let config = env.write(
         "config.json",
         r#"{"registries":{"myacr.azurecr.io":{"audience":"arm"}}}"#,
     );
-    let out = doctor(&env, &entra, &acr.connect_to())
+    let out = doctor(&w)
         .env("ACR_ENTRA_CONFIG", config.display().to_string())
         .run();
     assert_failed_with(&out, HINT_ARM);
@@ -131,12 +131,11 @@ fn doctor_hints_arm_audience_disabled() {
 
 #[test]
 fn doctor_hints_a_missing_role_when_both_audiences_are_refused() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = world();
+    let acr = &w.acr;
     acr.reject_audience(ACR_AUDIENCE);
     acr.reject_audience(ARM_AUDIENCE);
-    let out = doctor(&env, &entra, &acr.connect_to()).run();
+    let out = doctor(&w).run();
     assert_failed_with(&out, HINT_ROLE);
     assert_eq!(acr.exchange_count(), 2, "both audiences tried");
     assert_eq!(
@@ -149,10 +148,12 @@ fn doctor_hints_a_missing_role_when_both_audiences_are_refused() {
 
 #[test]
 fn doctor_hints_network_rules_on_a_firewall_403() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
+    let w = world();
     let registry = FakeRegistry::start(HOST, RegistryMode::Firewall);
-    let out = doctor(&env, &entra, &registry.connect_to()).run();
+    // The only rule for HOST: the staged registry stands where the fake ACR would.
+    let out = doctor(&w)
+        .env("ACR_ENTRA_CONNECT_TO", registry.connect_to())
+        .run();
     assert_failed_with(&out, HINT_FIREWALL);
     assert!(
         out.stdout.contains(FIREWALL_MESSAGE),
@@ -164,13 +165,10 @@ fn doctor_hints_network_rules_on_a_firewall_403() {
 
 #[test]
 fn doctor_hints_az_login() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = world();
+    let (env, acr) = (&w.env, &w.acr);
     let _az = FakeCli::install(&env.bin, Tool::Az, CliMode::Fail);
-    let out = doctor(&env, &entra, &acr.connect_to())
-        .env("ACR_ENTRA_CREDENTIAL", "azure-cli")
-        .run();
+    let out = doctor(&w).env("ACR_ENTRA_CREDENTIAL", "azure-cli").run();
     assert_failed_with(&out, HINT_AZ);
     assert!(
         out.stdout
@@ -183,10 +181,8 @@ fn doctor_hints_az_login() {
 
 #[test]
 fn doctor_hints_imds_unreachable() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let out = doctor(&env, &entra, &acr.connect_to())
+    let w = world();
+    let out = doctor(&w)
         .env("ACR_ENTRA_CREDENTIAL", "managed-identity")
         .env(
             "AZURE_POD_IDENTITY_AUTHORITY_HOST",
@@ -204,10 +200,12 @@ fn doctor_hints_imds_unreachable() {
 
 #[test]
 fn doctor_warns_about_clock_skew_but_succeeds() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
+    let w = world();
     let registry = FakeRegistry::start(HOST, RegistryMode::Skewed(-2 * 3600));
-    let out = doctor(&env, &entra, &registry.connect_to()).run();
+    // The only rule for HOST: the staged registry stands where the fake ACR would.
+    let out = doctor(&w)
+        .env("ACR_ENTRA_CONNECT_TO", registry.connect_to())
+        .run();
     assert_eq!(out.code, Some(0), "{}", out.stdout);
     assert!(
         out.stdout
@@ -292,11 +290,10 @@ fn doctor_says_why_each_earlier_kind_was_skipped() {
 
 #[test]
 fn doctor_rejected_secret_hints_a_new_one() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    entra.set_mode(EntraMode::Fail(401));
-    let acr = FakeAcr::start(HOST);
-    let out = doctor(&env, &entra, &acr.connect_to()).run();
+    let w = world();
+    let acr = &w.acr;
+    w.entra.set_mode(EntraMode::Fail(401));
+    let out = doctor(&w).run();
     assert_failed_with(
         &out,
         "hint:        Entra refused the client secret (wrong, or expired): create a new one",
@@ -307,19 +304,17 @@ fn doctor_rejected_secret_hints_a_new_one() {
 /// The thumbprint Entra lists for the app's certificate, so a mismatch is visible.
 #[test]
 fn doctor_shows_the_certificate_thumbprint_of_a_pfx() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let pfx = env.write("app.pfx", tls::pfx_bytes());
+    let w = World::start(HOST).with_client(CLIENT, SECRET, TENANT);
+    let pfx = w.env.write("app.pfx", tls::pfx_bytes());
+    let w = w.certificate(&pfx, Some(tls::PFX_PASSWORD));
     let cert_der = tls::pfx_cert_der();
     let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert_der);
     let thumbprint: String = sha1.as_ref().iter().map(|b| format!("{b:02X}")).collect();
     let run = |password: &str| {
-        env.helper()
+        w.helper()
             .arg("doctor")
             .arg(HOST)
-            .client_certificate(&entra.authority(), CLIENT, TENANT, &pfx, Some(password))
-            .connect_to(&acr.connect_to())
+            .env("AZURE_CLIENT_CERTIFICATE_PASSWORD", password)
             .run()
     };
     let out = run(tls::PFX_PASSWORD);
@@ -333,19 +328,11 @@ fn doctor_shows_the_certificate_thumbprint_of_a_pfx() {
         "missing {want:?} in:\n{}",
         out.stdout
     );
-    let out = env
+    let out = w
         .helper()
         .arg("doctor")
         .arg(HOST)
-        .client_certificate(
-            &entra.authority(),
-            CLIENT,
-            TENANT,
-            &pfx,
-            Some(tls::PFX_PASSWORD),
-        )
         .env("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "true")
-        .connect_to(&acr.connect_to())
         .run();
     let want = format!(
         "\ncertificate: `{}`: thumbprint {thumbprint}; chain of 1 sent as x5c (AZURE_CLIENT_SEND_CERTIFICATE_CHAIN)\n",

@@ -16,14 +16,16 @@ const TENANT: &str = "tenant-kubelet-0001";
 const CLIENT_ID_ANNOTATION: &str = "kubernetes.azure.com/acr-client-id";
 const TENANT_ID_ANNOTATION: &str = "kubernetes.azure.com/acr-tenant-id";
 
-fn kubelet(env: &TestEnv, entra: &FakeEntra, acr: &FakeAcr, request: &str) -> env::Helper {
-    env.helper()
+/// The node's world: kubelet runs the helper as the node's own client.
+fn world() -> World {
+    World::start(HOST).with_client(CLIENT, SECRET, TENANT)
+}
+
+fn kubelet(w: &World, request: &str) -> env::Helper {
+    w.helper()
         .arg("kubelet")
         .stdin(request)
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
         .env("ACR_ENTRA_MIN_TTL", "20m")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
 }
 
 /// The exact response, allowing the second or two the run took.
@@ -56,9 +58,8 @@ fn assert_pod_response(out: &Output, registry: &str, token: &str) {
 
 #[test]
 fn kubelet_non_acr_images_get_an_empty_answer_without_network() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = world();
+    let (entra, acr) = (&w.entra, &w.acr);
     for image in [
         "alpine",
         "alpine:3.20",
@@ -67,7 +68,7 @@ fn kubelet_non_acr_images_get_an_empty_answer_without_network() {
         "myacr.azurecr.io.evil.example/img",
         "localhost:5000/img",
     ] {
-        let out = kubelet(&env, &entra, &acr, &kubelet_request(image, None, &[])).run();
+        let out = kubelet(&w, &kubelet_request(image, None, &[])).run();
         assert_eq!(out.code, Some(0), "{image}: {out:?}");
         assert_eq!(out.stdout, format!("{KUBELET_EMPTY}\n"), "{image}");
         assert_eq!(out.stderr, "");
@@ -78,14 +79,11 @@ fn kubelet_non_acr_images_get_an_empty_answer_without_network() {
 
 #[test]
 fn kubelet_acr_image_gets_the_refresh_token() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = world();
+    let acr = &w.acr;
     let before = jwt::now();
     let out = kubelet(
-        &env,
-        &entra,
-        &acr,
+        &w,
         &kubelet_request("myacr.azurecr.io/ns/img:tag", None, &[]),
     )
     .run();
@@ -93,9 +91,7 @@ fn kubelet_acr_image_gets_the_refresh_token() {
     // A digest reference with an explicit port: the auth key keeps the port kubelet
     // matches on, and the token comes from the cache.
     let out = kubelet(
-        &env,
-        &entra,
-        &acr,
+        &w,
         &kubelet_request(
             "myacr.azurecr.io:443/img@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
             None,
@@ -136,9 +132,8 @@ fn kubelet_rejects_other_api_versions_and_kinds() {
 
 #[test]
 fn kubelet_pod_identity_federates_the_service_account_token() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
+    let w = world();
+    let (entra, acr) = (&w.entra, &w.acr);
     let pod_a = "pod-client-aaaa";
     let pod_b = "pod-client-bbbb";
     let sa_token = jwt::make(
@@ -156,7 +151,7 @@ fn kubelet_pod_identity_federates_the_service_account_token() {
         )
     };
     let before = jwt::now();
-    let out = kubelet(&env, &entra, &acr, &request(pod_a)).run();
+    let out = kubelet(&w, &request(pod_a)).run();
     assert_pod_response(&out, HOST, &acr.issued()[0]);
     let reqs = entra.token_requests();
     assert_eq!(reqs.len(), 1, "{out:?}");
@@ -166,17 +161,15 @@ fn kubelet_pod_identity_federates_the_service_account_token() {
     assert_eq!(reqs[0].get("client_assertion_type"), Some(ASSERTION_TYPE));
     assert_eq!(reqs[0].get("client_secret"), None, "not the node's secret");
     // Another pod identity: its own mint. The first again: its cached token.
-    let out = kubelet(&env, &entra, &acr, &request(pod_b)).run();
+    let out = kubelet(&w, &request(pod_b)).run();
     assert_pod_response(&out, HOST, &acr.issued()[1]);
     assert_eq!(entra.token_requests()[1].get("client_id"), Some(pod_b));
-    let out = kubelet(&env, &entra, &acr, &request(pod_a)).run();
+    let out = kubelet(&w, &request(pod_a)).run();
     assert_pod_response(&out, HOST, &acr.issued()[0]);
     assert_eq!(acr.exchange_count(), 2);
     // The node's own identity is a third cache entry.
     let out = kubelet(
-        &env,
-        &entra,
-        &acr,
+        &w,
         &kubelet_request("myacr.azurecr.io/app:1", Some(&sa_token), &[]),
     )
     .run();

@@ -7,24 +7,16 @@ use crate::support::subcommands::{FakeRegistry, RegistryMode};
 use crate::support::*;
 
 const HOST: &str = "myacr.azurecr.io";
-const CLIENT: &str = "dddddddd-1111-2222-3333-444444444444";
-const SECRET: &str = "token-test-secret";
-const TENANT: &str = "tenant-token-0001";
 
-fn token(env: &TestEnv, entra: &FakeEntra, connect_to: &str) -> env::Helper {
-    env.helper()
-        .arg("token")
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(connect_to)
+fn token(w: &World) -> env::Helper {
+    w.helper().arg("token")
 }
 
 #[test]
 fn token_prints_the_refresh_token_alone() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let out = token(&env, &entra, &acr.connect_to()).arg(HOST).run();
+    let w = World::start(HOST);
+    let acr = &w.acr;
+    let out = token(&w).arg(HOST).run();
     let issued = acr.issued();
     assert_eq!(issued.len(), 1, "{out:?}");
     assert_eq!(out.code, Some(0), "{out:?}");
@@ -34,10 +26,9 @@ fn token_prints_the_refresh_token_alone() {
 
 #[test]
 fn token_json_is_az_acr_login_expose_token_shape() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let out = token(&env, &entra, &acr.connect_to())
+    let w = World::start(HOST);
+    let acr = &w.acr;
+    let out = token(&w)
         .arg("https://MyAcr.azurecr.io/")
         .arg("--json")
         .run();
@@ -54,29 +45,27 @@ fn token_json_is_az_acr_login_expose_token_shape() {
 
 #[test]
 fn token_shares_the_cache_with_get() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
-    let acr = FakeAcr::start(HOST);
-    let first = token(&env, &entra, &acr.connect_to()).arg(HOST).run();
+    let w = World::start(HOST);
+    let acr = &w.acr;
+    let first = token(&w).arg(HOST).run();
     assert_eq!(first.code, Some(0), "{first:?}");
-    let get = env
-        .get(HOST)
-        .env("ACR_ENTRA_CREDENTIAL", "client-secret")
-        .client_secret(&entra.authority(), CLIENT, SECRET, TENANT)
-        .connect_to(&acr.connect_to())
-        .run();
+    let get = w.get().run();
     get.assert_answer(HOST, first.stdout.trim_end());
-    let again = token(&env, &entra, &acr.connect_to()).arg(HOST).run();
+    let again = token(&w).arg(HOST).run();
     assert_eq!(again.stdout, first.stdout);
     assert_eq!(acr.exchange_count(), 1, "one mint for all three");
 }
 
 #[test]
 fn token_for_a_non_acr_host_is_an_error_without_network() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
+    let w = World::start(HOST);
+    let entra = &w.entra;
     for host in ["ghcr.io", "myacr.azurecr.io.evil.example", "docker.io"] {
-        let out = token(&env, &entra, "x:443:127.0.0.1:1").arg(host).run();
+        // No rule that reaches a fake: nothing may be contacted.
+        let out = token(&w)
+            .env("ACR_ENTRA_CONNECT_TO", "x:443:127.0.0.1:1")
+            .arg(host)
+            .run();
         assert_eq!(out.code, Some(1), "{out:?}");
         assert_eq!(
             out.stdout,
@@ -121,10 +110,11 @@ fn token_usage_errors() {
 
 #[test]
 fn token_with_scope_returns_a_scoped_access_token() {
-    let env = TestEnv::new();
-    let entra = FakeEntra::start();
+    let w = World::start(HOST);
     let registry = FakeRegistry::start(HOST, RegistryMode::Normal);
-    let out = token(&env, &entra, &registry.connect_to())
+    // The only rule for HOST: the token-issuing registry stands where the fake ACR would.
+    let out = token(&w)
+        .env("ACR_ENTRA_CONNECT_TO", registry.connect_to())
         .arg(HOST)
         .arg("--scope")
         .arg("repository:team/app:pull,push")
@@ -150,7 +140,8 @@ fn token_with_scope_returns_a_scoped_access_token() {
         ]
     );
     // JSON form, two scopes, the refresh token from the cache and the remembered challenge.
-    let out = token(&env, &entra, &registry.connect_to())
+    let out = token(&w)
+        .env("ACR_ENTRA_CONNECT_TO", registry.connect_to())
         .arg(HOST)
         .arg("--json")
         .arg("--scope=repository:a:pull")
