@@ -77,15 +77,13 @@ struct TokenFile {
     refresh_jitter: Option<i64>,
 }
 
-/// The share of a token's lifetime over which re-mint points are spread, in percent.
-pub const JITTER_PERCENT: i64 = 10;
-
 /// How much earlier than `ACR_ENTRA_MIN_TTL` before expiry an entry living `lifetime`
-/// seconds is minted anew: a random part (`draw`) of up to `JITTER_PERCENT` of the
-/// lifetime, so machines that minted together do not all come back in the same minute.
-/// The minimum itself is the reader's setting; only this part is fixed in the file.
-pub fn jitter(lifetime: i64, draw: u32) -> i64 {
-    let window = lifetime.max(0) / (100 / JITTER_PERCENT);
+/// seconds is minted anew: a random part (`draw`) of up to `percent` of the lifetime
+/// (`ACR_ENTRA_REFRESH_JITTER`), so machines that minted together do not all come back in
+/// the same minute. The minimum itself is the reader's setting; only this part is fixed
+/// in the file.
+pub fn jitter(lifetime: i64, draw: u32, percent: u8) -> i64 {
+    let window = lifetime.max(0).saturating_mul(i64::from(percent)) / 100;
     if window > 0 {
         i64::from(draw) % (window + 1)
     } else {
@@ -380,15 +378,27 @@ mod tests {
         let lifetime = 3 * 3600 + 900;
         let spread: std::collections::BTreeSet<i64> = [0, 1, 7, 500, 1169, 1170, 99_999, u32::MAX]
             .into_iter()
-            .map(|draw| jitter(lifetime, draw))
+            .map(|draw| jitter(lifetime, draw, 10))
             .collect();
         assert!(spread.len() >= 6, "{spread:?}");
         assert!(
             spread.iter().all(|j| (0..=lifetime / 10).contains(j)),
             "{spread:?}"
         );
-        assert_eq!(jitter(5, u32::MAX), 0);
-        assert_eq!(jitter(i64::MIN, u32::MAX), 0);
+        assert_eq!(jitter(5, u32::MAX, 10), 0);
+        assert_eq!(jitter(i64::MIN, u32::MAX, 10), 0);
+        assert_eq!(jitter(i64::MAX, u32::MAX, 50), i64::from(u32::MAX));
+    }
+
+    #[test]
+    fn jitter_follows_the_setting_and_zero_turns_it_off() {
+        let lifetime = 10_000;
+        for draw in [0, 1, 4_999, 5_000, u32::MAX] {
+            assert_eq!(jitter(lifetime, draw, 0), 0);
+            assert!(jitter(lifetime, draw, 50) <= 5_000);
+        }
+        assert_eq!(jitter(lifetime, 5_000, 50), 5_000);
+        assert_eq!(jitter(lifetime, 2_000, 10), 2_000 % 1_001);
     }
 
     #[test]

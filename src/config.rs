@@ -24,6 +24,7 @@ pub const ACR_ENTRA_NO_CACHE: &str = "ACR_ENTRA_NO_CACHE";
 pub const ACR_ENTRA_LOG: &str = "ACR_ENTRA_LOG";
 pub const ACR_ENTRA_MIN_TTL: &str = "ACR_ENTRA_MIN_TTL";
 pub const ACR_ENTRA_TIMEOUT: &str = "ACR_ENTRA_TIMEOUT";
+pub const ACR_ENTRA_REFRESH_JITTER: &str = "ACR_ENTRA_REFRESH_JITTER";
 pub const ACR_ENTRA_CONNECT_TO: &str = "ACR_ENTRA_CONNECT_TO";
 pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
 pub const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
@@ -55,6 +56,13 @@ pub const HELM_REGISTRY_CONFIG: &str = "HELM_REGISTRY_CONFIG";
 /// Default `ACR_ENTRA_MIN_TTL`: a returned token has at least this long to live, so a
 /// long push does not start with a nearly dead token.
 pub const DEFAULT_MIN_TTL: Duration = Duration::from_secs(30 * 60);
+/// Default `ACR_ENTRA_REFRESH_JITTER`: re-mint points spread over a tenth of a token's
+/// lifetime (about 18 minutes of a 3-hour token), enough to take machines that minted
+/// in the same second apart without re-minting much earlier than needed.
+pub const DEFAULT_REFRESH_JITTER: u8 = 10;
+/// The most `ACR_ENTRA_REFRESH_JITTER` may be: beyond half its lifetime a token would be
+/// re-minted when it has barely been used.
+pub const MAX_REFRESH_JITTER: u8 = 50;
 /// Default `ACR_ENTRA_TIMEOUT`: the most one network call may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -271,6 +279,8 @@ pub struct Settings {
     pub cache_dir: Option<PathBuf>,
     pub no_cache: bool,
     pub min_ttl: Duration,
+    /// The share of a token's lifetime (percent) over which its re-mint point is spread.
+    pub refresh_jitter: u8,
     pub timeout: Duration,
     pub connect_to: Vec<ConnectTo>,
     pub azure: AzureEnv,
@@ -319,41 +329,32 @@ impl ClientFiles {
 
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Settings> {
-        let log_level = match env.get(ACR_ENTRA_LOG) {
-            None => Level::Off,
-            Some(v) => Level::parse(v).ok_or_else(|| {
-                Error::Config(format!(
-                    "{ACR_ENTRA_LOG}=`{v}` is not a level (use error, warn, info, debug or trace)"
-                ))
-            })?,
-        };
-        let credential = match env.get(ACR_ENTRA_CREDENTIAL) {
-            None => None,
-            Some(v) => Some(CredentialKind::parse(v).ok_or_else(|| {
-                Error::Config(format!(
-                    "{ACR_ENTRA_CREDENTIAL}=`{v}` is not a credential kind (use client-secret, \
-                     client-certificate, workload-identity, managed-identity, azure-cli or azd)"
-                ))
-            })?),
-        };
+        let log_level = setting(env, ACR_ENTRA_LOG, Level::Off, Level::parse)
+            .map_err(|e| e("a level (use error, warn, info, debug or trace)"))?;
+        let credential = setting(env, ACR_ENTRA_CREDENTIAL, None, |v| {
+            CredentialKind::parse(v).map(Some)
+        })
+        .map_err(|e| {
+            e(
+                "a credential kind (use client-secret, client-certificate, workload-identity, \
+               managed-identity, azure-cli or azd)",
+            )
+        })?;
         let home = home(env);
         let (config_path, cache_dir) = locations(env, home.as_ref());
-        let min_ttl = match env.get(ACR_ENTRA_MIN_TTL) {
-            None => DEFAULT_MIN_TTL,
-            Some(v) => parse_duration(v).ok_or_else(|| {
-                Error::Config(format!(
-                    "{ACR_ENTRA_MIN_TTL}=`{v}` is not a duration (use seconds, or 30m, 1h)"
-                ))
-            })?,
-        };
-        let timeout = match env.get(ACR_ENTRA_TIMEOUT) {
-            None => DEFAULT_TIMEOUT,
-            Some(v) => parse_duration(v).filter(|d| !d.is_zero()).ok_or_else(|| {
-                Error::Config(format!(
-                    "{ACR_ENTRA_TIMEOUT}=`{v}` is not a duration (use seconds, e.g. 10 or 2.5)"
-                ))
-            })?,
-        };
+        let min_ttl = setting(env, ACR_ENTRA_MIN_TTL, DEFAULT_MIN_TTL, parse_duration)
+            .map_err(|e| e("a duration (use seconds, or 30m, 1h)"))?;
+        let timeout = setting(env, ACR_ENTRA_TIMEOUT, DEFAULT_TIMEOUT, |v| {
+            parse_duration(v).filter(|d| !d.is_zero())
+        })
+        .map_err(|e| e("a duration (use seconds, e.g. 10 or 2.5)"))?;
+        let refresh_jitter = setting(env, ACR_ENTRA_REFRESH_JITTER, DEFAULT_REFRESH_JITTER, |v| {
+            v.trim().trim_end_matches('%')
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= MAX_REFRESH_JITTER)
+        })
+        .map_err(|e| e("a percentage from 0 to 50 (0 turns the jitter off)"))?;
         let connect_to = match env.get(ACR_ENTRA_CONNECT_TO) {
             None => Vec::new(),
             Some(v) => parse_connect_to(v)?,
@@ -367,6 +368,7 @@ impl Settings {
                 .get(ACR_ENTRA_NO_CACHE)
                 .is_some_and(|v| !matches!(v.trim(), "0" | "false" | "no")),
             min_ttl,
+            refresh_jitter,
             timeout,
             connect_to,
             azure: AzureEnv::from_env(env, home.as_ref()),
@@ -374,6 +376,24 @@ impl Settings {
             clients: ClientFiles::from_env(env, home.as_ref()),
             home,
         })
+    }
+}
+
+/// The variable `name` read with `parse`, or `default` when unset; a value `parse` refuses
+/// gives a function that turns what was expected into the one-line error.
+fn setting<T>(
+    env: &Env,
+    name: &str,
+    default: T,
+    parse: impl Fn(&str) -> Option<T>,
+) -> std::result::Result<T, impl FnOnce(&str) -> Error> {
+    match env.get(name) {
+        None => Ok(default),
+        Some(v) => parse(v).ok_or_else(|| {
+            let shown = v.to_string();
+            let name = name.to_string();
+            move |expected: &str| Error::Config(format!("{name}=`{shown}` is not {expected}"))
+        }),
     }
 }
 
@@ -510,6 +530,9 @@ mod tests {
             (ACR_ENTRA_CREDENTIAL, "password"),
             (ACR_ENTRA_LOG, "loud"),
             (ACR_ENTRA_MIN_TTL, "soon"),
+            (ACR_ENTRA_REFRESH_JITTER, "51"),
+            (ACR_ENTRA_REFRESH_JITTER, "-1"),
+            (ACR_ENTRA_REFRESH_JITTER, "lots"),
             (ACR_ENTRA_TIMEOUT, "0"),
             (ACR_ENTRA_CONNECT_TO, "nonsense"),
         ] {

@@ -150,7 +150,7 @@ fn mint_and_keep(
     match minted {
         Ok(minted) => {
             if let Some(lock) = lock {
-                write(lock, &key, identity.kind, &minted);
+                write(lock, &key, identity.kind, &minted, settings.refresh_jitter);
             }
             Ok((minted.token, minted.expires_on))
         }
@@ -263,12 +263,13 @@ fn lock<'d>(
 
 /// Keep the minted token and what the mint learnt; a failed write is logged, never an
 /// error (the cache is an optimisation).
-fn write(lock: &HostLock, key: &TokenKey, kind: CredentialKind, minted: &Minted) {
+fn write(lock: &HostLock, key: &TokenKey, kind: CredentialKind, minted: &Minted, percent: u8) {
     let now = crate::now();
+    let lifetime = minted.expires_on.saturating_sub(now);
     let times = Times {
         now,
         expires_on: minted.expires_on,
-        jitter: jitter(minted.expires_on.saturating_sub(now), crate::random_u32()),
+        jitter: jitter(lifetime, crate::random_u32(), percent),
     };
     let written = lock
         .put(key, kind.name(), &minted.token, times)

@@ -105,26 +105,33 @@ fn a_token_shorter_lived_than_min_ttl_is_answered_and_not_kept_as_fresh() {
 /// Machines that mint together do not come back together: each entry is re-minted
 /// `ACR_ENTRA_MIN_TTL` before expiry plus a random share of up to a tenth of its
 /// lifetime, fixed when the entry is written.
+/// A fresh world's first entry: (expires_on, created_on, refresh_jitter), written by a
+/// `get` with these extra variables.
+fn written_entry(vars: &[(&str, &str)]) -> (i64, i64, i64) {
+    let w = World::start(HOST);
+    let mut get = w.get().env("ACR_ENTRA_MIN_TTL", "30m");
+    for (k, v) in vars {
+        get = get.env(k, v);
+    }
+    get.run().assert_answer(HOST, &w.issued()[0]);
+    let entry = std::fs::read_dir(&w.env.cache)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("token-"))
+        .unwrap();
+    let file: Value = serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
+    (
+        file["expires_on"].as_i64().unwrap(),
+        file["created_on"].as_i64().unwrap(),
+        file["refresh_jitter"].as_i64().unwrap(),
+    )
+}
+
 #[test]
 fn refresh_points_are_spread_and_never_later_than_min_ttl() {
     let mut points = Vec::new();
     for _ in 0..6 {
-        let w = World::start(HOST);
-        w.get()
-            .env("ACR_ENTRA_MIN_TTL", "30m")
-            .run()
-            .assert_answer(HOST, &w.issued()[0]);
-        let entry = std::fs::read_dir(&w.env.cache)
-            .unwrap()
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().starts_with("token-"))
-            .unwrap();
-        let file: Value = serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
-        let (expires_on, created_on, jitter) = (
-            file["expires_on"].as_i64().unwrap(),
-            file["created_on"].as_i64().unwrap(),
-            file["refresh_jitter"].as_i64().unwrap(),
-        );
+        let (expires_on, created_on, jitter) = written_entry(&[]);
         // Re-minted `MIN_TTL` + jitter before expiry: never later than `MIN_TTL` before.
         let window = (expires_on - created_on) / 10;
         assert!(
@@ -138,5 +145,31 @@ fn refresh_points_are_spread_and_never_later_than_min_ttl() {
     assert!(
         points.len() >= 2,
         "every entry got the same refresh point: {points:?}"
+    );
+}
+
+/// `ACR_ENTRA_REFRESH_JITTER` sets the window: 0 turns the spread off, 50 allows half the
+/// lifetime; a value out of range is a one-line error.
+#[test]
+fn refresh_jitter_setting_sizes_the_window() {
+    for _ in 0..3 {
+        assert_eq!(written_entry(&[("ACR_ENTRA_REFRESH_JITTER", "0")]).2, 0);
+    }
+    let mut wide = Vec::new();
+    for _ in 0..4 {
+        let (expires_on, created_on, jitter) = written_entry(&[("ACR_ENTRA_REFRESH_JITTER", "50")]);
+        assert!(
+            (0..=(expires_on - created_on) / 2).contains(&jitter),
+            "{jitter}"
+        );
+        wide.push(jitter);
+    }
+    assert!(wide.iter().any(|j| *j > 0), "{wide:?}");
+    let w = World::start(HOST);
+    let out = w.get().env("ACR_ENTRA_REFRESH_JITTER", "80").run();
+    assert!(
+        out.assert_loud_error()
+            .contains("ACR_ENTRA_REFRESH_JITTER=`80` is not a percentage from 0 to 50"),
+        "{out:?}"
     );
 }
