@@ -349,7 +349,8 @@ impl Settings {
         })
         .map_err(|e| e("a duration (use seconds, e.g. 10 or 2.5)"))?;
         let refresh_jitter = setting(env, ACR_ENTRA_REFRESH_JITTER, DEFAULT_REFRESH_JITTER, |v| {
-            v.trim().trim_end_matches('%')
+            v.trim()
+                .trim_end_matches('%')
                 .parse::<u8>()
                 .ok()
                 .filter(|p| *p <= MAX_REFRESH_JITTER)

@@ -140,44 +140,57 @@ fn retry_after_that_fits_is_waited_once_then_answered() {
     }
 }
 
-#[test]
-fn retry_after_beyond_the_budget_fails_at_once_saying_when() {
+/// `party` refusing every request with `status` (and `retry_after`): one loud line that
+/// names the party, what it answered and `verdict`, after `attempts` requests, within the
+/// budget.
+fn fails_saying(
+    status: u16,
+    retry_after: Option<&str>,
+    answered: &str,
+    verdict: &[&str],
+    attempts: usize,
+) {
     for party in PARTIES {
         let t = Throttled::start(party);
-        t.refuse(429, Some("3600"), 10);
+        t.refuse(status, retry_after, 10);
         let out = t.get().run();
         let line = out.assert_loud_error();
         assert!(
-            line.contains(&format!("{} `", t.named()))
-                && line.contains("answered 429 (too many requests)"),
+            line.contains(&format!("{} `", t.named())) && line.contains(answered),
             "{party:?}: {line}"
         );
-        assert!(
-            line.contains("asks to come back in 3600 s (at ")
-                && line.contains("longer than ACR_ENTRA_TIMEOUT (10 s) allows"),
-            "{party:?}: {line}"
-        );
-        assert_eq!(t.attempts(), 1, "{party:?}: no retry: {out:?}");
+        for words in verdict {
+            assert!(line.contains(words), "{party:?}: `{words}` in {line}");
+        }
+        assert_eq!(t.attempts(), attempts, "{party:?}: {out:?}");
         out.assert_within(BUDGET);
     }
 }
 
 #[test]
+fn retry_after_beyond_the_budget_fails_at_once_saying_when() {
+    fails_saying(
+        429,
+        Some("3600"),
+        "answered 429 (too many requests)",
+        &[
+            "asks to come back in 3600 s (at ",
+            "longer than ACR_ENTRA_TIMEOUT (10 s) allows",
+        ],
+        1,
+    );
+}
+
+#[test]
 fn unavailable_without_retry_after_backs_off_a_few_times_within_the_budget() {
-    for party in PARTIES {
-        let t = Throttled::start(party);
-        t.refuse(503, None, 10);
-        let out = t.get().run();
-        let line = out.assert_loud_error();
-        assert!(
-            line.contains(&format!("{} `", t.named()))
-                && line.contains("answered 503 (service unavailable)")
-                && line.contains("said not when to come back, still refusing after 4 attempts"),
-            "{party:?}: {line}"
-        );
-        assert_eq!(t.attempts(), 4, "{party:?}: three backoff retries: {out:?}");
-        out.assert_within(BUDGET);
-    }
+    // Three backoff retries, then the verdict.
+    fails_saying(
+        503,
+        None,
+        "answered 503 (service unavailable)",
+        &["said not when to come back, still refusing after 4 attempts"],
+        4,
+    );
 }
 
 #[test]
