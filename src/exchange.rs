@@ -285,7 +285,7 @@ pub fn read_answer(url: &str, response: &HttpResponse) -> Result<AcrRefreshToken
             return Err(ExchangeError::Other(Error::Exchange {
                 firewall: is_firewall(&message),
                 message: format!(
-                    "ACR exchange at `{url}` answered 403 ({message}): the identity may lack an AcrPull/AcrPush role, or the registry's network rules block this machine"
+                    "ACR exchange at `{url}` answered 403 ({message}): the identity may lack a role on the registry (AcrPull/AcrPush; in ABAC mode Container Registry Repository Reader/Writer/Contributor), or the registry's network rules block this machine"
                 ),
                 status: Some(403),
             }));

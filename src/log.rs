@@ -53,9 +53,19 @@ pub fn enabled(level: Level) -> bool {
 /// Write one line to stderr. Errors writing stderr are ignored: logging must never fail
 /// a credential lookup.
 pub fn write(level: Level, args: std::fmt::Arguments<'_>) {
-    if !enabled(level) {
-        return;
+    if enabled(level) {
+        emit(level, args);
     }
+}
+
+/// A warning a person at a terminal must see whatever `ACR_ENTRA_LOG` says: for the
+/// subcommands people run by hand (`token`), never for the protocol verbs, whose stderr
+/// the clients may show on every pull.
+pub fn tell(args: std::fmt::Arguments<'_>) {
+    emit(Level::Warn, args);
+}
+
+fn emit(level: Level, args: std::fmt::Arguments<'_>) {
     let line = crate::error::one_line(&args.to_string());
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "acr-entra {}: {line}", level.name());

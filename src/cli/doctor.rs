@@ -32,6 +32,11 @@ pub struct Report {
     pub ok: bool,
 }
 
+/// What the minted token says of the registry's role-assignment mode: nothing. Its
+/// `permissions` are the registry-wide actions in both modes, so doctor says where to look.
+const ROLE_MODE: &str = "role mode: not visible in the token (RBAC and ABAC registries issue the same claims); \
+    `az acr show -n NAME --query roleAssignmentMode` tells, and ABAC mode ignores AcrPull/AcrPush";
+
 /// Clock differences beyond this are reported as skew.
 const SKEW_LIMIT: i64 = 5 * 60;
 
@@ -69,6 +74,8 @@ impl Hint {
             Hint::MissingRole => {
                 "ACR refused the identity: assign it the AcrPull role (AcrPush to push) on the registry, e.g. \
                  `az role assignment create --assignee OBJECT_ID --role AcrPull --scope REGISTRY_ID`; \
+                 or, in a registry in ABAC mode (`az acr show -n NAME --query roleAssignmentMode`), which ignores AcrPull/AcrPush, \
+                 Container Registry Repository Reader (Writer to push, Contributor to delete; Catalog Lister to list the catalog); \
                  or the tenant is wrong: the Entra token must come from the registry's tenant (set AZURE_TENANT_ID or tenant_id in the config entry)"
             }
             Hint::Firewall => {
@@ -392,6 +399,7 @@ fn mint_section(
     let now = crate::now();
     out.line("token", &claims_line(m.token.0.expose(), m.expires_on, now));
     out.sub(&format!("audience that worked: {}", m.audience.name()));
+    out.sub(ROLE_MODE);
     out.line("result", "ok: a token was minted");
     if let Some(seconds) = clock_skew(m.token.0.expose(), now) {
         out.line(

@@ -31,6 +31,11 @@ pub fn run(ctx: &Context, args: &[String]) -> Result<String> {
         .into_iter()
         .map(check_scope)
         .collect::<Result<Vec<_>>>()?;
+    if scopes.iter().any(|s| s.starts_with("repository:*:")) {
+        crate::log::tell(format_args!(
+            "registries in ABAC mode do not honour a wildcard repository scope: name each repository"
+        ));
+    }
     let host = acr_host(ctx, host)?;
     let (registry, cloud) = helper::acr_target(ctx, &host).ok_or_else(|| not_acr(&host))?;
     let dir = ctx.private_dir();
@@ -160,7 +165,7 @@ pub fn access_token(
         200 => {}
         401 | 403 => {
             return Err(fail(format!(
-                "answered {} ({}): the identity may lack a role that grants `{}` on the registry",
+                "answered {} ({}): the identity may lack a role that grants `{}` on the registry (AcrPull/AcrPush; in ABAC mode Container Registry Repository Reader/Writer/Contributor on that repository, Catalog Lister for the catalog)",
                 response.status,
                 exchange::server_message(&response),
                 scopes.join(" ")

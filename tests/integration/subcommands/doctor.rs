@@ -75,6 +75,7 @@ fn doctor_reports_every_section_and_never_a_token() {
         "audience acr, tenant `tenant-doctor-0001`; ok\n",
         "\ntoken:       exp ",
         "aud `myacr.azurecr.io`, tenant `tenant-doctor-0001`, permissions read\n",
+        "\n  role mode: not visible in the token (RBAC and ABAC registries issue the same claims); `az acr show -n NAME --query roleAssignmentMode` tells",
         "\nresult:      ok: a token was minted",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
@@ -137,6 +138,12 @@ fn doctor_hints_a_missing_role_when_both_audiences_are_refused() {
     acr.reject_audience(ARM_AUDIENCE);
     let out = doctor(&w).run();
     assert_failed_with(&out, HINT_ROLE);
+    // Registries in ABAC mode ignore AcrPull/AcrPush: the hint names their roles too.
+    assert!(
+        out.stdout.contains("in a registry in ABAC mode (`az acr show -n NAME --query roleAssignmentMode`), which ignores AcrPull/AcrPush, Container Registry Repository Reader (Writer to push, Contributor to delete; Catalog Lister to list the catalog)"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(acr.exchange_count(), 2, "both audiences tried");
     assert_eq!(
         out.stdout.matches("\n  exchange ").count(),

@@ -166,3 +166,30 @@ fn token_with_scope_returns_a_scoped_access_token() {
     assert_eq!(registry.requests_to("/oauth2/exchange").len(), 1);
     assert_eq!(registry.requests_to("/v2/").len(), 1);
 }
+
+/// Registries in ABAC mode ignore a wildcard repository in a scope: the token is still
+/// fetched, and a person running `token` is told so on stderr.
+#[test]
+fn token_with_a_wildcard_repository_scope_warns_about_abac() {
+    let w = World::start(HOST);
+    let registry = FakeRegistry::start(HOST, RegistryMode::Normal);
+    let out = token(&w)
+        .env("ACR_ENTRA_CONNECT_TO", registry.connect_to())
+        .arg(HOST)
+        .arg("--scope")
+        .arg("repository:*:pull")
+        .run();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, format!("{}\n", registry.access_tokens()[0]));
+    assert_eq!(
+        out.stderr,
+        "acr-entra warn: registries in ABAC mode do not honour a wildcard repository scope: name each repository\n"
+    );
+    let out = token(&w)
+        .env("ACR_ENTRA_CONNECT_TO", registry.connect_to())
+        .arg(HOST)
+        .arg("--scope")
+        .arg("repository:team/app:pull")
+        .run();
+    assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""), "{out:?}");
+}
