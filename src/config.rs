@@ -127,6 +127,10 @@ pub struct RegistryConfig {
     pub audience: Option<Audience>,
     #[serde(default, deserialize_with = "de_cloud")]
     pub cloud: Option<Cloud>,
+    /// The registry serves anonymous pulls: when no token can be had, `get` answers "no
+    /// credentials" (kubelet an empty `auth`) so the client pulls anonymously.
+    #[serde(default)]
+    pub anonymous: bool,
 }
 
 fn de_kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<CredentialKind>, D::Error> {

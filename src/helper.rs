@@ -58,8 +58,10 @@ pub fn get(ctx: &Context, input: &[u8]) -> Result<String> {
     };
     crate::debug!("`{host}` is ACR ({} cloud)", cloud.name());
     let target = Target::new(&host, registry, cloud);
-    let (token, _) = lifecycle::acr_token(ctx, &dir, &target, crate::now())?;
-    Ok(protocol::write_get(&url, NULL_GUID, &token.0))
+    match lifecycle::acr_token_or_anonymous(ctx, &dir, &target, crate::now())? {
+        Some((token, _)) => Ok(protocol::write_get(&url, NULL_GUID, &token.0)),
+        None => Err(Error::NotFound),
+    }
 }
 
 pub fn store(ctx: &Context, input: &[u8]) -> Result<()> {

@@ -93,6 +93,29 @@ pub fn acr_token(
     mint_and_keep(ctx, target, candidates, lock.as_ref(), now)
 }
 
+/// `acr_token`, unless the registry's config entry allows anonymous pulls and no token can
+/// be had (no credential kind, or the mint failed): then `None`, with the reason on
+/// stderr, so the client pulls anonymously instead of failing. Without the flag a failure
+/// stays loud.
+pub fn acr_token_or_anonymous(
+    ctx: &Context,
+    dir: &Dir,
+    target: &Target,
+    now: i64,
+) -> Result<Option<(AcrRefreshToken, i64)>> {
+    match acr_token(ctx, dir, target, now) {
+        Err(e) if target.registry.is_some_and(|r| r.anonymous) => {
+            crate::log::tell(format_args!(
+                "`{}` allows anonymous pulls; answering without credentials because no token could be had: {}",
+                target.host,
+                e.one_line()
+            ));
+            Ok(None)
+        }
+        other => other.map(Some),
+    }
+}
+
 /// The directory the first mint on this machine creates for what it will write, when
 /// the cache is wanted and there is none yet.
 fn created_for_mint(ctx: &Context, dir: &Dir, have_cache: bool) -> Option<PrivateDir> {

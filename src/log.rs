@@ -58,9 +58,9 @@ pub fn write(level: Level, args: std::fmt::Arguments<'_>) {
     }
 }
 
-/// A warning a person at a terminal must see whatever `ACR_ENTRA_LOG` says: for the
-/// subcommands people run by hand (`token`), never for the protocol verbs, whose stderr
-/// the clients may show on every pull.
+/// A warning that must reach stderr whatever `ACR_ENTRA_LOG` says: a subcommand people run
+/// by hand (`token`) doing something that will not work as asked, or `get` deliberately
+/// answering "no credentials" for a registry that allows anonymous pulls.
 pub fn tell(args: std::fmt::Arguments<'_>) {
     emit(Level::Warn, args);
 }

@@ -436,6 +436,7 @@ fn config_line(ctx: &Context, host: &RegistryHost, entry: Option<&RegistryConfig
         tenant_id,
         audience,
         cloud,
+        anonymous,
     } = entry;
     if let Some(v) = credential {
         parts.push(format!("credential {}", v.name()));
@@ -457,6 +458,9 @@ fn config_line(ctx: &Context, host: &RegistryHost, entry: Option<&RegistryConfig
     }
     if let Some(v) = cloud {
         parts.push(format!("cloud {}", v.name()));
+    }
+    if *anonymous {
+        parts.push("anonymous pulls allowed".into());
     }
     if parts.is_empty() {
         parts.push("empty".into());

@@ -96,7 +96,11 @@ fn answer(ctx: &Context, args: &[String], input: &[u8]) -> Result<String> {
         pod: pod.as_ref(),
         ..Target::new(&host, entry, cloud)
     };
-    let (token, expires_on) = lifecycle::acr_token(ctx, &dir, &target, crate::now())?;
+    let Some((token, expires_on)) =
+        lifecycle::acr_token_or_anonymous(ctx, &dir, &target, crate::now())?
+    else {
+        return Ok(write_response(None, 0));
+    };
     // A pod's credential is not cached by kubelet at all ("0s"): whatever its version or
     // `tokenAttributes.cacheType`, kubelet then cannot hand one pod's token to another;
     // the helper's own cache, keyed by the service account, answers the next call.

@@ -11,6 +11,7 @@
 mod support;
 
 // By what they protect.
+mod anonymous;
 mod cache;
 mod cache_policy;
 mod concurrency;
