@@ -20,7 +20,14 @@ formats, used by the end-to-end suite (tests/e2e/run.sh), the benchmark
 GET /v2/ challenge, ACR's token service and Entra's token endpoint at once, so a
 helper reaches every name through ACR_ENTRA_CONNECT_TO. It writes the port to F.
 
-Every fake answers GET /_state with its counters; the token service also takes
+Both modes take the fleet options, also settable at run time through POST /_config
+({"rate": R, "token_lifetime": S}): `--rate R` admits at most R requests a second
+(bursts of R) to the exchange and, separately, to Entra's token endpoint, and answers
+the rest 429 with a whole-second Retry-After, in ACR's and Entra's error shapes;
+`--token-lifetime S` sets the ACR refresh token's exp - iat (default 11700, ACR's).
+
+Every fake answers GET /_state with its counters (with per-second counts of exchanges,
+exchange attempts, Entra calls and 429s, keyed by Unix second); the token service also takes
 POST /_config (JSON) to change behaviour (e.g. reject the ACR audience).
 
 Only test dummies are secrets here. Tokens are real JWTs: Entra tokens are
@@ -35,6 +42,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import os
 import socket
 import ssl
@@ -73,9 +81,45 @@ STATE = {
             "token_rejected": 0, "scopes": [], "auds": [], "tokens_by_user": {}},
     "engine": {"records": []},
 }
-CONFIG = {"reject_acr_audience": []}  # services whose exchange refuses the ACR audience
+STATE["acr"].update({"throttled": 0, "exchanges_by_second": {}, "attempts_by_second": {},
+                     "throttled_by_second": {}})
+STATE["entra"].update({"throttled": 0, "calls_by_second": {}, "throttled_by_second": {}})
+# reject_acr_audience: services whose exchange refuses the ACR audience;
+# rate: admitted requests per second per endpoint (0: no limit); token_lifetime: seconds.
+CONFIG = {"reject_acr_audience": [], "rate": 0, "token_lifetime": 11700}
 ISSUED_REFRESH = set()
 ARGS = None
+
+
+class Admission:
+    """A token bucket per endpoint: `CONFIG["rate"]` requests a second, bursts of as many."""
+
+    def __init__(self):
+        self.tokens, self.t, self.rate = 0.0, time.monotonic(), 0
+
+    def admit(self):
+        """None when admitted, else the whole seconds until a request would be."""
+        with LOCK:
+            rate, now = CONFIG["rate"], time.monotonic()
+            if not rate:
+                return None
+            if rate != self.rate:  # a new limit starts with a full bucket
+                self.tokens, self.rate = float(rate), rate
+            self.tokens = min(rate, self.tokens + (now - self.t) * rate)
+            self.t = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return None
+            return max(1, math.ceil((1 - self.tokens) / rate))
+
+
+LIMITS = {"exchange": Admission(), "entra": Admission()}
+
+
+def per_second(table):
+    """Count one event in `table` under the current Unix second (call with LOCK held)."""
+    key = str(int(time.time()))
+    table[key] = table.get(key, 0) + 1
 
 
 def b64u(data):
@@ -234,8 +278,22 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(404, {"error": "not_found"})
         tenant, f = parts[0], self.form()
         one = lambda k: (f.get(k) or [""])[0]
+        wait = LIMITS["entra"].admit()
+        if wait:
+            with LOCK:
+                STATE["entra"]["throttled"] += 1
+                per_second(STATE["entra"]["throttled_by_second"])
+            # Entra's throttling answer: an OAuth error body and Retry-After.
+            return self.send(429, {"error": "temporarily_unavailable",
+                                   "error_description": "The request was throttled: too many "
+                                   f"requests. Retry after {wait} seconds.",
+                                   "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
+                                   "trace_id": str(uuid.uuid4()),
+                                   "correlation_id": str(uuid.uuid4())},
+                             {"Retry-After": str(wait)})
         with LOCK:
             STATE["entra"]["calls"] += 1
+            per_second(STATE["entra"]["calls_by_second"])
         err = None
         if one("grant_type") != "client_credentials":
             err = "unsupported_grant_type"
@@ -307,6 +365,18 @@ class Handler(BaseHTTPRequestHandler):
     def exchange(self):
         f = self.form()
         one = lambda k: (f.get(k) or [""])[0]
+        wait = LIMITS["exchange"].admit()
+        with LOCK:
+            per_second(STATE["acr"]["attempts_by_second"])
+            if wait:
+                STATE["acr"]["throttled"] += 1
+                per_second(STATE["acr"]["throttled_by_second"])
+        if wait:
+            # ACR's throttling answer: the registry error shape and Retry-After.
+            return self.send(429, {"errors": [{"code": "TOOMANYREQUESTS",
+                                               "message": "too many requests",
+                                               "detail": f"retry after {wait} seconds"}]},
+                             {"Retry-After": str(wait)})
         service, tok = one("service"), one("access_token")
         claims = jwt_claims(tok) or {}
         aud = claims.get("aud", "")
@@ -329,12 +399,13 @@ class Handler(BaseHTTPRequestHandler):
                 STATE["acr"]["exchange_rejected"] += 1
             else:
                 STATE["acr"]["exchanges"][service] = STATE["acr"]["exchanges"].get(service, 0) + 1
+                per_second(STATE["acr"]["exchanges_by_second"])
         if err:
             return self.send(401, {"errors": [{"code": "UNAUTHORIZED", "message": err}]})
         now = int(time.time())
-        # ACR's refresh-token claim shape (observed): about 3 h 15 min of life.
+        # ACR's refresh-token claim shape (observed): about 3 h 15 min of life by default.
         refresh = rs256({"jti": str(uuid.uuid4()), "sub": claims.get("oid"), "nbf": now - 5,
-                         "exp": now + 11700, "iat": now, "iss": ACR_ISSUER, "aud": service,
+                         "exp": now + int(CONFIG["token_lifetime"]), "iat": now, "iss": ACR_ISSUER, "aud": service,
                          "version": "1.0", "rid": "e2e0000000000000000000000000000a",
                          "grant_type": "refresh_token", "appid": claims.get("appid"),
                          "tenant": claims.get("tid"),
@@ -640,6 +711,13 @@ def mint(argv):
             "%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp))}))
 
 
+def fleet_options(ap):
+    ap.add_argument("--rate", type=float, default=0,
+                    help="admitted requests per second, per endpoint (default: no limit)")
+    ap.add_argument("--token-lifetime", type=int, default=11700,
+                    help="ACR refresh token exp - iat, seconds")
+
+
 def single(argv):
     """One HTTPS port for the registry challenge, ACR's token service and Entra."""
     global ARGS
@@ -650,7 +728,9 @@ def single(argv):
     ap.add_argument("--service", dest="services", action="append", required=True,
                     help="a registry name this fake answers for (repeatable)")
     ap.add_argument("--quiet", action="store_true", help="no line per request on stderr")
+    fleet_options(ap)
     ARGS = ap.parse_args(argv)
+    CONFIG.update(rate=ARGS.rate, token_lifetime=ARGS.token_lifetime)
     srv = serve("single", tls=True, block=True)
     tmp = ARGS.port_file + ".tmp"
     with open(tmp, "w") as fh:
@@ -675,7 +755,9 @@ def main():
     ap.add_argument("--federated-token-file")
     ap.add_argument("--client-cert", help="certificate registered for client assertions")
     ap.add_argument("--service", dest="services", action="append", default=[])
+    fleet_options(ap)
     ARGS = ap.parse_args()
+    CONFIG.update(rate=ARGS.rate, token_lifetime=ARGS.token_lifetime)
     if ARGS.federated_token_file:
         FEDERATED_TOKEN = open(ARGS.federated_token_file).read().strip()
     # A black hole: the kernel completes TCP handshakes, nobody ever answers.
