@@ -88,7 +88,9 @@ class Fleet:
             out = jobs.pop(pid)
             code = os.waitstatus_to_exitcode(status)
             text = open(out + ".out").read()
-            err = (open(out + ".err").read().strip().splitlines() or [""])[0]
+            # The first non-empty stderr line, else stdout's (where the protocol puts errors).
+            lines = [l for l in (open(out + ".err").read() + "\n" + text).splitlines() if l.strip()]
+            err = lines[0] if lines else ""
             ok_json = False
             try:
                 ans = json.loads(text)
