@@ -14,7 +14,7 @@ and the ratios stay comparable across machines:
     list, version our other cheap verbs
     ecr_hit       docker-credential-ecr-login `get` answered from its cache, offline
     ecr_notfound  docker-credential-ecr-login `get` for ghcr.io
-  mint group (loopback fakes, bench/fakes.py):
+  mint group (loopback fakes, tests/e2e/fakes.py in its `single` mode):
     floor, mint_cold (challenge + Entra + exchange over TLS),
     mint_challenge_cached (Entra + exchange; the host's challenge is in the cache)
   burst: 64 concurrent cold `get`s for one registry: wall time and exchanges made
@@ -38,9 +38,13 @@ import subprocess
 import sys
 import urllib.request
 
+# The shared fake's identities: its Entra accepts only its own tenant, client and secret.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+import fakes  # noqa: E402
+
 HOST = "myacr.azurecr.io"
 ENTRA = "login.microsoftonline.com"
-TENANT = "bench000-0000-4000-8000-000000000001"
+TENANT = fakes.TENANT
 # The ECR helper's static fake credentials (AWS's documented example key, not a secret).
 AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -98,8 +102,8 @@ class Bench:
             "ACR_ENTRA_CONNECT_TO": f"{HOST}:443:127.0.0.1:{self.port},"
                                     f"{ENTRA}:443:127.0.0.1:{self.port}",
             "SSL_CERT_FILE": self.a.ca_bundle,
-            "AZURE_CLIENT_ID": "bench-client",
-            "AZURE_CLIENT_SECRET": "bench-dummy-secret",
+            "AZURE_CLIENT_ID": fakes.CLIENT_ID,
+            "AZURE_CLIENT_SECRET": fakes.CLIENT_SECRET,
             "AZURE_TENANT_ID": TENANT,
         }
 
@@ -114,9 +118,12 @@ class Bench:
         }
 
     def state(self):
+        """The fake's counters this benchmark reads: challenges, Entra calls, exchanges."""
         ctx = ssl.create_default_context(cafile=self.a.ca_bundle)
         with urllib.request.urlopen(f"https://127.0.0.1:{self.port}/_state", context=ctx) as r:
-            return json.load(r)
+            s = json.load(r)
+        return {"challenges": s["acr"]["challenges"], "entra": s["entra"]["calls"],
+                "exchanges": sum(s["acr"]["exchanges"].values())}
 
     def runner_times(self, name, blocks, runs, warmup, netns=False):
         spec = write(self.path(f"{name}.spec"), "\n\n".join(blocks) + "\n")

@@ -11,8 +11,9 @@
 #
 # Installs what it needs with apt-get when missing (amazon-ecr-credential-helper,
 # valgrind, gcc, openssl, python3), builds the release binary, starts one loopback fake
-# (bench/fakes.py: the registry and Entra, HTTPS with a throwaway CA) and stops it on
-# exit. Nothing here fails on a time: goals are printed beside the figures.
+# (tests/e2e/fakes.py single, the fake the e2e suite uses: the registry and Entra on one
+# HTTPS port with a throwaway CA) and stops it on exit. Nothing here fails on a time:
+# goals are printed beside the figures.
 set -euo pipefail
 export PYTHONDONTWRITEBYTECODE=1
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ for arg in "$@"; do
     --quick) quick=1 ;;
     --no-install) install=0 ;;
     --no-build) build=0 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -95,7 +96,8 @@ openssl x509 -req -in "$pki/srv.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAc
 system_bundle=/etc/ssl/certs/ca-certificates.crt
 { [ -f "$system_bundle" ] && cat "$system_bundle"; cat "$pki/ca.pem"; } > "$pki/bundle.pem"
 
-python3 bench/fakes.py "$pki/srv.pem" "$pki/srv.key" "$work/port" &
+python3 tests/e2e/fakes.py single --server-cert "$pki/srv.pem" --server-key "$pki/srv.key" \
+  --port-file "$work/port" --service myacr.azurecr.io --quiet &
 fakes_pid=$!
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
 [ -s "$work/port" ] || { echo "bench.sh: the loopback fake did not start" >&2; exit 1; }

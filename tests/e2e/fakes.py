@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Loopback fakes for the end-to-end suite (tests/e2e/run.sh).
+"""Loopback fakes of ACR and Microsoft Entra ID: the one implementation of their wire
+formats, used by the end-to-end suite (tests/e2e/run.sh), the benchmark
+(scripts/bench.sh) and the fleet simulation (scripts/fleet.sh).
 
-One process serves four fakes, each on its own 127.0.0.1 port, and writes the
-ports to STATE_DIR/ports.json:
+`fakes.py --state-dir DIR ...` (the e2e suite) serves four fakes, each on its own
+127.0.0.1 port, and writes the ports to STATE_DIR/ports.json:
 
   entra   HTTPS, test CA. Microsoft Entra ID's token endpoint
           (client credentials with a secret or a client assertion).
@@ -13,12 +15,26 @@ ports to STATE_DIR/ports.json:
           X-Registry-Auth the docker CLI built and proves it against the registry.
   blackhole  a listening socket that never accepts: a black-holed registry.
 
-Every fake answers GET /_state with its counters; the token service also takes
+`fakes.py single --server-cert C --server-key K --port-file F --service HOST ...`
+(the benchmark and the fleet) serves one HTTPS port that plays the registry's
+GET /v2/ challenge, ACR's token service and Entra's token endpoint at once, so a
+helper reaches every name through ACR_ENTRA_CONNECT_TO. It writes the port to F.
+
+Both modes take the fleet options, also settable at run time through POST /_config
+({"rate": R, "token_lifetime": S}): `--rate R` admits at most R requests a second
+(bursts of R) to the exchange and, separately, to Entra's token endpoint, and answers
+the rest 429 with a whole-second Retry-After, in ACR's and Entra's error shapes;
+`--token-lifetime S` sets the ACR refresh token's exp - iat (default 11700, ACR's).
+
+Every fake answers GET /_state with its counters (with per-second counts of exchanges,
+exchange attempts, Entra calls and 429s, keyed by Unix second); the token service also takes
 POST /_config (JSON) to change behaviour (e.g. reject the ACR audience).
 
 Only test dummies are secrets here. Tokens are real JWTs: Entra tokens are
 HS256 with a fixed dummy key; ACR refresh and registry tokens are RS256 with an
-x5c header chaining to the test CA, which CNCF distribution verifies.
+x5c header chaining to the test CA, which CNCF distribution verifies. Without a
+signing key (single mode, where no registry verifies them) refresh tokens are HS256,
+which spares a process start per exchange.
 """
 
 import argparse
@@ -26,6 +42,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import os
 import socket
 import ssl
@@ -60,13 +77,49 @@ LOCK = threading.Lock()
 STATE = {
     "entra": {"calls": 0, "by_grant": {}, "by_scope": {}, "rejected": 0},
     "mi": {"calls": 0, "rejected": 0},
-    "acr": {"exchanges": {}, "exchange_rejected": 0, "tokens": 0,
+    "acr": {"challenges": 0, "exchanges": {}, "exchange_rejected": 0, "tokens": 0,
             "token_rejected": 0, "scopes": [], "auds": [], "tokens_by_user": {}},
     "engine": {"records": []},
 }
-CONFIG = {"reject_acr_audience": []}  # services whose exchange refuses the ACR audience
+STATE["acr"].update({"throttled": 0, "exchanges_by_second": {}, "attempts_by_second": {},
+                     "throttled_by_second": {}})
+STATE["entra"].update({"throttled": 0, "calls_by_second": {}, "throttled_by_second": {}})
+# reject_acr_audience: services whose exchange refuses the ACR audience;
+# rate: admitted requests per second per endpoint (0: no limit); token_lifetime: seconds.
+CONFIG = {"reject_acr_audience": [], "rate": 0, "token_lifetime": 11700}
 ISSUED_REFRESH = set()
 ARGS = None
+
+
+class Admission:
+    """A token bucket per endpoint: `CONFIG["rate"]` requests a second, bursts of as many."""
+
+    def __init__(self):
+        self.tokens, self.t, self.rate = 0.0, time.monotonic(), 0
+
+    def admit(self):
+        """None when admitted, else the whole seconds until a request would be."""
+        with LOCK:
+            rate, now = CONFIG["rate"], time.monotonic()
+            if not rate:
+                return None
+            if rate != self.rate:  # a new limit starts with a full bucket
+                self.tokens, self.rate = float(rate), rate
+            self.tokens = min(rate, self.tokens + (now - self.t) * rate)
+            self.t = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return None
+            return max(1, math.ceil((1 - self.tokens) / rate))
+
+
+LIMITS = {"exchange": Admission(), "entra": Admission()}
+
+
+def per_second(table):
+    """Count one event in `table` under the current Unix second (call with LOCK held)."""
+    key = str(int(time.time()))
+    table[key] = table.get(key, 0) + 1
 
 
 def b64u(data):
@@ -106,7 +159,10 @@ def pem_to_der_b64(path):
 
 
 def rs256(claims):
-    """Sign with the token-signing key via the openssl CLI (no Python crypto needed)."""
+    """Sign with the token-signing key via the openssl CLI (no Python crypto needed);
+    HS256 with the dummy key when no signing key was given."""
+    if not getattr(ARGS, "signing_key", None):
+        return hs256(claims)
     head = {"typ": "JWT", "alg": "RS256",
             "x5c": [pem_to_der_b64(ARGS.signing_cert), pem_to_der_b64(ARGS.ca_cert)]}
     signing_input = f"{b64u(json.dumps(head).encode())}.{b64u(json.dumps(claims).encode())}"
@@ -136,8 +192,14 @@ def rs256_valid(token, cert_path):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     role = "?"
+    # Headers and body go out as separate writes; with Nagle on, the body would wait
+    # for the client's delayed ACK (40 ms on Linux loopback) and the fake, not the
+    # helper, would dominate every mint.
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):  # one line per request to the fakes log
+        if getattr(ARGS, "quiet", False):
+            return
         sys.stderr.write(f"[{self.role}] {self.command} {self.path.split('?')[0]} -> {fmt % args}\n")
 
     def body(self):
@@ -185,6 +247,24 @@ class Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_HEAD = do_DELETE = do_PUT = lambda self: self.route()
 
+    # ------------------------------------------- single: registry + ACR + Entra
+    def handle_single(self, path):
+        if path == "/v2/":
+            return self.challenge()
+        if path.startswith("/oauth2/"):
+            return self.handle_acr(path)
+        return self.handle_entra(path)
+
+    def challenge(self):
+        """The registry's anonymous GET /v2/ answer, naming this host's token service."""
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
+        with LOCK:
+            STATE["acr"]["challenges"] += 1
+        realm = f'Bearer realm="https://{host}/oauth2/token",service="{host}"'
+        return self.send(401, {"errors": [{"code": "UNAUTHORIZED",
+                                           "message": "authentication required"}]},
+                         {"Www-Authenticate": realm})
+
     # ---------------------------------------------------------------- Entra ID
     def handle_entra(self, path):
         if path.endswith("/.well-known/openid-configuration"):
@@ -198,8 +278,22 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(404, {"error": "not_found"})
         tenant, f = parts[0], self.form()
         one = lambda k: (f.get(k) or [""])[0]
+        wait = LIMITS["entra"].admit()
+        if wait:
+            with LOCK:
+                STATE["entra"]["throttled"] += 1
+                per_second(STATE["entra"]["throttled_by_second"])
+            # Entra's throttling answer: an OAuth error body and Retry-After.
+            return self.send(429, {"error": "temporarily_unavailable",
+                                   "error_description": "The request was throttled: too many "
+                                   f"requests. Retry after {wait} seconds.",
+                                   "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
+                                   "trace_id": str(uuid.uuid4()),
+                                   "correlation_id": str(uuid.uuid4())},
+                             {"Retry-After": str(wait)})
         with LOCK:
             STATE["entra"]["calls"] += 1
+            per_second(STATE["entra"]["calls_by_second"])
         err = None
         if one("grant_type") != "client_credentials":
             err = "unsupported_grant_type"
@@ -225,7 +319,7 @@ class Handler(BaseHTTPRequestHandler):
                     err = "invalid_client: AADSTS700027 assertion is not from this client"
                 elif c.get("aud") not in (endpoint, [endpoint]) or c.get("exp", 0) < time.time():
                     err = "invalid_client: AADSTS700024 assertion audience or expiry"
-                elif not rs256_valid(assertion, ARGS.client_cert):
+                elif not rs256_valid(assertion, getattr(ARGS, "client_cert", None)):
                     err = "invalid_client: AADSTS700027 assertion signature does not match the certificate"
         else:
             err = "invalid_client: no credential"
@@ -271,6 +365,18 @@ class Handler(BaseHTTPRequestHandler):
     def exchange(self):
         f = self.form()
         one = lambda k: (f.get(k) or [""])[0]
+        wait = LIMITS["exchange"].admit()
+        with LOCK:
+            per_second(STATE["acr"]["attempts_by_second"])
+            if wait:
+                STATE["acr"]["throttled"] += 1
+                per_second(STATE["acr"]["throttled_by_second"])
+        if wait:
+            # ACR's throttling answer: the registry error shape and Retry-After.
+            return self.send(429, {"errors": [{"code": "TOOMANYREQUESTS",
+                                               "message": "too many requests",
+                                               "detail": f"retry after {wait} seconds"}]},
+                             {"Retry-After": str(wait)})
         service, tok = one("service"), one("access_token")
         claims = jwt_claims(tok) or {}
         aud = claims.get("aud", "")
@@ -293,12 +399,13 @@ class Handler(BaseHTTPRequestHandler):
                 STATE["acr"]["exchange_rejected"] += 1
             else:
                 STATE["acr"]["exchanges"][service] = STATE["acr"]["exchanges"].get(service, 0) + 1
+                per_second(STATE["acr"]["exchanges_by_second"])
         if err:
             return self.send(401, {"errors": [{"code": "UNAUTHORIZED", "message": err}]})
         now = int(time.time())
-        # ACR's refresh-token claim shape (observed): about 3 h 15 min of life.
+        # ACR's refresh-token claim shape (observed): about 3 h 15 min of life by default.
         refresh = rs256({"jti": str(uuid.uuid4()), "sub": claims.get("oid"), "nbf": now - 5,
-                         "exp": now + 11700, "iat": now, "iss": ACR_ISSUER, "aud": service,
+                         "exp": now + int(CONFIG["token_lifetime"]), "iat": now, "iss": ACR_ISSUER, "aud": service,
                          "version": "1.0", "rid": "e2e0000000000000000000000000000a",
                          "grant_type": "refresh_token", "appid": claims.get("appid"),
                          "tenant": claims.get("tid"),
@@ -554,14 +661,32 @@ def prove(host, repo, tag, op, auth):
     return r.headers.get("Docker-Content-Digest", "")
 
 
-def serve(role, tls=False):
+class Server(ThreadingHTTPServer):
+    """One thread per connection; with TLS, the handshake runs in that thread too, so a
+    burst of clients is not served one handshake at a time by the accepting thread."""
+    daemon_threads = True
+    request_queue_size = 4096  # a fleet of helpers connects at once
+    tls = None
+
+    def finish_request(self, request, client_address):
+        if not self.tls:
+            return super().finish_request(request, client_address)
+        # The TLS socket takes over the descriptor, so it is the one to close.
+        conn = self.tls.wrap_socket(request, server_side=True)
+        try:
+            super().finish_request(conn, client_address)
+        finally:
+            conn.close()
+
+
+def serve(role, tls=False, block=False):
     cls = type(role + "Handler", (Handler,), {"role": role})
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), cls)
-    srv.daemon_threads = True
+    srv = Server(("127.0.0.1", 0), cls)
     if tls:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(ARGS.server_cert, ARGS.server_key)
-        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        srv.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        srv.tls.load_cert_chain(ARGS.server_cert, ARGS.server_key)
+    if block:
+        return srv
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv.server_port
 
@@ -586,10 +711,40 @@ def mint(argv):
             "%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp))}))
 
 
+def fleet_options(ap):
+    ap.add_argument("--rate", type=float, default=0,
+                    help="admitted requests per second, per endpoint (default: no limit)")
+    ap.add_argument("--token-lifetime", type=int, default=11700,
+                    help="ACR refresh token exp - iat, seconds")
+
+
+def single(argv):
+    """One HTTPS port for the registry challenge, ACR's token service and Entra."""
+    global ARGS
+    ap = argparse.ArgumentParser(prog="fakes.py single")
+    ap.add_argument("--server-cert", required=True)
+    ap.add_argument("--server-key", required=True)
+    ap.add_argument("--port-file", required=True, help="written once listening")
+    ap.add_argument("--service", dest="services", action="append", required=True,
+                    help="a registry name this fake answers for (repeatable)")
+    ap.add_argument("--quiet", action="store_true", help="no line per request on stderr")
+    fleet_options(ap)
+    ARGS = ap.parse_args(argv)
+    CONFIG.update(rate=ARGS.rate, token_lifetime=ARGS.token_lifetime)
+    srv = serve("single", tls=True, block=True)
+    tmp = ARGS.port_file + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write(str(srv.server_address[1]))
+    os.replace(tmp, ARGS.port_file)
+    srv.serve_forever()
+
+
 def main():
     global ARGS, FEDERATED_TOKEN
     if sys.argv[1:2] == ["mint"]:
         return mint(sys.argv[2:])
+    if sys.argv[1:2] == ["single"]:
+        return single(sys.argv[2:])
     ap = argparse.ArgumentParser()
     ap.add_argument("--state-dir", required=True)
     ap.add_argument("--ca-cert", required=True)
@@ -600,7 +755,9 @@ def main():
     ap.add_argument("--federated-token-file")
     ap.add_argument("--client-cert", help="certificate registered for client assertions")
     ap.add_argument("--service", dest="services", action="append", default=[])
+    fleet_options(ap)
     ARGS = ap.parse_args()
+    CONFIG.update(rate=ARGS.rate, token_lifetime=ARGS.token_lifetime)
     if ARGS.federated_token_file:
         FEDERATED_TOKEN = open(ARGS.federated_token_file).read().strip()
     # A black hole: the kernel completes TCP handshakes, nobody ever answers.

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Fleet simulation: many machines (own HOME and cache each) × a few registries call
+# `get` at once against the shared loopback fake of ACR and Entra (tests/e2e/fakes.py
+# single) under an admission rate limit, then again when short-lived tokens all enter
+# the refresh window together, with and without refresh jitter (bench/fleet.py).
+#
+#   scripts/fleet.sh                  200 machines × 3 registries, --rate 20; writes
+#                                     bench/fleet-results.json and bench/fleet-results.md
+#   scripts/fleet.sh --machines 1000  a larger fleet
+#   scripts/fleet.sh --smoke          10 machines × 2 registries, short tokens, under a
+#                                     minute, for CI (also FLEET_SMOKE=1); keeps the
+#                                     files only in $FLEET_OUT if set
+#   options: --rate R, --no-build (use target/release as is)
+#
+# Exits non-zero when something is badly wrong (a get failed while the fake sent no
+# 429, a successful get printed invalid JSON); never on a time. Everything listens on
+# 127.0.0.1 only; the fake is stopped by its PID on exit.
+set -euo pipefail
+export PYTHONDONTWRITEBYTECODE=1
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+smoke=${FLEET_SMOKE:-0} build=1 machines="" rate=20
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) smoke=1 ;;
+    --no-build) build=0 ;;
+    --machines) machines=$2; shift ;;
+    --rate) rate=$2; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "fleet.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+bin="$repo/target/release/docker-credential-acr-entra"
+if [ "$build" = 1 ]; then cargo build --release --locked --quiet; fi
+[ -x "$bin" ] || { echo "fleet.sh: no release binary at $bin" >&2; exit 1; }
+
+if [ "$smoke" = 1 ]; then
+  registries=(fleetone.azurecr.io fleettwo.azurecr.io)
+  mode=(--smoke --machines "${machines:-10}" --token-lifetime 20 --min-ttl 5s --tail 3)
+else
+  registries=(fleetone.azurecr.io fleettwo.azurecr.io fleetthree.azurecr.io)
+  mode=(--machines "${machines:-200}" --token-lifetime 120 --min-ttl 30s --tail 15)
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/acr-entra-fleet.XXXXXX")
+fake_pid=""
+cleanup() {
+  if [ -n "$fake_pid" ]; then kill "$fake_pid" 2>/dev/null || true; wait "$fake_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A throwaway CA and one certificate for every registry name and Entra, as bench.sh does.
+pki="$work/pki"; mkdir -p "$pki"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -keyout "$pki/ca.key" -out "$pki/ca.pem" -subj "/CN=acr-entra fleet CA" \
+  -addext "basicConstraints=critical,CA:true" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+  -keyout "$pki/srv.key" -out "$pki/srv.csr" -subj "/CN=${registries[0]}" 2>/dev/null
+sans=$(printf 'DNS:%s,' "${registries[@]}")
+printf 'subjectAltName=%sDNS:login.microsoftonline.com,IP:127.0.0.1\nbasicConstraints=CA:false\nextendedKeyUsage=serverAuth\n' "$sans" > "$pki/ext"
+openssl x509 -req -in "$pki/srv.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial \
+  -out "$pki/srv.pem" -days 2 -extfile "$pki/ext" 2>/dev/null
+system_bundle=/etc/ssl/certs/ca-certificates.crt
+{ [ -f "$system_bundle" ] && cat "$system_bundle"; cat "$pki/ca.pem"; } > "$pki/bundle.pem"
+
+svc=(); for r in "${registries[@]}"; do svc+=(--service "$r"); done
+python3 tests/e2e/fakes.py single --server-cert "$pki/srv.pem" --server-key "$pki/srv.key" \
+  --port-file "$work/port" "${svc[@]}" --rate "$rate" --quiet &
+fake_pid=$!
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
+[ -s "$work/port" ] || { echo "fleet.sh: the loopback fake did not start" >&2; exit 1; }
+
+if [ "$smoke" = 1 ]; then out="${FLEET_OUT:-$work/out}"; else out="$repo/bench"; fi
+mkdir -p "$out"
+regs=(); for r in "${registries[@]}"; do regs+=(--registry "$r"); done
+rc=0
+python3 bench/fleet.py "${mode[@]}" "${regs[@]}" --rate "$rate" --bin "$bin" --workdir "$work" \
+  --port-file "$work/port" --ca-bundle "$pki/bundle.pem" \
+  --out "$out/fleet-results.json" --table "$out/fleet-results.md" || rc=$?
+echo "fleet.sh: wrote $out/fleet-results.json and $out/fleet-results.md" >&2
+exit "$rc"
