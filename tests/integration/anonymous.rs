@@ -87,7 +87,7 @@ fn kubelet_answers_an_empty_auth_for_an_anonymous_registry_without_identity() {
         .env
         .helper()
         .arg("kubelet")
-        .stdin(&kubelet_request(&format!("{HOST}/team/app:1"), None, &[]))
+        .stdin(kubelet_request(&format!("{HOST}/team/app:1"), None, &[]))
         .env("ACR_ENTRA_CONFIG", config(&w, true))
         .env(
             "AZURE_POD_IDENTITY_AUTHORITY_HOST",
