@@ -2,8 +2,9 @@
 # The whole test suite: formatting, lints, unit and integration tests, then the
 # end-to-end suite with real clients (needs root: it edits /etc/hosts and binds :443) and
 # the installed binary under hostile NSS configurations (tests/nss/run.sh).
-# Then supply-chain checks (cargo deny) and a few seconds of each fuzz target.
-# E2E=0, DENY=0 and FUZZ=0 skip those parts (they install cargo-deny/cargo-fuzz once).
+# Then a fleet smoke (scripts/fleet.sh --smoke: a few machines at once under a rate limit),
+# supply-chain checks (cargo deny) and a few seconds of each fuzz target.
+# E2E=0, FLEET=0, DENY=0 and FUZZ=0 skip those parts (they install cargo-deny/cargo-fuzz once).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -19,6 +20,10 @@ if [ "${E2E:-1}" != 0 ]; then
   ACR_ENTRA_BIN="$PWD/target/release/docker-credential-acr-entra" bash tests/e2e/run.sh
   echo "== installed binary under hostile NSS configurations"
   bash tests/nss/run.sh
+fi
+if [ "${FLEET:-1}" != 0 ]; then
+  echo "== fleet smoke"
+  scripts/fleet.sh --smoke
 fi
 if [ "${DENY:-1}" != 0 ]; then
   echo "== cargo deny"

@@ -143,18 +143,6 @@ impl Error {
         }
     }
 
-    /// An `HttpError` from `party`: a throttled answer keeps its facts.
-    pub fn from_http(party: Party, e: crate::http::HttpError) -> Self {
-        match e.failure {
-            crate::http::Failure::Throttled(facts) => Self::Throttled {
-                party,
-                message: e.message,
-                facts,
-            },
-            failure => Self::network(e.message, failure == crate::http::Failure::Tls),
-        }
-    }
-
     pub fn network(message: String, tls: bool) -> Self {
         Self::Network { message, tls }
     }

@@ -258,8 +258,9 @@ pub fn exchange(
     }
     body.push('&');
     body.push_str(&form(&[("access_token", token.0.expose())]));
-    let response = crate::throttle::send(http, &HttpRequest::post_form(&url, body))
-        .map_err(|e| ExchangeError::Other(Error::from_http(Party::Exchange, e)))?;
+    let response = http
+        .send_patiently(&HttpRequest::post_form(&url, body))
+        .map_err(|e| ExchangeError::Other(e.into_error(Party::Exchange)))?;
     read_answer(&url, &response)
 }
 

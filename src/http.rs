@@ -13,8 +13,8 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::config::{ConnectTo, Settings};
-use crate::error::{Error, Result};
-use crate::throttle::{Throttled, Wait};
+use crate::error::{Error, Party, Result};
+use crate::throttle::{Patience, Throttled, Wait, is_throttled};
 
 /// Most bytes read from any answer: tokens and error bodies are a few KiB.
 pub const MAX_BODY: u64 = 1024 * 1024;
@@ -111,7 +111,7 @@ pub enum Failure {
     Timeout,
     /// The certificate or handshake failed: retrying will not help.
     Tls,
-    /// The service answered 429 or 503 and the wait did not fit (`throttle::send`).
+    /// The service answered 429 or 503 and the wait did not fit (`send_patiently`).
     Throttled(Throttled),
     Other,
 }
@@ -190,11 +190,6 @@ impl Http {
 
     pub fn timeout(&self) -> Duration {
         self.timeout
-    }
-
-    /// Whether requests sent through `throttle::send` may wait out a throttled answer.
-    pub fn wait(&self) -> Wait {
-        self.wait
     }
 
     /// The same agent (and connections) with another `Wait`.
@@ -277,6 +272,60 @@ fn run<S: ureq::AsSendBody>(
                 .timeout_global(Some(limit))
                 .build(),
         ),
+    }
+}
+
+impl Http {
+    /// `send`, waiting out 429 and 503 answers while the waits fit in the budget
+    /// (`throttle`). A request that is still throttled fails with `Failure::Throttled`.
+    pub fn send_patiently(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
+        let mut patience = Patience::new(self.timeout, self.wait);
+        loop {
+            let left = patience.attempt();
+            let response = self.send_within(request, left)?;
+            if !is_throttled(response.status) {
+                return Ok(response);
+            }
+            let wait = patience
+                .after(response.status, response.header("retry-after"))
+                .map_err(|facts| throttled(request, response.status, facts))?;
+            crate::debug!(
+                "`{}` answered {}; retrying in {} ms",
+                strip_query(&request.url),
+                response.status,
+                wait.as_millis()
+            );
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+fn throttled(request: &HttpRequest, status: u16, facts: Throttled) -> HttpError {
+    let meaning = if status == 429 {
+        "too many requests"
+    } else {
+        "service unavailable"
+    };
+    HttpError {
+        failure: Failure::Throttled(facts),
+        message: format!(
+            "`{}` answered {status} ({meaning})",
+            strip_query(&request.url)
+        ),
+    }
+}
+
+impl HttpError {
+    /// The error as `party`'s: a throttled answer keeps its facts.
+    pub fn into_error(self, party: Party) -> Error {
+        match self.failure {
+            Failure::Throttled(facts) => Error::Throttled {
+                party,
+                message: self.message,
+                facts,
+            },
+            failure => Error::network(self.message, failure == Failure::Tls),
+        }
     }
 }
 
@@ -425,13 +474,13 @@ fn find_rule<'a>(rules: &'a [ConnectTo], uri: &ureq::http::Uri) -> Option<&'a Co
     rules.iter().find(|r| r.host == host && r.port == port)
 }
 
-/// Run a blocking request (throttled answers waited out, `throttle::send`) on its own
+/// Run a blocking request (throttled answers waited out, `send_patiently`) on its own
 /// short-lived thread and await it, so a deadline around the future can always fire
 /// (`azure_core` drives its policies as futures).
 pub async fn send_async(http: Http, request: HttpRequest) -> Result<HttpResponse, HttpError> {
     let (tx, rx) = futures::channel::oneshot::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(crate::throttle::send(&http, &request));
+        let _ = tx.send(http.send_patiently(&request));
     });
     rx.await.unwrap_or_else(|_| {
         Err(HttpError {

@@ -8,13 +8,12 @@
 //! asks to come back, so no process queues behind a wait it cannot finish. Callers that
 //! hold a still-valid token do not wait at all (`Wait::Never`): answering it is better.
 //!
-//! Only 429 and 503 are handled here. `azure_core`'s own retry policy would also wait out
+//! This module is the policy, pure and below `http` and `error`; `Http::send_patiently`
+//! runs it. Only 429 and 503 are handled here. `azure_core`'s own retry policy would also wait out
 //! a `Retry-After`, but of any length (it checks its time limit before sleeping, not
 //! after), so Entra's throttled answers are settled here, below it, and never reach it.
 
 use std::time::{Duration, Instant};
-
-use crate::http::{Failure, Http, HttpError, HttpRequest, HttpResponse, strip_query};
 
 /// Whether a throttled request may wait for the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,47 +60,66 @@ const BACKOFF_BASE: Duration = Duration::from_millis(400);
 /// Attempts at most this many times in all, however short the asked-for waits.
 const MAX_ATTEMPTS: u32 = 6;
 
-/// Send `request`, waiting out 429 and 503 answers while the waits fit in the budget.
-/// A request that is still throttled fails with `Failure::Throttled` and its facts.
-pub fn send(http: &Http, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
-    let budget = http.timeout();
-    let start = Instant::now();
-    let mut backoffs = 0;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let left = budget.saturating_sub(start.elapsed());
-        let response = http.send_within(request, left)?;
-        if !matches!(response.status, 429 | 503) {
-            return Ok(response);
+/// One request's patience: after each 429 or 503 answer, how long to wait before the
+/// next attempt, or why not to try again. `Http::send_patiently` drives it.
+#[derive(Debug)]
+pub struct Patience {
+    budget: Duration,
+    start: Instant,
+    wait: Wait,
+    attempts: u32,
+    backoffs: u32,
+}
+
+impl Patience {
+    pub fn new(budget: Duration, wait: Wait) -> Patience {
+        Patience {
+            budget,
+            start: Instant::now(),
+            wait,
+            attempts: 0,
+            backoffs: 0,
         }
-        let asked = retry_after(&response, crate::now());
+    }
+
+    /// What is left of the budget for the next attempt (counted as made).
+    pub fn attempt(&mut self) -> Duration {
+        self.attempts += 1;
+        self.budget.saturating_sub(self.start.elapsed())
+    }
+
+    /// The wait before retrying after a throttled answer with this status and
+    /// `Retry-After` value, or the facts of giving up.
+    pub fn after(
+        &mut self,
+        status: u16,
+        retry_after_value: Option<&str>,
+    ) -> Result<Duration, Throttled> {
+        let asked = retry_after_value.and_then(|v| retry_after(v, crate::now()));
         let (wait, gave_up) = match asked {
             Some(wait) => (wait, None),
-            None if backoffs < BACKOFF_RETRIES => {
-                backoffs += 1;
-                (full_jitter(backoffs, crate::random_u32()), None)
+            None if self.backoffs < BACKOFF_RETRIES => {
+                self.backoffs += 1;
+                (full_jitter(self.backoffs, crate::random_u32()), None)
             }
             None => (Duration::ZERO, Some(GaveUp::Retries)),
         };
-        let fits = start.elapsed() + wait < budget && attempt < MAX_ATTEMPTS;
-        let gave_up = gave_up.or(match (http.wait(), fits) {
+        let fits = self.start.elapsed() + wait < self.budget && self.attempts < MAX_ATTEMPTS;
+        let gave_up = gave_up.or(match (self.wait, fits) {
             (Wait::Never, _) => Some(GaveUp::NotWaiting),
             (Wait::Patient, false) => Some(GaveUp::Budget),
             (Wait::Patient, true) => None,
         });
-        if let Some(gave_up) = gave_up {
-            let facts = facts(response.status, asked, attempt, gave_up, budget);
-            return Err(throttled(request, response.status, facts));
+        match gave_up {
+            Some(gave_up) => Err(facts(status, asked, self.attempts, gave_up, self.budget)),
+            None => Ok(wait),
         }
-        crate::debug!(
-            "`{}` answered {}; retrying in {} ms",
-            strip_query(&request.url),
-            response.status,
-            wait.as_millis()
-        );
-        std::thread::sleep(wait);
     }
+}
+
+/// Whether an answer is one this module waits out.
+pub fn is_throttled(status: u16) -> bool {
+    matches!(status, 429 | 503)
 }
 
 fn facts(
@@ -122,25 +140,10 @@ fn facts(
     }
 }
 
-fn throttled(request: &HttpRequest, status: u16, facts: Throttled) -> HttpError {
-    let meaning = if status == 429 {
-        "too many requests"
-    } else {
-        "service unavailable"
-    };
-    HttpError {
-        failure: Failure::Throttled(facts),
-        message: format!(
-            "`{}` answered {status} ({meaning})",
-            strip_query(&request.url)
-        ),
-    }
-}
-
 /// The wait a 429 or 503 asks for: `Retry-After` as seconds or as an HTTP date (a date
 /// already past asks for no wait). Absurd values are treated as a very long wait.
-pub fn retry_after(response: &HttpResponse, now: i64) -> Option<Duration> {
-    let value = response.header("retry-after")?.trim();
+pub fn retry_after(value: &str, now: i64) -> Option<Duration> {
+    let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
@@ -190,34 +193,25 @@ pub fn describe(t: &Throttled) -> String {
 mod tests {
     use super::*;
 
-    fn answer(retry_after: &str) -> HttpResponse {
-        HttpResponse {
-            status: 429,
-            headers: vec![("Retry-After".into(), retry_after.into())],
-            body: Vec::new(),
-        }
+    fn answer(retry_after: &str) -> &str {
+        retry_after
     }
 
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {
         let now = 784_111_777; // Sun, 06 Nov 1994 08:49:37 GMT
-        assert_eq!(retry_after(&answer("7"), now), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(answer("7"), now), Some(Duration::from_secs(7)));
         assert_eq!(
-            retry_after(&answer("Sun, 06 Nov 1994 08:50:07 GMT"), now),
+            retry_after(answer("Sun, 06 Nov 1994 08:50:07 GMT"), now),
             Some(Duration::from_secs(30))
         );
         assert_eq!(
-            retry_after(&answer("Sun, 06 Nov 1994 08:00:00 GMT"), now),
+            retry_after(answer("Sun, 06 Nov 1994 08:00:00 GMT"), now),
             Some(Duration::ZERO)
         );
-        assert_eq!(retry_after(&answer("soon"), now), None);
-        assert_eq!(retry_after(&answer("-3"), now), None);
-        let none = HttpResponse {
-            status: 503,
-            headers: Vec::new(),
-            body: Vec::new(),
-        };
-        assert_eq!(retry_after(&none, now), None);
+        assert_eq!(retry_after(answer("soon"), now), None);
+        assert_eq!(retry_after(answer("-3"), now), None);
+        assert_eq!(retry_after(answer(""), now), None);
     }
 
     #[test]

@@ -158,8 +158,9 @@ pub fn access_token(
     pairs.extend(scopes.iter().map(|s| ("scope", s.as_str())));
     pairs.push(("refresh_token", refresh.0.expose()));
     let request = HttpRequest::post_form(&url, exchange::form(&pairs));
-    let response = crate::throttle::send(http, &request)
-        .map_err(|e| Error::from_http(Party::TokenEndpoint, e))?;
+    let response = http
+        .send_patiently(&request)
+        .map_err(|e| e.into_error(Party::TokenEndpoint))?;
     let fail = |why: String| Error::exchange(format!("ACR token endpoint `{url}` {why}"));
     match response.status {
         200 => {}

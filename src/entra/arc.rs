@@ -24,7 +24,7 @@ pub enum ArcError {
     /// The agent could not be reached (the HTTP layer's one line).
     #[error("{0}")]
     Unreachable(String),
-    /// The agent throttled the request and the wait did not fit (`throttle::send`).
+    /// The agent throttled the request and the wait did not fit (`Http::send_patiently`).
     #[error("{}", .0.message)]
     Throttled(HttpError),
     #[error("the Arc agent's 401 carried no Basic realm")]
@@ -73,7 +73,8 @@ pub fn token(
         query.push(("client_id", id));
     }
     let url = format!("{endpoint}?{}", form(&query));
-    let first = crate::throttle::send(http, &HttpRequest::get(&url).header("metadata", "true"))
+    let first = http
+        .send_patiently(&HttpRequest::get(&url).header("metadata", "true"))
         .map_err(unreachable)?;
     let answer = if first.status == 401 {
         let realm = first
@@ -82,8 +83,7 @@ pub fn token(
             .map(|r| r.trim_matches('"').to_string())
             .ok_or(ArcError::NoRealm)?;
         let key = read_key(Path::new(&realm))?;
-        crate::throttle::send(
-            http,
+        http.send_patiently(
             &HttpRequest::get(&url)
                 .header("metadata", "true")
                 .header("authorization", &format!("Basic {key}")),

@@ -323,7 +323,7 @@ pub fn token(
     };
     if identity.managed_source == Some(ManagedSource::Arc) {
         return arc::token(settings, http, identity, scope).map_err(|e| match e {
-            arc::ArcError::Throttled(e) => Error::from_http(Party::ManagedIdentity, e),
+            arc::ArcError::Throttled(e) => e.into_error(Party::ManagedIdentity),
             e => fail(e.to_string()),
         });
     }
@@ -336,7 +336,7 @@ pub fn token(
     let result = block_on_deadline(credential.get_token(&[scope], None), deadline)
         .ok_or_else(|| fail(format!("no token within {}s", deadline.as_secs())))?;
     let access = result.map_err(|e| match transport.throttled() {
-        Some(e) => Error::from_http(party(identity), e),
+        Some(e) => e.into_error(party(identity)),
         None => fail(error_chain(&e)),
     })?;
     let secret = access.token.secret();
