@@ -82,19 +82,10 @@ gcc -O2 -o "$work/runner" bench/runner.c
 # The floor itself: a statically linked C hello, the real process-start limit.
 gcc -O2 -static -o "$work/hello-c" bench/hello.c
 
-# A throwaway CA and one certificate for the registry's and Entra's names.
-pki="$work/pki"; mkdir -p "$pki"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -keyout "$pki/ca.key" -out "$pki/ca.pem" -subj "/CN=acr-entra bench CA" \
-  -addext "basicConstraints=critical,CA:true" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-  -keyout "$pki/srv.key" -out "$pki/srv.csr" -subj "/CN=myacr.azurecr.io" 2>/dev/null
-printf 'subjectAltName=DNS:myacr.azurecr.io,DNS:login.microsoftonline.com,IP:127.0.0.1\nbasicConstraints=CA:false\nextendedKeyUsage=serverAuth\n' > "$pki/ext"
-openssl x509 -req -in "$pki/srv.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial \
-  -out "$pki/srv.pem" -days 2 -extfile "$pki/ext" 2>/dev/null
-# Trust as a real machine would (the system bundle) plus the test CA.
-system_bundle=/etc/ssl/certs/ca-certificates.crt
-{ [ -f "$system_bundle" ] && cat "$system_bundle"; cat "$pki/ca.pem"; } > "$pki/bundle.pem"
+# A throwaway CA, a certificate for the registry names and Entra's, and a trust bundle.
+. scripts/lib/loopback-pki.sh
+pki="$work/pki"
+loopback_pki "$pki" bench myacr.azurecr.io
 
 python3 tests/e2e/fakes.py single --server-cert "$pki/srv.pem" --server-key "$pki/srv.key" \
   --port-file "$work/port" --service myacr.azurecr.io --quiet &

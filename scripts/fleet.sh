@@ -53,19 +53,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A throwaway CA and one certificate for every registry name and Entra, as bench.sh does.
-pki="$work/pki"; mkdir -p "$pki"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -keyout "$pki/ca.key" -out "$pki/ca.pem" -subj "/CN=acr-entra fleet CA" \
-  -addext "basicConstraints=critical,CA:true" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-  -keyout "$pki/srv.key" -out "$pki/srv.csr" -subj "/CN=${registries[0]}" 2>/dev/null
-sans=$(printf 'DNS:%s,' "${registries[@]}")
-printf 'subjectAltName=%sDNS:login.microsoftonline.com,IP:127.0.0.1\nbasicConstraints=CA:false\nextendedKeyUsage=serverAuth\n' "$sans" > "$pki/ext"
-openssl x509 -req -in "$pki/srv.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial \
-  -out "$pki/srv.pem" -days 2 -extfile "$pki/ext" 2>/dev/null
-system_bundle=/etc/ssl/certs/ca-certificates.crt
-{ [ -f "$system_bundle" ] && cat "$system_bundle"; cat "$pki/ca.pem"; } > "$pki/bundle.pem"
+# A throwaway CA, a certificate for the registry names and Entra's, and a trust bundle.
+. scripts/lib/loopback-pki.sh
+pki="$work/pki"
+loopback_pki "$pki" fleet "${registries[@]}"
 
 svc=(); for r in "${registries[@]}"; do svc+=(--service "$r"); done
 python3 tests/e2e/fakes.py single --server-cert "$pki/srv.pem" --server-key "$pki/srv.key" \

@@ -108,17 +108,22 @@ fn token_usage_errors() {
     }
 }
 
+/// `token HOST --scope SCOPE`, with the token-issuing registry standing where the fake ACR
+/// would (the only connect-to rule for HOST).
+fn scoped(w: &World, registry: &FakeRegistry, scope: &str) -> Output {
+    token(w)
+        .env("ACR_ENTRA_CONNECT_TO", registry.connect_to())
+        .arg(HOST)
+        .arg("--scope")
+        .arg(scope)
+        .run()
+}
+
 #[test]
 fn token_with_scope_returns_a_scoped_access_token() {
     let w = World::start(HOST);
     let registry = FakeRegistry::start(HOST, RegistryMode::Normal);
-    // The only rule for HOST: the token-issuing registry stands where the fake ACR would.
-    let out = token(&w)
-        .env("ACR_ENTRA_CONNECT_TO", registry.connect_to())
-        .arg(HOST)
-        .arg("--scope")
-        .arg("repository:team/app:pull,push")
-        .run();
+    let out = scoped(&w, &registry, "repository:team/app:pull,push");
     assert_eq!(out.code, Some(0), "{out:?}");
     let access = registry.access_tokens();
     assert_eq!(access.len(), 1);
@@ -173,23 +178,13 @@ fn token_with_scope_returns_a_scoped_access_token() {
 fn token_with_a_wildcard_repository_scope_warns_about_abac() {
     let w = World::start(HOST);
     let registry = FakeRegistry::start(HOST, RegistryMode::Normal);
-    let out = token(&w)
-        .env("ACR_ENTRA_CONNECT_TO", registry.connect_to())
-        .arg(HOST)
-        .arg("--scope")
-        .arg("repository:*:pull")
-        .run();
+    let out = scoped(&w, &registry, "repository:*:pull");
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(out.stdout, format!("{}\n", registry.access_tokens()[0]));
     assert_eq!(
         out.stderr,
         "acr-entra warn: registries in ABAC mode do not honour a wildcard repository scope: name each repository\n"
     );
-    let out = token(&w)
-        .env("ACR_ENTRA_CONNECT_TO", registry.connect_to())
-        .arg(HOST)
-        .arg("--scope")
-        .arg("repository:team/app:pull")
-        .run();
+    let out = scoped(&w, &registry, "repository:team/app:pull");
     assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""), "{out:?}");
 }
