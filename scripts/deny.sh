@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Supply-chain checks (issue 8) with cargo-deny and deny.toml: licenses, bans (one TLS
+# Supply-chain checks with cargo-deny and deny.toml: licenses, bans (one TLS
 # stack: rustls+ring, no OpenSSL/native-tls/aws-lc, no second HTTP client or tokio) and
 # sources (crates.io only) always; advisories (the RustSec database, the `cargo audit`
 # equivalent) when the database can be fetched. Installs cargo-deny from crates.io when

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzz smoke for CI (issue 8): builds every cargo-fuzz target in fuzz/ and runs each for
+# Fuzz smoke for CI: builds every cargo-fuzz target in fuzz/ and runs each for
 # a few seconds from its small seed corpus. Installs cargo-fuzz from crates.io when it is
 # missing. libFuzzer needs nightly-only compiler flags; RUSTC_BOOTSTRAP=1 lets the stable
 # toolchain accept them. Crashes fail the script (libFuzzer exits non-zero) and leave the
