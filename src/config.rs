@@ -168,6 +168,8 @@ struct RawFileConfig {
     _schema: Option<String>,
     #[serde(default)]
     registries: BTreeMap<String, RegistryConfig>,
+    #[serde(default)]
+    mirrors: BTreeMap<String, String>,
 }
 
 /// The parsed config file: registries keyed by normalised `host[:port]`.
@@ -176,6 +178,9 @@ pub struct FileConfig {
     /// `None` when there is no config location at all.
     pub path: Option<PathBuf>,
     pub registries: BTreeMap<String, RegistryConfig>,
+    /// Upstream registries (by normalised key) pulled through a mirror ACR: kubelet asks
+    /// about the upstream image, and the mirror's token answers for it.
+    pub mirrors: BTreeMap<String, RegistryHost>,
 }
 
 impl FileConfig {
@@ -189,7 +194,7 @@ impl FileConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(FileConfig {
                     path: Some(path.to_path_buf()),
-                    registries: BTreeMap::new(),
+                    ..FileConfig::default()
                 });
             }
             Err(e) => return Err(Error::file(path, e)),
@@ -215,9 +220,18 @@ impl FileConfig {
                 .map_err(|_| bad(format!("`{name}` is not a registry host name")))?;
             registries.insert(host.key(), entry);
         }
+        let mut mirrors = BTreeMap::new();
+        for (source, mirror) in raw.mirrors {
+            let (source, mirror) = parse_mirror(&source, &mirror, |m| {
+                m.acr_cloud().is_some() || registries.contains_key(&m.key())
+            })
+            .map_err(bad)?;
+            mirrors.insert(source.key(), mirror);
+        }
         Ok(FileConfig {
             path: Some(path.to_path_buf()),
             registries,
+            mirrors,
         })
     }
 
@@ -237,6 +251,46 @@ impl FileConfig {
     pub fn registry(&self, host: &RegistryHost) -> Option<&RegistryConfig> {
         self.registries.get(&host.key())
     }
+
+    /// Whether `host` may receive tokens: an ACR login server or a listed registry.
+    pub fn gets_tokens(&self, host: &RegistryHost) -> bool {
+        host.acr_cloud().is_some() || self.registry(host).is_some()
+    }
+}
+
+/// A mirror rule: the upstream `source` and the `mirror` that serves it, which must be a
+/// registry that gets tokens (`gets_tokens`), so no rule can send a token elsewhere. The
+/// source must not get tokens of its own: it is answered with the mirror's.
+pub fn parse_mirror(
+    source: &str,
+    mirror: &str,
+    gets_tokens: impl Fn(&RegistryHost) -> bool,
+) -> std::result::Result<(RegistryHost, RegistryHost), String> {
+    let shown = |t: &str| {
+        crate::error::one_line(t)
+            .chars()
+            .take(80)
+            .collect::<String>()
+    };
+    let source_host = RegistryHost::parse(source).map_err(|_| {
+        format!(
+            "mirror source `{}` is not a registry host name",
+            shown(source)
+        )
+    })?;
+    let mirror_host = RegistryHost::parse(mirror)
+        .map_err(|_| format!("mirror `{}` is not a registry host name", shown(mirror)))?;
+    if !gets_tokens(&mirror_host) {
+        return Err(format!(
+            "mirror `{mirror_host}` for `{source_host}` is neither an ACR login server nor a registry listed in the config file"
+        ));
+    }
+    if gets_tokens(&source_host) {
+        return Err(format!(
+            "mirror source `{source_host}` gets tokens of its own; a mirror rule is for an upstream registry such as mcr.microsoft.com"
+        ));
+    }
+    Ok((source_host, mirror_host))
 }
 
 /// `host:port:addr:port` pairs from `ACR_ENTRA_CONNECT_TO` (curl's `--connect-to`): the

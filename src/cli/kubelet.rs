@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cli::Args;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::helper::{self, NULL_GUID};
@@ -64,19 +65,24 @@ pub fn run(ctx: &Context, args: &[String], input: &[u8]) -> Result<String> {
 }
 
 fn answer(ctx: &Context, args: &[String], input: &[u8]) -> Result<String> {
-    if let Some(extra) = args.first() {
+    let args = Args::parse("kubelet", args, &[], &["registry-mirror"])?;
+    if let Some(extra) = args.positional.first() {
         return Err(Error::Usage(format!(
-            "`kubelet` takes no arguments (got `{}`); it reads a CredentialProviderRequest on stdin",
+            "`kubelet` takes no arguments but --registry-mirror (got `{}`); it reads a CredentialProviderRequest on stdin",
             crate::error::one_line(extra)
                 .chars()
                 .take(40)
                 .collect::<String>()
         )));
     }
+    let mirrors = mirrors(ctx, &args)?;
     let request = read_request(input)?;
     let registry = image_registry(&request.image)?;
+    // An image on a mirrored upstream is pulled through the mirror ACR: mint for the
+    // mirror, answer keyed by the upstream name kubelet matches.
     let target = RegistryHost::parse(&registry)
         .ok()
+        .map(|asked| mirrors.get(&asked.key()).cloned().unwrap_or(asked))
         .and_then(|host| Some((helper::acr_target(ctx, &host)?, host)));
     let Some(((entry, cloud), host)) = target else {
         crate::debug!(
@@ -113,6 +119,25 @@ fn answer(ctx: &Context, args: &[String], input: &[u8]) -> Result<String> {
             .clamp(0, crate::exchange::MAX_LIFETIME)
     };
     Ok(write_response(Some((&registry, &token.0)), lifetime as u64))
+}
+
+/// The mirror rules: `--registry-mirror SRC:ACR` arguments (for provider configs that
+/// cannot ship a file), then the config file's `mirrors`; an argument wins for its source.
+fn mirrors(ctx: &Context, args: &Args) -> Result<BTreeMap<String, RegistryHost>> {
+    let mut mirrors = ctx.config.mirrors.clone();
+    for rule in args.values("registry-mirror") {
+        let (source, mirror) = rule.rsplit_once(':').ok_or_else(|| {
+            Error::Usage(format!(
+                "--registry-mirror `{}` is not SOURCE:ACR (e.g. mcr.microsoft.com:myacr.azurecr.io)",
+                crate::error::one_line(rule).chars().take(80).collect::<String>()
+            ))
+        })?;
+        let (source, mirror) =
+            crate::config::parse_mirror(source, mirror, |h| ctx.config.gets_tokens(h))
+                .map_err(|why| Error::Usage(format!("--registry-mirror: {why}")))?;
+        mirrors.insert(source.key(), mirror);
+    }
+    Ok(mirrors)
 }
 
 /// The request after validation.

@@ -34,9 +34,10 @@ pub fn help(verb: &str) -> Option<&'static str> {
              for known failures; exit 0 when a token was minted"
         }
         "kubelet" => {
-            "usage: kubelet\n\
+            "usage: kubelet [--registry-mirror SOURCE:ACR]...\n\
              kubelet image credential provider (credentialprovider.kubelet.k8s.io/v1): reads a\n\
-             CredentialProviderRequest on stdin, writes a CredentialProviderResponse"
+             CredentialProviderRequest on stdin, writes a CredentialProviderResponse; an image\n\
+             on a mirrored SOURCE (also the config file's \"mirrors\") gets the mirror ACR's token"
         }
         _ => return None,
     })

@@ -195,3 +195,77 @@ fn kubelet_pod_identity_without_a_tenant_is_a_clear_error() {
         "pod identity `pod-client` for `myacr.azurecr.io` has no tenant: add the `kubernetes.azure.com/acr-tenant-id` annotation to the service account, tenant_id to the registry's config entry, or set AZURE_TENANT_ID for kubelet"
     );
 }
+
+/// Registry mirrors: an image on a mirrored upstream (config `mirrors`, or a
+/// `--registry-mirror SOURCE:ACR` argument) is answered with the mirror ACR's token, keyed
+/// by the upstream name kubelet matches; other images stay empty, and a rule that would
+/// send a token anywhere but a token-getting registry is refused before any request.
+#[test]
+fn kubelet_mirrored_upstream_images_get_the_mirror_token() {
+    const IMAGE: &str = "mcr.microsoft.com/dotnet/runtime:8.0";
+    let w = world();
+    let config = w
+        .env
+        .config(&serde_json::json!({"mirrors": {"mcr.microsoft.com": HOST}}));
+    let before = jwt::now();
+    let out = kubelet(&w, &kubelet_request(IMAGE, None, &[]))
+        .env("ACR_ENTRA_CONFIG", &config)
+        .run();
+    assert_response(&out, "mcr.microsoft.com", &w.acr.issued()[0], before);
+    assert_eq!(w.acr.exchange_count(), 1, "minted for the mirror");
+    // The same as an argument, without a config file; the cached mirror token answers.
+    let out = kubelet(&w, &kubelet_request(IMAGE, None, &[]))
+        .arg("--registry-mirror")
+        .arg(&format!("mcr.microsoft.com:{HOST}"))
+        .run();
+    assert_response(&out, "mcr.microsoft.com", &w.acr.issued()[0], before);
+    assert_eq!(w.acr.exchange_count(), 1);
+    // Not mirrored: empty, as before.
+    let out = kubelet(&w, &kubelet_request("ghcr.io/org/img:1", None, &[]))
+        .env("ACR_ENTRA_CONFIG", &config)
+        .run();
+    assert_eq!(out.stdout, format!("{KUBELET_EMPTY}\n"), "{out:?}");
+}
+
+#[test]
+fn kubelet_mirror_rules_that_could_leak_a_token_are_refused() {
+    let w = world();
+    for (rule, want) in [
+        (
+            "mcr.microsoft.com:evil.example.com",
+            "--registry-mirror: mirror `evil.example.com` for `mcr.microsoft.com` is neither an ACR login server nor a registry listed in the config file",
+        ),
+        (
+            "mcr.microsoft.com:myacr.azurecr.io.evil.example",
+            "--registry-mirror: mirror `myacr.azurecr.io.evil.example` for `mcr.microsoft.com` is neither an ACR login server nor a registry listed in the config file",
+        ),
+        (
+            "other.azurecr.io:myacr.azurecr.io",
+            "--registry-mirror: mirror source `other.azurecr.io` gets tokens of its own; a mirror rule is for an upstream registry such as mcr.microsoft.com",
+        ),
+        (
+            "mcr.microsoft.com",
+            "--registry-mirror `mcr.microsoft.com` is not SOURCE:ACR (e.g. mcr.microsoft.com:myacr.azurecr.io)",
+        ),
+    ] {
+        let out = kubelet(&w, &kubelet_request("mcr.microsoft.com/a:1", None, &[]))
+            .arg("--registry-mirror")
+            .arg(rule)
+            .run();
+        assert_eq!(out.code, Some(1), "{rule}: {out:?}");
+        assert_eq!(out.stdout_line(), want, "{rule}");
+    }
+    let config = w
+        .env
+        .config(&serde_json::json!({"mirrors": {"mcr.microsoft.com": "evil.example.com"}}));
+    let out = kubelet(&w, &kubelet_request("mcr.microsoft.com/a:1", None, &[]))
+        .env("ACR_ENTRA_CONFIG", &config)
+        .run();
+    assert!(
+        out.assert_loud_error()
+            .contains("mirror `evil.example.com` for `mcr.microsoft.com` is neither"),
+        "{out:?}"
+    );
+    assert_eq!(w.entra.server.connection_count(), 0);
+    assert_eq!(w.acr.server.connection_count(), 0);
+}
