@@ -86,7 +86,10 @@ STATE["acr"].update({"throttled": 0, "exchanges_by_second": {}, "attempts_by_sec
 STATE["entra"].update({"throttled": 0, "calls_by_second": {}, "throttled_by_second": {}})
 # reject_acr_audience: services whose exchange refuses the ACR audience;
 # rate: admitted requests per second per endpoint (0: no limit); token_lifetime: seconds.
-CONFIG = {"reject_acr_audience": [], "rate": 0, "token_lifetime": 11700}
+# clock_skew: seconds the token service's clock is off (refresh tokens are issued and
+# checked on it, as a registry with a wrong clock would); the registry access tokens that
+# CNCF distribution verifies stay on the real clock, since distribution uses it too.
+CONFIG = {"reject_acr_audience": [], "rate": 0, "token_lifetime": 11700, "clock_skew": 0}
 ISSUED_REFRESH = set()
 ARGS = None
 
@@ -402,7 +405,7 @@ class Handler(BaseHTTPRequestHandler):
                 per_second(STATE["acr"]["exchanges_by_second"])
         if err:
             return self.send(401, {"errors": [{"code": "UNAUTHORIZED", "message": err}]})
-        now = int(time.time())
+        now = int(time.time() + CONFIG["clock_skew"])
         # ACR's refresh-token claim shape (observed): about 3 h 15 min of life by default.
         refresh = rs256({"jti": str(uuid.uuid4()), "sub": claims.get("oid"), "nbf": now - 5,
                          "exp": now + int(CONFIG["token_lifetime"]), "iat": now, "iss": ACR_ISSUER, "aud": service,
@@ -435,7 +438,7 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 known = password in ISSUED_REFRESH
             c = jwt_claims(password or "") or {}
-            ok = known and c.get("aud") == service and c.get("exp", 0) > time.time()
+            ok = known and c.get("aud") == service and c.get("exp", 0) > time.time() + CONFIG["clock_skew"]
         elif user == SCOPED_USER:
             ok = password == SCOPED_PASSWORD
         with LOCK:

@@ -443,6 +443,23 @@ if run "${SKOPEO[@]}" inspect --authfile "$AUTH_HELPERS" --registries-conf "$W/r
     else fail "exchanges for $ACR before=$before after=$after, helper gets=$(calls get)"; fi
 else fail; fi
 
+# A registry whose clock is hours off still gives a full cache entry: the helper counts a
+# token's life from exp - iat, anchored when it arrived.
+for skew in -11400 -9600 3600; do
+    begin "skew: token service clock ${skew}s off: skopeo pulls, the next get is a cache hit"
+    set_acr_config "{\"clock_skew\":$skew}"
+    c=$(fresh_cache); before=$(exchanges "$ACR")
+    if ACR_ENTRA_CACHE_DIR=$c run "${SKOPEO[@]}" copy --authfile "$AUTH_HELPERS" \
+            --registries-conf "$W/registries-plain.conf" "docker://$ACR/e2e/hello:v1" "oci:$W/skew$skew:v1" \
+        && ACR_ENTRA_CACHE_DIR=$c run "${SKOPEO[@]}" inspect --authfile "$AUTH_HELPERS" \
+            --registries-conf "$W/registries-plain.conf" "docker://$ACR/e2e/hello:v1"; then
+        after=$(exchanges "$ACR")
+        if [ "$after" = $((before + 1)) ] && [ -s "$W/skew$skew/index.json" ]; then pass
+        else fail "exchanges for $ACR before=$before after=$after (want one)"; fi
+    else fail; fi
+done
+set_acr_config '{"clock_skew":0}'
+
 begin "cache: 4 concurrent cold skopeo runs make exactly one exchange"
 before=$(exchanges "$ACR"); c=$(fresh_cache); ok=1
 for i in 1 2 3 4; do
