@@ -200,6 +200,29 @@ impl Http {
         }
     }
 
+    /// `send`, waiting out 429 and 503 answers while the waits fit in the budget
+    /// (`throttle`). A request that is still throttled fails with `Failure::Throttled`.
+    pub fn send_patiently(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
+        let mut patience = Patience::new(self.timeout, self.wait);
+        loop {
+            let left = patience.attempt();
+            let response = self.send_within(request, left)?;
+            if !is_throttled(response.status) {
+                return Ok(response);
+            }
+            let wait = patience
+                .after(response.status, response.header("retry-after"))
+                .map_err(|facts| throttled(request, response.status, facts))?;
+            crate::debug!(
+                "`{}` answered {}; retrying in {} ms",
+                strip_query(&request.url),
+                response.status,
+                wait.as_millis()
+            );
+            std::thread::sleep(wait);
+        }
+    }
+
     /// Send one request and read the whole answer (at most `MAX_BODY` bytes).
     pub fn send(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
         self.send_within(request, self.timeout)
@@ -272,31 +295,6 @@ fn run<S: ureq::AsSendBody>(
                 .timeout_global(Some(limit))
                 .build(),
         ),
-    }
-}
-
-impl Http {
-    /// `send`, waiting out 429 and 503 answers while the waits fit in the budget
-    /// (`throttle`). A request that is still throttled fails with `Failure::Throttled`.
-    pub fn send_patiently(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
-        let mut patience = Patience::new(self.timeout, self.wait);
-        loop {
-            let left = patience.attempt();
-            let response = self.send_within(request, left)?;
-            if !is_throttled(response.status) {
-                return Ok(response);
-            }
-            let wait = patience
-                .after(response.status, response.header("retry-after"))
-                .map_err(|facts| throttled(request, response.status, facts))?;
-            crate::debug!(
-                "`{}` answered {}; retrying in {} ms",
-                strip_query(&request.url),
-                response.status,
-                wait.as_millis()
-            );
-            std::thread::sleep(wait);
-        }
     }
 }
 

@@ -307,8 +307,6 @@ fn write(lock: &HostLock, key: &TokenKey, kind: CredentialKind, minted: &Minted,
     }
 }
 
-/// A random number for the refresh jitter (from the system's generator; a mint already
-/// pays for TLS, so one more system call does not show). Zero if none is available.
 /// A failed mint: the cached token if it is still valid (with a warning), else the error.
 fn fall_back(
     host: &RegistryHost,

@@ -9,9 +9,9 @@
 //! hold a still-valid token do not wait at all (`Wait::Never`): answering it is better.
 //!
 //! This module is the policy, pure and below `http` and `error`; `Http::send_patiently`
-//! runs it. Only 429 and 503 are handled here. `azure_core`'s own retry policy would also wait out
-//! a `Retry-After`, but of any length (it checks its time limit before sleeping, not
-//! after), so Entra's throttled answers are settled here, below it, and never reach it.
+//! runs it. Only 429 and 503 are handled here. `azure_core`'s own retry policy would also
+//! wait out a `Retry-After`, but of any length (it checks its time limit before sleeping,
+//! not after), so Entra's throttled answers are settled here, below it, and never reach it.
 
 use std::time::{Duration, Instant};
 
