@@ -3,8 +3,9 @@
 //! `http::send_async`), so `azure_identity` credentials share our one TLS stack, our
 //! timeouts, our no-redirect rule and our throttling rule (`throttle`: a 429 or 503 is
 //! waited out below `azure_core`'s retry policy, or fails with its facts kept here for
-//! `entra::token`, never as a response that policy would wait on). It also points the fixed IMDS address at
-//! `AZURE_POD_IDENTITY_AUTHORITY_HOST` when that is set, as the other Azure SDKs do.
+//! `entra::token`, never as a response that policy would wait on). It also points the
+//! fixed IMDS address at `AZURE_POD_IDENTITY_AUTHORITY_HOST` when that is set, as the
+//! other Azure SDKs do.
 
 use std::sync::{Arc, Mutex};
 
