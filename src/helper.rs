@@ -36,11 +36,14 @@ pub fn acr_target<'a>(
     ctx: &'a Context,
     host: &RegistryHost,
 ) -> Option<(Option<&'a RegistryConfig>, Cloud)> {
+    if !ctx.config.gets_tokens(host) {
+        return None;
+    }
     let registry = ctx.config.registry(host);
     let cloud = registry
         .and_then(|r| r.cloud)
         .or_else(|| host.acr_cloud())
-        .or(registry.map(|_| Cloud::Public))?;
+        .unwrap_or(Cloud::Public);
     Some((registry, cloud))
 }
 
