@@ -224,9 +224,13 @@ pub fn aadsts_codes(text: &str) -> Vec<u32> {
     codes
 }
 
+/// The longest error line, in bytes: room for a refusal, whom it names and what to do,
+/// short of a server's whole error page.
+const LINE_CAP: usize = 800;
+
 /// Fold a message onto one line and cap its length.
 pub fn one_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(600));
+    let mut out = String::with_capacity(text.len().min(LINE_CAP));
     let mut last_space = false;
     for c in text.chars() {
         let c = if c.is_control() || c.is_whitespace() {
@@ -243,7 +247,7 @@ pub fn one_line(text: &str) -> String {
             last_space = false;
         }
         out.push(c);
-        if out.len() >= 600 {
+        if out.len() >= LINE_CAP {
             out.push('…');
             break;
         }
@@ -296,7 +300,7 @@ mod tests {
     #[test]
     fn one_line_folds_newlines_and_controls() {
         assert_eq!(one_line("a\nb\r\n\tc  d\0"), "a b c d");
-        assert!(one_line(&"x".repeat(5000)).len() < 700);
+        assert!(one_line(&"x".repeat(5000)).len() < LINE_CAP + 10);
     }
 
     #[test]

@@ -218,15 +218,32 @@ pub fn discover(http: &Http, host: &RegistryHost, policy: &RealmPolicy) -> Resul
 /// Why the exchange failed: `Unauthorized` may succeed with the other audience.
 #[derive(Debug)]
 pub enum ExchangeError {
-    Unauthorized(String),
+    Unauthorized(Refusal),
     Other(Error),
+}
+
+/// A 401 from the exchange: where, and the reason ACR gave (already one printable line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub url: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ACR exchange at `{}` refused the Entra token (401: {})",
+            self.url, self.reason
+        )
+    }
 }
 
 impl From<ExchangeError> for Error {
     fn from(e: ExchangeError) -> Error {
         match e {
-            ExchangeError::Unauthorized(message) => Error::Exchange {
-                message,
+            ExchangeError::Unauthorized(refusal) => Error::Exchange {
+                message: refusal.to_string(),
                 status: Some(401),
                 firewall: false,
             },
@@ -276,10 +293,10 @@ pub fn read_answer(url: &str, response: &HttpResponse) -> Result<AcrRefreshToken
             ))));
         }
         401 => {
-            return Err(ExchangeError::Unauthorized(format!(
-                "ACR exchange at `{url}` refused the Entra token (401: {})",
-                server_message(response)
-            )));
+            return Err(ExchangeError::Unauthorized(Refusal {
+                url: url.to_string(),
+                reason: server_message(response),
+            }));
         }
         403 => {
             let message = server_message(response);

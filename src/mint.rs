@@ -10,7 +10,7 @@ use crate::cache::Remembered;
 use crate::config::{ACR_ENTRA_MIN_TTL, FileConfig, RegistryConfig, Settings};
 use crate::entra;
 use crate::error::{Error, Facts, Result};
-use crate::exchange::{self, Challenge, ExchangeError, RealmPolicy};
+use crate::exchange::{self, Challenge, ExchangeError, RealmPolicy, Refusal};
 use crate::http::Http;
 use crate::identity::Identity;
 use crate::jwt;
@@ -113,40 +113,58 @@ pub fn mint(
     let mut last_refusal = None;
     for (i, audience) in audiences.iter().enumerate() {
         let entra_token = run.entra_token(audience)?;
-        match run.exchange(&challenge, audience, &entra_token) {
+        let failure = match run.exchange(&challenge, audience, &entra_token) {
             Ok(token) => return Ok(finish(settings, host, token, audience, challenge)),
-            Err(ExchangeError::Unauthorized(message)) if i + 1 < audiences.len() => {
+            Err(failure) => failure,
+        };
+        match failure {
+            ExchangeError::Unauthorized(refusal) if i + 1 < audiences.len() => {
                 crate::debug!(
-                    "{message}; retrying with the {} audience",
+                    "{refusal}; retrying with the {} audience",
                     audiences[i + 1].name()
                 );
-                last_refusal = Some(message);
+                last_refusal = Some(refusal);
             }
-            // A listed custom domain gets no automatic ARM retry: that token would carry
-            // the identity's whole Azure Resource Manager access to a host that is not
-            // an ACR login server. Say how to opt in.
-            Err(ExchangeError::Unauthorized(message))
-                if host.acr_cloud().is_none() && registry.is_some_and(|r| r.audience.is_none()) =>
-            {
-                return Err(Error::Exchange {
-                    message: format!(
-                        "{message}; if this registry accepts only ARM-audience tokens, set \"audience\": \"arm\" in its entry in {}",
-                        config.shown()
-                    ),
-                    status: Some(401),
-                    firewall: false,
-                });
+            failure => {
+                let last = Last {
+                    first: last_refusal.as_ref(),
+                    audience,
+                    host,
+                    registry,
+                    identity,
+                    config,
+                };
+                return Err(last.error(failure));
             }
-            Err(e) => {
-                let e: Error = e.into();
-                return Err(match last_refusal {
-                    // Both refusals in one line; the facts are the last one's.
+        }
+    }
+    Err(Error::exchange("no audience to try".into()))
+}
+
+/// The exchange's last failure and what the message about it needs.
+struct Last<'a> {
+    /// The refusal of an earlier audience, if one was tried.
+    first: Option<&'a Refusal>,
+    audience: &'a Audience,
+    host: &'a RegistryHost,
+    registry: Option<&'a RegistryConfig>,
+    identity: &'a Identity,
+    config: &'a FileConfig,
+}
+
+impl Last<'_> {
+    fn error(&self, failure: ExchangeError) -> Error {
+        let refusal = match failure {
+            ExchangeError::Unauthorized(refusal) => refusal,
+            ExchangeError::Other(e) => {
+                return match self.first {
+                    // Both failures in one line; the facts are the last one's.
                     Some(first) => {
                         let facts = e.facts();
                         Error::Exchange {
                             message: format!(
                                 "{first}; with the {} audience: {}",
-                                audience.name(),
+                                self.audience.name(),
                                 e.one_line()
                             ),
                             status: facts.status,
@@ -154,15 +172,56 @@ pub fn mint(
                         }
                     }
                     None => e,
-                });
+                };
             }
+        };
+        // A listed custom domain gets no automatic ARM retry: that token would carry the
+        // identity's whole Azure Resource Manager access to a host that is not an ACR
+        // login server. Say how to opt in.
+        if self.host.acr_cloud().is_none() && self.registry.is_some_and(|r| r.audience.is_none()) {
+            return Error::Exchange {
+                message: format!(
+                    "{refusal}; if this registry accepts only ARM-audience tokens, set \"audience\": \"arm\" in its entry in {}",
+                    self.config.shown()
+                ),
+                status: Some(401),
+                firewall: false,
+            };
+        }
+        self.refused_identity(&refusal)
+    }
+
+    /// A 401 after every audience means ACR does not accept this identity for this
+    /// registry: it has no role there, or another identity serves the registry and the
+    /// config file does not name it yet. Say which identity was refused and both ways
+    /// out, so a client's error line (a build, a pull) explains itself.
+    fn refused_identity(&self, last: &Refusal) -> Error {
+        let refusal = match self.first {
+            Some(first) if first.reason == last.reason => {
+                format!("{first}, with either audience")
+            }
+            Some(first) => format!(
+                "{first}; with the {} audience: 401: {}",
+                self.audience.name(),
+                last.reason
+            ),
+            None => last.to_string(),
+        };
+        let identity = self.identity;
+        Error::Exchange {
+            message: format!(
+                "{refusal}: the registry does not accept the identity {} ({}, {}); give it a role there \
+                 (AcrPull/AcrPush; ABAC mode: Container Registry Repository Reader/Writer/Contributor) \
+                 or name the identity that serves this registry in its entry in {} (\"credential\", \"client_id\")",
+                identity.id(),
+                identity.kind.name(),
+                identity.why,
+                self.config.shown()
+            ),
+            status: Some(401),
+            firewall: false,
         }
     }
-    Err(Error::Exchange {
-        message: last_refusal.unwrap_or_else(|| "no audience to try".into()),
-        status: Some(401),
-        firewall: false,
-    })
 }
 
 /// One mint's parts and its observer.
@@ -253,8 +312,8 @@ impl Run<'_, '_> {
         let exchanged = exchange::exchange(&self.http, challenge, tenant.as_deref(), entra_token);
         let detail = format!("audience {}, tenant `{tenant_shown}`", audience.name());
         let error = exchanged.as_ref().err().map(|e| match e {
-            ExchangeError::Unauthorized(message) => Failure {
-                line: message.clone(),
+            ExchangeError::Unauthorized(refusal) => Failure {
+                line: refusal.to_string(),
                 facts: Facts {
                     status: Some(401),
                     ..Facts::default()

@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(message.chars().count() <= 301);
     match read_answer("https://myacr.azurecr.io/oauth2/exchange", &response) {
         Ok(token) => assert!(status == 200 && !token.0.is_empty()),
-        Err(ExchangeError::Unauthorized(m)) => assert!(status == 401 && !m.contains('\n')),
+        Err(ExchangeError::Unauthorized(r)) => assert!(status == 401 && !r.to_string().contains('\n')),
         Err(ExchangeError::Other(e)) => {
             let line = Error::from(ExchangeError::Other(e)).one_line();
             assert!(!line.contains('\n'));

@@ -8,12 +8,14 @@ formats, used by the end-to-end suite (tests/e2e/run.sh), the benchmark
 
   entra   HTTPS, test CA. Microsoft Entra ID's token endpoint
           (client credentials with a secret or a client assertion).
-  mi      HTTP. App Service style managed-identity endpoint.
+  mi      HTTP. App Service style managed-identity endpoint: the system-assigned
+          identity, or with client_id=USER_MI_CLIENT_ID a user-assigned one.
   acr     HTTP (nginx terminates TLS in front of it). ACR's token service:
           POST /oauth2/exchange, GET /oauth2/token (Basic), POST /oauth2/token.
-  engine  HTTP. A stand-in for the Docker engine API that records the
-          X-Registry-Auth the docker CLI built and proves it against the registry.
   blackhole  a listening socket that never accepts: a black-holed registry.
+
+`--only-identity SERVICE=CLIENT_ID` makes SERVICE a registry on which only that identity
+has a role: its exchange refuses Entra tokens of any other app (`appid`) with 401.
 
 `fakes.py single --server-cert C --server-key K --port-file F --service HOST ...`
 (the benchmark and the fleet) serves one HTTPS port that plays the registry's
@@ -65,6 +67,7 @@ CLIENT_ID = "e2e00000-0000-4000-8000-000000000002"
 CLIENT_SECRET = "e2e-dummy-client-secret"
 MI_HEADER = "e2e-dummy-identity-header"
 MI_CLIENT_ID = "e2e00000-0000-4000-8000-000000000003"
+USER_MI_CLIENT_ID = "e2e00000-0000-4000-8000-000000000004"
 FEDERATED_TOKEN = None  # set from --federated-token-file
 ENTRA_HMAC_KEY = b"e2e-dummy-entra-signing-key"
 ACR_ISSUER = "Azure Container Registry"
@@ -78,8 +81,8 @@ STATE = {
     "entra": {"calls": 0, "by_grant": {}, "by_scope": {}, "rejected": 0},
     "mi": {"calls": 0, "rejected": 0},
     "acr": {"challenges": 0, "exchanges": {}, "exchange_rejected": 0, "tokens": 0,
-            "token_rejected": 0, "scopes": [], "auds": [], "tokens_by_user": {}},
-    "engine": {"records": []},
+            "token_rejected": 0, "scopes": [], "auds": [], "tokens_by_user": {},
+            "exchanges_by_app": {}},
 }
 STATE["acr"].update({"throttled": 0, "exchanges_by_second": {}, "attempts_by_second": {},
                      "throttled_by_second": {}})
@@ -89,7 +92,9 @@ STATE["entra"].update({"throttled": 0, "calls_by_second": {}, "throttled_by_seco
 # clock_skew: seconds the token service's clock is off (refresh tokens are issued and
 # checked on it, as a registry with a wrong clock would); the registry access tokens that
 # CNCF distribution verifies stay on the real clock, since distribution uses it too.
-CONFIG = {"reject_acr_audience": [], "rate": 0, "token_lifetime": 11700, "clock_skew": 0}
+# only_identity: service -> the one app id (client id) whose tokens its exchange accepts.
+CONFIG = {"reject_acr_audience": [], "rate": 0, "token_lifetime": 11700, "clock_skew": 0,
+          "only_identity": {}}
 ISSUED_REFRESH = set()
 ARGS = None
 
@@ -346,6 +351,14 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             STATE["mi"]["calls"] += 1
         resource = (q.get("resource") or [""])[0].rstrip("/")
+        # A user-assigned identity is asked for by its client id; anything else gets the
+        # system-assigned one, as the endpoint of an app with no user-assigned identity of
+        # that id would refuse and the helper's callers never rely on that refusal.
+        user_assigned = (q.get("client_id") or [""])[0] == USER_MI_CLIENT_ID
+        client_id = USER_MI_CLIENT_ID if user_assigned else MI_CLIENT_ID
+        with LOCK:
+            key = "user_assigned" if user_assigned else "system_assigned"
+            STATE["mi"][key] = STATE["mi"].get(key, 0) + 1
         if (self.headers.get("x-identity-header") != MI_HEADER
                 or (q.get("api-version") or [""])[0] != "2019-08-01"
                 or resource not in (ACR_AUD, ARM_AUD)):
@@ -353,9 +366,10 @@ class Handler(BaseHTTPRequestHandler):
                 STATE["mi"]["rejected"] += 1
             return self.send(400, {"statusCode": 400, "message": "bad managed identity request"})
         exp = int(time.time()) + 86399
-        return self.send(200, {"access_token": entra_token(resource, "managed-identity"),
+        kind = "user-assigned-identity" if user_assigned else "managed-identity"
+        return self.send(200, {"access_token": entra_token(resource, kind, client_id),
                                "expires_on": str(exp), "resource": resource,
-                               "token_type": "Bearer", "client_id": MI_CLIENT_ID})
+                               "token_type": "Bearer", "client_id": client_id})
 
     # -------------------------------------------------------- ACR token service
     def handle_acr(self, path):
@@ -396,12 +410,16 @@ class Handler(BaseHTTPRequestHandler):
             err = "ACR audience token disabled for this registry"
         elif one("tenant") and one("tenant") != claims.get("tid"):
             err = "tenant mismatch"
+        elif CONFIG["only_identity"].get(service, claims.get("appid")) != claims.get("appid"):
+            err = f"identity {claims.get('appid')} has no role on registry {service}"
         with LOCK:
             STATE["acr"]["auds"].append(aud)
             if err:
                 STATE["acr"]["exchange_rejected"] += 1
             else:
                 STATE["acr"]["exchanges"][service] = STATE["acr"]["exchanges"].get(service, 0) + 1
+                by_app = STATE["acr"]["exchanges_by_app"].setdefault(service, {})
+                by_app[claims.get("appid")] = by_app.get(claims.get("appid"), 0) + 1
                 per_second(STATE["acr"]["exchanges_by_second"])
         if err:
             return self.send(401, {"errors": [{"code": "UNAUTHORIZED", "message": err}]})
@@ -468,117 +486,14 @@ class Handler(BaseHTTPRequestHandler):
             answer["refresh_token"] = password
         return self.send(200, answer)
 
-    # --------------------------------------------------- docker engine stand-in
-    def handle_engine(self, path):
-        p = path.split("/")
-        if len(p) > 1 and p[1].startswith("v1."):
-            path = "/" + "/".join(p[2:])
-        if path == "/_ping":
-            return self.send(200, raw=b"OK", headers={
-                "API-Version": "1.45", "OSType": "linux", "Docker-Experimental": "false",
-                "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache"})
-        if path == "/version":
-            return self.send(200, {"Version": "0.0.0-e2e-stand-in", "ApiVersion": "1.45",
-                                   "MinAPIVersion": "1.24", "Os": "linux", "Arch": "amd64"})
-        q = self.query()
-        one = lambda k: (q.get(k) or [""])[0]
-        if path == "/images/create" and self.command == "POST":
-            ref, tag = one("fromImage"), one("tag") or "latest"
-            if ":" in ref.rsplit("/", 1)[-1] or "@" in ref:
-                ref, tag = ref.rsplit(":", 1) if "@" not in ref else ref.split("@")
-            return self.engine_op("pull", ref, tag)
-        if path.startswith("/images/") and path.endswith("/push") and self.command == "POST":
-            return self.engine_op("push", urllib.parse.unquote(path[len("/images/"):-len("/push")]),
-                                  one("tag") or "latest")
-        if path == "/auth" and self.command == "POST":
-            return self.engine_login()
-        if path == "/build" and self.command == "POST":
-            return self.engine_build()
-        if path.startswith("/images/") and path.endswith("/json"):
-            name = urllib.parse.unquote(path[len("/images/"):-len("/json")])
-            return self.send(200, {"Id": "sha256:" + "0" * 64, "RepoTags": [name],
-                                   "Os": "linux", "Architecture": "amd64"})
-        return self.send(404, {"message": f"e2e engine stand-in: {self.command} {path} not implemented"})
 
-    def engine_login(self):
-        """POST /auth: what `docker login` asks a daemon to do; proven like a pull."""
-        auth = json.loads(self.body() or b"{}")
-        host = (auth.get("serveraddress") or "").split("://")[-1].rstrip("/")
-        rec = {"op": "login", "host": host, "username": auth.get("username"),
-               "has_password": bool(auth.get("password"))}
-        try:
-            rec["proof"] = prove(host, None, None, "login", auth)
-            rec["proven"] = True
-        except Exception as e:  # noqa: BLE001
-            rec["proven"], rec["error"] = False, str(e)
-        with LOCK:
-            STATE["engine"]["records"].append(rec)
-        if not rec["proven"]:
-            return self.send(401, {"message": f"login refused: {rec['error']}"})
-        return self.send(200, {"Status": "Login Succeeded", "IdentityToken": ""})
-
-    def engine_build(self):
-        """POST /build (classic builder): record X-Registry-Config, the CLI's list+get result."""
-        self.body()  # the build context; not used
-        header = self.headers.get("X-Registry-Config", "")
-        try:
-            configs = json.loads(b64u_decode(header)) if header else {}
-        except Exception:  # noqa: BLE001
-            configs = {}
-        rec = {"op": "build", "hosts": {h: {"username": c.get("username"),
-                                             "has_password": bool(c.get("password"))}
-                                         for h, c in configs.items()}, "proven": {}}
-        for h, c in configs.items():
-            if c.get("username") == NULL_GUID:
-                try:
-                    prove(h.split("://")[-1].rstrip("/"), None, None, "login", c)
-                    rec["proven"][h] = True
-                except Exception as e:  # noqa: BLE001
-                    rec["proven"][h] = str(e)
-        with LOCK:
-            STATE["engine"]["records"].append(rec)
-        lines = [{"stream": "Step 1/1 : FROM scratch\n"},
-                 {"aux": {"ID": "sha256:" + "0" * 64}},
-                 {"stream": "Successfully built 000000000000\n"}]
-        data = b"".join(json.dumps(l).encode() + b"\r\n" for l in lines)
-        return self.send(200, raw=data, headers={"Content-Type": "application/json"})
-
-    def engine_op(self, op, repo, tag):
-        header = self.headers.get("X-Registry-Auth", "")
-        try:
-            auth = json.loads(b64u_decode(header)) if header else {}
-        except Exception:  # noqa: BLE001
-            auth = {"_undecodable": True}
-        host, _, name = repo.partition("/")
-        if "." not in host and ":" not in host and host != "localhost":
-            host, name = "docker.io", repo
-        rec = {"op": op, "host": host, "repo": name, "tag": tag,
-               "username": auth.get("username") or auth.get("Username"),
-               "has_password": bool(auth.get("password") or auth.get("Password")),
-               "has_identitytoken": bool(auth.get("identitytoken") or auth.get("IdentityToken")),
-               "serveraddress": auth.get("serveraddress") or auth.get("ServerAddress")}
-        try:
-            rec["proof"] = prove(host, name, tag, op, auth)
-            rec["proven"] = True
-        except Exception as e:  # noqa: BLE001
-            rec["proven"], rec["error"] = False, str(e)
-        with LOCK:
-            STATE["engine"]["records"].append(rec)
-        if rec["proven"]:
-            lines = [{"status": f"{op} of {repo}:{tag} proven against the registry"},
-                     {"status": f"Digest: {rec['proof']}"}]
-        else:
-            lines = [{"errorDetail": {"message": rec["error"]}, "error": rec["error"]}]
-        data = b"".join(json.dumps(l).encode() + b"\r\n" for l in lines)
-        return self.send(200, raw=data, headers={"Content-Type": "application/json"})
-
-
-def entra_token(aud, kind):
+def entra_token(aud, kind, appid=CLIENT_ID):
     now = int(time.time())
     return hs256({"aud": aud, "iss": f"https://sts.windows.net/{TENANT}/", "iat": now,
-                  "nbf": now - 5, "exp": now + 3599, "tid": TENANT, "appid": CLIENT_ID,
+                  "nbf": now - 5, "exp": now + 3599, "tid": TENANT, "appid": appid,
                   "oid": "e2e00000-0000-4000-8000-0000000000" + {"secret": "0a", "certificate": "0b",
-                         "federated": "0c", "managed-identity": "0d"}.get(kind, "0e"),
+                         "federated": "0c", "managed-identity": "0d",
+                         "user-assigned-identity": "0f"}.get(kind, "0e"),
                   "idtyp": "app", "ver": "1.0", "e2e_kind": kind})
 
 
@@ -758,9 +673,12 @@ def main():
     ap.add_argument("--federated-token-file")
     ap.add_argument("--client-cert", help="certificate registered for client assertions")
     ap.add_argument("--service", dest="services", action="append", default=[])
+    ap.add_argument("--only-identity", action="append", default=[], metavar="SERVICE=CLIENT_ID",
+                    help="a registry on which only this identity has a role (repeatable)")
     fleet_options(ap)
     ARGS = ap.parse_args()
-    CONFIG.update(rate=ARGS.rate, token_lifetime=ARGS.token_lifetime)
+    CONFIG.update(rate=ARGS.rate, token_lifetime=ARGS.token_lifetime,
+                  only_identity=dict(o.split("=", 1) for o in ARGS.only_identity))
     if ARGS.federated_token_file:
         FEDERATED_TOKEN = open(ARGS.federated_token_file).read().strip()
     # A black hole: the kernel completes TCP handshakes, nobody ever answers.
@@ -768,7 +686,7 @@ def main():
     hole.bind(("127.0.0.1", 0))
     hole.listen(64)
     ports = {"entra": serve("entra", tls=True), "mi": serve("mi"),
-             "acr": serve("acr"), "engine": serve("engine"),
+             "acr": serve("acr"),
              "blackhole": hole.getsockname()[1]}
     tmp = os.path.join(ARGS.state_dir, "ports.json.tmp")
     with open(tmp, "w") as fh:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end suite: the real helper under real clients (skopeo, podman, buildah,
-# docker CLI, docker-py, helm) against a real registry (CNCF distribution) behind
-# nginx on loopback, with fakes for Entra ID, managed identity and ACR's token
-# service (fakes.py). See tests/e2e/README.md.
+# docker CLI with a real dockerd and its BuildKit, docker-py, helm) against a real
+# registry (CNCF distribution) behind nginx on loopback, with fakes for Entra ID,
+# managed identity and ACR's token service (fakes.py). See tests/e2e/README.md.
 #
 # usage: tests/e2e/run.sh            (as root; installs what is missing)
 #   ACR_ENTRA_BIN=path   helper under test (default: cargo build --release)
@@ -25,12 +25,14 @@ TENANT=e2e00000-0000-4000-8000-000000000001
 CLIENT_ID=e2e00000-0000-4000-8000-000000000002
 CLIENT_SECRET=e2e-dummy-client-secret
 MI_HEADER=e2e-dummy-identity-header
+USER_MI_CLIENT_ID=e2e00000-0000-4000-8000-000000000004   # the only identity with a role on $BASE
 SCOPED_USER=e2e-scoped-token
 SCOPED_PASSWORD=e2e-dummy-scoped-password
 BASIC_USER=e2e-basic-user
 BASIC_PASSWORD=e2e-dummy-basic-password
 NOT_FOUND="credentials not found in native keychain"
 ACR=myacr.azurecr.io     # zero-config path: /etc/hosts -> 127.0.0.1, nginx on :443
+BASE=baseacr.azurecr.io  # base-image registry: only a user-assigned managed identity may use it
 LOCAL=localhost:5443     # config-listed custom host
 PLAIN=localhost:5000     # non-ACR registry with basic auth (stored via `store`)
 ANON=localhost:5001      # a registry nobody configured: anonymous access
@@ -45,7 +47,7 @@ install_missing() {
     local want=() cmd pkg
     for pair in skopeo:skopeo podman:podman buildah:buildah docker-registry:docker-registry \
                 nginx:nginx-light openssl:openssl jq:jq curl:curl unzip:unzip npm:npm \
-                python3:python3 docker:docker.io timeout:coreutils; do
+                python3:python3 docker:docker.io dockerd:docker.io timeout:coreutils; do
         cmd=${pair%%:*} pkg=${pair#*:}
         command -v "$cmd" >/dev/null 2>&1 || want+=("$pkg")
     done
@@ -98,10 +100,17 @@ W=$(mktemp -d -t acr-entra-e2e.XXXXXX) || die "mktemp failed"
 chmod 755 "$W"
 PIDS=()
 HOSTS_BACKUP=""
+DOCKERD_EXEC=""
 cleanup() {
-    local pid
+    local pid m
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    # dockerd unmounts what it mounted when it stops; a killed one may leave mounts behind.
+    for m in $(awk -v w="$W" -v x="${DOCKERD_EXEC:-/nonexistent}" \
+                   'index($2, w) == 1 || index($2, x) == 1 {print $2}' /proc/mounts | sort -r); do
+        umount -l "$m" 2>/dev/null
+    done
+    [ -n "$DOCKERD_EXEC" ] && rm -rf "$DOCKERD_EXEC"
     if [ -n "$HOSTS_BACKUP" ] && [ -f "$HOSTS_BACKUP" ]; then
         cat "$HOSTS_BACKUP" > /etc/hosts   # in place: /etc/hosts may be a bind mount
     fi
@@ -139,7 +148,7 @@ pki() {
         openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
             -extfile "$1.ext" -out "$1.pem" 2>/dev/null
     }
-    leaf server "/CN=$ACR" "subjectAltName=DNS:$ACR,DNS:localhost,IP:127.0.0.1
+    leaf server "/CN=$ACR" "subjectAltName=DNS:$ACR,DNS:$BASE,DNS:localhost,IP:127.0.0.1
 extendedKeyUsage=serverAuth
 keyUsage=critical,digitalSignature,keyEncipherment" || return 1
     leaf signing "/CN=acr-entra e2e token signer" "keyUsage=critical,digitalSignature" || return 1
@@ -164,14 +173,14 @@ python3 "$HERE/fakes.py" --state-dir "$W" --ca-cert "$W/pki/ca.pem" \
     --server-cert "$W/pki/server.pem" --server-key "$W/pki/server.key" \
     --signing-cert "$W/pki/signing.pem" --signing-key "$W/pki/signing.key" \
     --federated-token-file "$W/pki/federated-token" --client-cert "$W/pki/client.pem" \
-    --service "$ACR" --service "$LOCAL" 2>"$LOGS/fakes.log" &
+    --service "$ACR" --service "$LOCAL" --service "$BASE" \
+    --only-identity "$BASE=$USER_MI_CLIENT_ID" 2>"$LOGS/fakes.log" &
 PIDS+=($!)
 for _ in $(seq 1 100); do [ -f "$W/ports.json" ] && break; sleep 0.1; done
 [ -f "$W/ports.json" ] || die "fakes did not start: $(tail -5 "$LOGS/fakes.log")"
 ENTRA_PORT=$(jq -r .entra "$W/ports.json")
 MI_PORT=$(jq -r .mi "$W/ports.json")
 ACR_PORT=$(jq -r .acr "$W/ports.json")
-ENGINE_PORT=$(jq -r .engine "$W/ports.json")
 HOLE=localhost:$(jq -r .blackhole "$W/ports.json")   # config-listed, never answers
 
 # ------------------------------------------------------------ registries
@@ -197,6 +206,7 @@ registry() { # registry NAME SERVICE|""  -> sets REG_PORT
     PIDS+=($!)
 }
 registry myacr "$ACR";  REG_ACR_PORT=$REG_PORT
+registry base "$BASE";   REG_BASE_PORT=$REG_PORT
 registry local "$LOCAL"; REG_LOCAL_PORT=$REG_PORT
 registry plain "";       REG_PLAIN_PORT=$REG_PORT
 
@@ -226,6 +236,8 @@ http {
   ssl_certificate_key $W/pki/server.key;
   server { listen 127.0.0.1:443 ssl; server_name $ACR;
     $(proxy /v2/ "$REG_ACR_PORT") $(proxy /oauth2/ "$ACR_PORT") }
+  server { listen 127.0.0.1:443 ssl; server_name $BASE;
+    $(proxy /v2/ "$REG_BASE_PORT") $(proxy /oauth2/ "$ACR_PORT") }
   server { listen 127.0.0.1:5443 ssl; server_name localhost;
     $(proxy /v2/ "$REG_LOCAL_PORT") $(proxy /oauth2/ "$ACR_PORT") }
   server { listen 127.0.0.1:5000 ssl; server_name localhost;
@@ -242,14 +254,39 @@ PIDS+=($!)
 # ------------------------------------------------------------ /etc/hosts
 HOSTS_BACKUP=$W/hosts.backup
 cp /etc/hosts "$HOSTS_BACKUP"
-{ grep -v "$HOSTS_MARK" "$HOSTS_BACKUP"; echo "127.0.0.1 $ACR $HOSTS_MARK"; } > "$W/hosts.new"
+{ grep -v "$HOSTS_MARK" "$HOSTS_BACKUP"; echo "127.0.0.1 $ACR $BASE $HOSTS_MARK"; } > "$W/hosts.new"
 cat "$W/hosts.new" > /etc/hosts
 # The backup must not carry stale lines of an earlier, killed run back in.
 grep -v "$HOSTS_MARK" "$W/hosts.new" > "$HOSTS_BACKUP.clean" && mv "$HOSTS_BACKUP.clean" "$HOSTS_BACKUP"
 
-for p in "$REG_ACR_PORT" "$REG_LOCAL_PORT" "$REG_PLAIN_PORT" 443 5443 5000 5001; do
+for p in "$REG_ACR_PORT" "$REG_BASE_PORT" "$REG_LOCAL_PORT" "$REG_PLAIN_PORT" 443 5443 5000 5001; do
     wait_port "$p" || die "nothing listens on 127.0.0.1:$p (see logs in $W; E2E_KEEP=1)"
 done
+
+# ------------------------------------------------------------ docker engine
+# A real dockerd (Debian's docker.io) with its built-in BuildKit, as root without systemd,
+# iptables or a bridge, with its own config, data root and socket. It reaches the
+# registries through /etc/hosts and trusts the test CA through SSL_CERT_FILE. containerd's
+# socket lives under --exec-root, and socket paths have a length limit: keep that one short.
+DOCKERD_EXEC=$(mktemp -d /tmp/acr-dx.XXXXXX) || die "mktemp failed"
+mkdir -p "$W/dockerd"
+printf '{}\n' > "$W/dockerd/daemon.json"
+ENGINE=unix://$W/dockerd/docker.sock
+SSL_CERT_FILE=$W/pki/bundle.pem dockerd --config-file "$W/dockerd/daemon.json" \
+    --data-root "$W/dockerd/data" --exec-root "$DOCKERD_EXEC" --pidfile "$W/dockerd/pid" \
+    -H "$ENGINE" --iptables=false --ip-masq=false --bridge=none --storage-driver=vfs \
+    >"$LOGS/dockerd.log" 2>&1 &
+PIDS+=($!)
+# The docker CLI on PATH may be a newer one without the buildx plugin; the docker.io
+# package's own CLI (20.10) still drives BuildKit itself with DOCKER_BUILDKIT=1, and its
+# session hands registry credentials to BuildKit by calling the helper.
+DOCKER_PKG_CLI=/usr/bin/docker
+for _ in $(seq 1 150); do
+    DOCKER_HOST=$ENGINE docker version >/dev/null 2>&1 && break
+    sleep 0.2
+done
+DOCKER_HOST=$ENGINE docker version >/dev/null 2>&1 \
+    || die "dockerd did not start: $(tail -5 "$LOGS/dockerd.log")"
 
 # ------------------------------------------------------------ client environment
 # The wrapper records each call (verb, non-secret input, exit code) and keeps the
@@ -330,7 +367,6 @@ printf '{"credsStore":"acr-entra"}\n' > "$W/docker/store/config.json"
 DK_HELPERS=$W/docker/helpers DK_STORE=$W/docker/store
 # docker needs no daemon for these verbs; point it at nothing so login goes client-side.
 NO_ENGINE=unix://$W/run/no-engine.sock
-ENGINE=tcp://127.0.0.1:$ENGINE_PORT
 
 # ------------------------------------------------------------ check machinery
 PASSED=0 FAILED=0 SKIPPED=0
@@ -364,7 +400,7 @@ calls() { # calls VERB [INPUT-REGEX]: how many helper calls in this check
 }
 calls_ok() { awk -F'\t' -v c="$E2E_CHECK" -v v="$1" '$1==c && $2==v && $4!=0 {n++} END {exit n>0}' "$LOGS/calls.log"; }
 fresh_cache() { local d; d=$(mktemp -d "$W/cache/c.XXXXXX"); echo "$d"; }
-engine_last() { curl -sf "http://127.0.0.1:$ENGINE_PORT/_state" | jq -c '.engine.records[-1] // {}'; }
+by_app() { state ".acr.exchanges_by_app[\"$1\"][\"$2\"] // 0"; }   # by_app SERVICE CLIENT_ID
 set_acr_config() { curl -sf -X POST -d "$1" "http://127.0.0.1:$ACR_PORT/_config" >/dev/null; }
 
 echo "e2e: helper $("$BIN" version 2>/dev/null | head -1 || echo '(no version)') at $BIN"
@@ -559,7 +595,7 @@ check "docker: manifest inspect $LOCAL (credsStore)" \
     env ACR_ENTRA_CONFIG="$CFG" DOCKER_CONFIG="$DK_STORE" DOCKER_HOST="$NO_ENGINE" \
     docker manifest inspect "$LOCAL/e2e/hello:v1"
 
-begin "docker: login $ACR with no credentials (credsStore: get, then store; engine stand-in validates)"
+begin "engine: docker login $ACR with no credentials (credsStore: get, then store; the engine validates)"
 if dk "$DK_STORE" "$ENGINE" login "$ACR" && grep -q "Login Succeeded" "$OUT"; then
     if [ "$(calls get "$ACR")" -ge 1 ] && [ "$(calls store "$ACR")" -ge 1 ] && calls_ok store; then pass
     else fail "helper calls: get=$(calls get) store=$(calls store)"; fi
@@ -627,39 +663,189 @@ check "docker: manifest inspect $PLAIN with the stored basic credentials (credsS
 check "docker: manifest inspect $ANON, a registry nobody configured (anonymous, credsStore)" \
     env DOCKER_CONFIG="$DK_STORE" DOCKER_HOST="$NO_ENGINE" docker manifest inspect "$ANON/e2e/plain:v1"
 
-# docker pull/push need an engine: the stand-in records X-Registry-Auth and proves it.
-engine_check() { # engine_check NAME CONFIGDIR OP REF [env...]
-    local name=$1 cfg=$2 op=$3 ref=$4; shift 4
+# ============================================================ docker engine and BuildKit
+# The real dockerd pulls and pushes with the credentials the CLI got from the helper
+# (X-Registry-Auth); builds get them through X-Registry-Config (classic) or the
+# BuildKit session. A registry that is not handed the right token refuses, so a pass
+# means the helper's answer worked end to end.
+engine() { # engine CONFIGDIR ARGS...: the docker CLI on PATH against the real engine
+    local cfg=$1; shift
+    DOCKER_CONFIG=$cfg DOCKER_HOST=$ENGINE run docker "$@"
+}
+buildkit() { # buildkit CONFIGDIR ARGS...: the package's CLI, BuildKit on
+    local cfg=$1; shift
+    DOCKER_CONFIG=$cfg DOCKER_HOST=$ENGINE DOCKER_BUILDKIT=1 run "$DOCKER_PKG_CLI" "$@"
+}
+forget() { DOCKER_HOST=$ENGINE docker rmi -f "$@" >/dev/null 2>&1; return 0; }
+# The digest a `docker push` printed, and the one the registry now serves for REF.
+pushed_digest() { grep -o 'digest: sha256:[0-9a-f]\{64\}' "$OUT" | tail -1 | cut -d' ' -f2; }
+served_digest() { # served_digest REF [env...]: skopeo reads the manifest back
+    local ref=$1; shift
+    env "$@" "${SKOPEO[@]}" inspect --authfile "$AUTH_HELPERS_ALL" \
+        --registries-conf "$W/registries-plain.conf" --format '{{.Digest}}' "docker://$ref" 2>>"$OUT"
+}
+AUTH_HELPERS_ALL=$W/auth/credhelpers-all.json
+printf '{"credHelpers":{"%s":"acr-entra","%s":"acr-entra","%s":"acr-entra"}}\n' \
+    "$ACR" "$LOCAL" "$BASE" > "$AUTH_HELPERS_ALL"
+
+engine_pull() { # engine_pull NAME CONFIGDIR REF [env...]
+    local name=$1 cfg=$2 ref=$3 host=${3%%/*}; shift 3
     begin "$name"
-    if env "$@" DOCKER_CONFIG="$cfg" DOCKER_HOST="$ENGINE" timeout 60 docker "$op" "$ref" >>"$OUT" 2>&1 </dev/null; then
-        local rec; rec=$(engine_last); echo "engine record: $rec" >> "$OUT"
-        if [ "$(jq -r .proven <<<"$rec")" = true ] && [ "$(jq -r .op <<<"$rec")" = "$op" ]; then pass
-        else fail "engine could not prove the X-Registry-Auth"; fi
+    forget "$ref"
+    if env "$@" DOCKER_CONFIG="$cfg" DOCKER_HOST="$ENGINE" timeout 120 docker pull "$ref" >>"$OUT" 2>&1 </dev/null; then
+        if [ "$(calls get "$host")" -ge 1 ] && calls_ok get; then pass
+        else fail "the engine pulled, but not with the helper's answer (gets for $host: $(calls get "$host"))"; fi
     else fail; fi
 }
-engine_check "docker: pull $ACR via engine stand-in (credHelpers; X-Registry-Auth proven)" \
-    "$DK_HELPERS" pull "$ACR/e2e/hello:v1"
-engine_check "docker: push $ACR via engine stand-in (credsStore; push scope proven)" \
-    "$DK_STORE" push "$ACR/e2e/hello:v1"
-engine_check "docker: pull $LOCAL via engine stand-in (credHelpers)" \
-    "$DK_HELPERS" pull "$LOCAL/e2e/hello:v1" ACR_ENTRA_CONFIG="$CFG"
-engine_check "docker: pull $PLAIN via engine stand-in (credsStore, stored basic auth)" \
-    "$DK_STORE" pull "$PLAIN/e2e/plain:v1"
+engine_pull "engine: docker pull $ACR/e2e/hello:v1 (credHelpers)" "$DK_HELPERS" "$ACR/e2e/hello:v1"
+engine_pull "engine: docker pull $ACR/e2e/hello:v1 (credsStore)" "$DK_STORE" "$ACR/e2e/hello:v1"
+engine_pull "engine: docker pull $LOCAL/e2e/hello:v1 (config-listed host, credHelpers)" \
+    "$DK_HELPERS" "$LOCAL/e2e/hello:v1" ACR_ENTRA_CONFIG="$CFG"
 
-begin "docker: classic build sends every credential (credsStore: list, then get each)"
-mkdir -p "$W/tmp/build" && printf 'FROM scratch\nCOPY hello.txt /\n' > "$W/tmp/build/Dockerfile"
+engine_push() { # engine_push NAME CONFIGDIR REF: tag the pulled image as REF, push, read back
+    local name=$1 cfg=$2 ref=$3
+    begin "$name"
+    local want got
+    if DOCKER_HOST=$ENGINE docker tag "$ACR/e2e/hello:v1" "$ref" >>"$OUT" 2>&1 && engine "$cfg" push "$ref"; then
+        want=$(pushed_digest); got=$(served_digest "$ref")
+        echo "pushed $want, registry serves $got" >> "$OUT"
+        if [ -n "$want" ] && [ "$want" = "$got" ]; then pass
+        else fail "the registry does not serve the pushed manifest"; fi
+    else fail; fi
+}
+engine_push "engine: docker push $ACR/e2e/engine-helpers:v1 (credHelpers; manifest read back)" \
+    "$DK_HELPERS" "$ACR/e2e/engine-helpers:v1"
+engine_push "engine: docker push $ACR/e2e/engine-store:v1 (credsStore; manifest read back)" \
+    "$DK_STORE" "$ACR/e2e/engine-store:v1"
+
+begin "engine: docker login -u --password-stdin $PLAIN (credsStore; the engine checks the password), then pull"
+forget "$PLAIN/e2e/plain:v1"
+if printf '%s' "$BASIC_PASSWORD" | DOCKER_CONFIG="$DK_STORE" DOCKER_HOST="$ENGINE" \
+        timeout 60 docker login -u "$BASIC_USER" --password-stdin "$PLAIN" >>"$OUT" 2>&1 \
+   && grep -q "Login Succeeded" "$OUT" && engine "$DK_STORE" pull "$PLAIN/e2e/plain:v1"; then
+    if [ "$(calls store "$PLAIN user=$BASIC_USER")" -ge 1 ] && [ "$(calls get "$PLAIN")" -ge 1 ] \
+       && calls_ok store && calls_ok get; then pass
+    else fail "helper calls: store=$(calls store "$PLAIN") get=$(calls get "$PLAIN")"; fi
+else fail; fi
+
+mkdir -p "$W/tmp/build"
 echo hi > "$W/tmp/build/hello.txt"
+begin "BuildKit: docker build --pull FROM $ACR/e2e/hello:v1 (credHelpers; the session asks the helper)"
+printf 'FROM %s/e2e/hello:v1\nCOPY hello.txt /\n' "$ACR" > "$W/tmp/build/Dockerfile.acr"
+if buildkit "$DK_HELPERS" build --pull --progress plain -t e2e-buildkit:helpers \
+        -f "$W/tmp/build/Dockerfile.acr" "$W/tmp/build"; then
+    if [ "$(calls get "$ACR")" -ge 1 ] && calls_ok get && grep -q "^#.*\[1/2\] FROM $ACR/e2e/hello:v1" "$OUT"; then pass
+    else fail "BuildKit built without the helper's answer (gets for $ACR: $(calls get "$ACR"))"; fi
+else fail; fi
+
+begin "BuildKit: docker build --pull FROM $ACR/e2e/hello:v1 (credsStore), then docker push the result"
+if buildkit "$DK_STORE" build --pull --progress plain -t "$ACR/e2e/buildkit:v1" \
+        -f "$W/tmp/build/Dockerfile.acr" "$W/tmp/build" && engine "$DK_STORE" push "$ACR/e2e/buildkit:v1"; then
+    want=$(pushed_digest); got=$(served_digest "$ACR/e2e/buildkit:v1")
+    echo "pushed $want, registry serves $got" >> "$OUT"
+    if [ "$(calls get "$ACR")" -ge 2 ] && calls_ok get && [ -n "$want" ] && [ "$want" = "$got" ]; then pass
+    else fail "expected gets for the build and the push, and the pushed manifest served back"; fi
+else fail; fi
+
+begin "classic build: FROM $LOCAL and FROM $PLAIN in one build (credsStore: list, then get each)"
+printf 'FROM %s/e2e/hello:v1 AS acr\nFROM %s/e2e/plain:v1\nCOPY --from=acr /hello.txt /from-acr.txt\n' \
+    "$LOCAL" "$PLAIN" > "$W/tmp/build/Dockerfile.classic"
 # Its own config: docker drops *every* credential when one listed host's get fails, and the
 # main config lists the black-holed registry.
 CFG_BUILD=$W/acr-entra-config-build.json
 printf '{"registries":{"%s":{"credential":"client-secret"}}}\n' "$LOCAL" > "$CFG_BUILD"
-if ACR_ENTRA_CONFIG="$CFG_BUILD" DOCKER_BUILDKIT=0 dk "$DK_STORE" "$ENGINE" build -q "$W/tmp/build"; then
-    rec=$(engine_last); echo "engine record: $rec" >> "$OUT"
-    if [ "$(calls list)" -ge 1 ] && [ "$(calls get "$LOCAL")" -ge 1 ] \
-       && [ "$(jq -r --arg h "$LOCAL" '.proven[$h] // false' <<<"$rec")" = true ] \
-       && [ "$(jq -r --arg h "$PLAIN" '.hosts[$h].username // empty' <<<"$rec")" = "$BASIC_USER" ]; then pass
-    else fail "expected list, a get for $LOCAL, its minted token and the stored $PLAIN user in X-Registry-Config"; fi
+forget "$LOCAL/e2e/hello:v1" "$PLAIN/e2e/plain:v1"
+if ACR_ENTRA_CONFIG="$CFG_BUILD" DOCKER_BUILDKIT=0 engine "$DK_STORE" build --pull -q \
+        -f "$W/tmp/build/Dockerfile.classic" "$W/tmp/build"; then
+    if [ "$(calls list)" -ge 1 ] && [ "$(calls get "$LOCAL")" -ge 1 ] && [ "$(calls get "$PLAIN")" -ge 1 ]; then pass
+    else fail "expected list, then a get for $LOCAL and for $PLAIN (list=$(calls list))"; fi
 else fail; fi
+
+# ------------------------------------------------------------ the cross-registry build
+# Base images live on $BASE, where only a user-assigned managed identity has a role (the
+# fake exchange refuses every other identity); the team's registry $ACR takes pushes
+# from the service principal. Which identity serves which registry, the helper learns
+# only from its config file.
+CFG_CROSS=$W/acr-entra-config-cross.json
+printf '{"registries":{"%s":{"credential":"managed-identity","client_id":"%s"}}}\n' \
+    "$BASE" "$USER_MI_CLIENT_ID" > "$CFG_CROSS"
+withenv() { # withenv VAR=VALUE... FUNCTION-OR-CMD ARGS...: like env, also for shell functions
+    local vars=()
+    while [ $# -gt 0 ] && [[ $1 == *=* ]]; do vars+=("$1"); shift; done
+    ( export "${vars[@]}"; "$@" )
+}
+MI_ENV=(IDENTITY_ENDPOINT="http://127.0.0.1:$MI_PORT/msi/token" IDENTITY_HEADER="$MI_HEADER")
+mkdir -p "$W/docker/cross"
+printf '{"credHelpers":{"%s":"acr-entra","%s":"acr-entra"}}\n' "$ACR" "$BASE" > "$W/docker/cross/config.json"
+DK_CROSS=$W/docker/cross
+printf 'FROM %s/base/hello:v1\nCOPY hello.txt /app.txt\n' "$BASE" > "$W/tmp/build/Dockerfile.cross"
+cp "$W/tmp/build/Dockerfile.cross" "$W/tmp/build/Containerfile.cross"
+
+begin "cross-registry: skopeo seeds $BASE/base/hello:v1 as the user-assigned identity of the config file"
+c=$(fresh_cache); mi0=$(by_app "$BASE" "$USER_MI_CLIENT_ID")
+if withenv ACR_ENTRA_CONFIG="$CFG_CROSS" ACR_ENTRA_CACHE_DIR="$c" "${MI_ENV[@]}" run "${SKOPEO[@]}" copy \
+        --authfile "$AUTH_HELPERS_ALL" --registries-conf "$W/registries-plain.conf" --format v2s2 \
+        "$IMG" "docker://$BASE/base/hello:v1"; then
+    if [ "$(by_app "$BASE" "$USER_MI_CLIENT_ID")" -gt "$mi0" ]; then pass
+    else fail "no exchange for $BASE as the user-assigned identity"; fi
+else fail; fi
+
+cross_ok() { # cross_ok CACHE MI-BEFORE SP-BEFORE REF: both identities exchanged, REF served back
+    local want got
+    want=$(pushed_digest); got=$(served_digest "$4" ACR_ENTRA_CACHE_DIR="$1")
+    echo "pushed $want, registry serves $got" >> "$OUT"
+    if [ "$(by_app "$BASE" "$USER_MI_CLIENT_ID")" -le "$2" ]; then
+        fail "no exchange for $BASE as the user-assigned identity"
+    elif [ "$(by_app "$ACR" "$CLIENT_ID")" -le "$3" ]; then
+        fail "no exchange for $ACR as the service principal"
+    elif [ -z "$want" ] || [ "$want" != "$got" ]; then
+        fail "the registry does not serve the pushed manifest"
+    else pass; fi
+}
+begin "cross-registry: BuildKit builds FROM $BASE (user-assigned MI) and pushes to $ACR (service principal)"
+c=$(fresh_cache); mi0=$(by_app "$BASE" "$USER_MI_CLIENT_ID"); sp0=$(by_app "$ACR" "$CLIENT_ID")
+if withenv ACR_ENTRA_CONFIG="$CFG_CROSS" ACR_ENTRA_CACHE_DIR="$c" "${MI_ENV[@]}" \
+        DOCKER_CONFIG="$DK_CROSS" DOCKER_HOST="$ENGINE" DOCKER_BUILDKIT=1 run "$DOCKER_PKG_CLI" \
+        build --pull --progress plain -t "$ACR/team/app:buildkit" -f "$W/tmp/build/Dockerfile.cross" "$W/tmp/build" \
+   && withenv ACR_ENTRA_CONFIG="$CFG_CROSS" ACR_ENTRA_CACHE_DIR="$c" "${MI_ENV[@]}" \
+        DOCKER_CONFIG="$DK_CROSS" DOCKER_HOST="$ENGINE" run docker push "$ACR/team/app:buildkit"; then
+    cross_ok "$c" "$mi0" "$sp0" "$ACR/team/app:buildkit"
+else fail; fi
+
+begin "cross-registry: podman build FROM $BASE (user-assigned MI), podman push to $ACR (service principal)"
+c=$(fresh_cache); mi0=$(by_app "$BASE" "$USER_MI_CLIENT_ID"); sp0=$(by_app "$ACR" "$CLIENT_ID")
+if withenv ACR_ENTRA_CONFIG="$CFG_CROSS" ACR_ENTRA_CACHE_DIR="$c" "${MI_ENV[@]}" run "${PODMAN[@]}" build \
+        --authfile "$AUTH_HELPERS_ALL" --signature-policy "$W/policy.json" --pull=always \
+        -t "$ACR/team/app:podman" -f "$W/tmp/build/Containerfile.cross" "$W/tmp/build" \
+   && withenv ACR_ENTRA_CONFIG="$CFG_CROSS" ACR_ENTRA_CACHE_DIR="$c" "${MI_ENV[@]}" run "${PODMAN[@]}" push \
+        --authfile "$AUTH_HELPERS_ALL" --signature-policy "$W/policy.json" --digestfile "$W/tmp/podman.digest" \
+        "$ACR/team/app:podman" "docker://$ACR/team/app:podman"; then
+    printf 'digest: %s\n' "$(cat "$W/tmp/podman.digest" 2>/dev/null)" >> "$OUT"
+    cross_ok "$c" "$mi0" "$sp0" "$ACR/team/app:podman"
+else fail; fi
+
+# Without the config entry the default identity (the service principal) asks for $BASE
+# and is refused: the client must say why, not report a missing credential.
+CFG_NONE=$W/acr-entra-config-none.json
+printf '{}\n' > "$CFG_NONE"
+refused_ok() { # the client failed, and its output carries the exchange's reason and the helper's hint
+    if [ "$1" = 0 ]; then fail "the build succeeded without the identity that has a role on $BASE"
+    elif ! grep -q "has no role on registry $BASE" "$OUT" || ! grep -q "AcrPull" "$OUT"; then
+        fail "the client's error does not say that the identity has no role on $BASE"
+    else pass; fi
+}
+begin "cross-registry, no config entry: BuildKit's error says the default identity has no role on $BASE"
+c=$(fresh_cache)
+withenv ACR_ENTRA_CONFIG="$CFG_NONE" ACR_ENTRA_CACHE_DIR="$c" "${MI_ENV[@]}" \
+    DOCKER_CONFIG="$DK_CROSS" DOCKER_HOST="$ENGINE" DOCKER_BUILDKIT=1 run "$DOCKER_PKG_CLI" \
+    build --pull --progress plain -t e2e-cross:refused -f "$W/tmp/build/Dockerfile.cross" "$W/tmp/build"
+refused_ok $?
+begin "cross-registry, no config entry: podman build's error says the default identity has no role on $BASE"
+c=$(fresh_cache)
+withenv ACR_ENTRA_CONFIG="$CFG_NONE" ACR_ENTRA_CACHE_DIR="$c" "${MI_ENV[@]}" run "${PODMAN[@]}" build \
+    --authfile "$AUTH_HELPERS_ALL" --signature-policy "$W/policy.json" --pull=always \
+    -t e2e-cross:refused -f "$W/tmp/build/Containerfile.cross" "$W/tmp/build"
+refused_ok $?
 
 # ============================================================ docker-py
 export E2E_HERE=$HERE E2E_TMP=$W/tmp E2E_CA=$W/pki/ca.pem

@@ -168,7 +168,18 @@ fn both_audiences_rejected_is_a_loud_error() {
     acr.reject_audience(ACR_AUDIENCE);
     acr.reject_audience(ARM_AUDIENCE);
     let out = w.get().run();
-    out.assert_loud_error();
+    let line = out.assert_loud_error();
+    // The line a client shows must say whom the registry refused and both ways out: a
+    // role for that identity, or naming the identity that serves the registry.
+    for part in [
+        "does not accept the identity client:",
+        "(client-secret, ",
+        "AcrPull/AcrPush",
+        "Container Registry Repository Reader",
+        "(\"credential\", \"client_id\")",
+    ] {
+        assert!(line.contains(part), "missing `{part}`: {line}");
+    }
     assert_eq!(acr.exchange_count(), 2, "one retry, no more");
     assert_eq!(entra.request_count(), 2);
 }
