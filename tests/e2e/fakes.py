@@ -3,7 +3,7 @@
 formats, used by the end-to-end suite (tests/e2e/run.sh), the benchmark
 (scripts/bench.sh) and the fleet simulation (scripts/fleet.sh).
 
-`fakes.py --state-dir DIR ...` (the e2e suite) serves four fakes, each on its own
+`fakes.py --state-dir DIR ...` (the e2e suite) serves three fakes and a black hole, each on its own
 127.0.0.1 port, and writes the ports to STATE_DIR/ports.json:
 
   entra   HTTPS, test CA. Microsoft Entra ID's token endpoint
