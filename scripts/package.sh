@@ -14,7 +14,7 @@
 #            binary, README.md, LICENSE and SHA256SUMS. Built twice, the second time from a
 #            copy of the sources at another path into an empty target directory, and the
 #            two archives compared byte for byte: the script fails unless they are equal
-#            (about 2.5 minutes more on two cores)
+#            (1.5 to 2 minutes more on two cores)
 #   image    dist/docker-credential-acr-entra-VERSION-image.oci.tar: FROM scratch with the
 #            static binary at /docker-credential-acr-entra and a CA bundle, labelled,
 #            built with buildah (packaging/Containerfile); also a local image
@@ -40,7 +40,7 @@ for arg in "$@"; do
     deb|archive|image) modes+=("$arg") ;;
     all) modes+=(archive image deb) ;;
     --once) once=1 ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "package.sh: unknown argument $arg (deb, archive, image, all, --once)" >&2; exit 2 ;;
   esac
 done
