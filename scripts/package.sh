@@ -22,13 +22,13 @@
 #            is deleted on exit: load the OCI archive with skopeo or podman
 #   --once   archive: build once, skip the reproducibility build
 #
-# Always writes dist/SHA256SUMS for what dist/ holds. Installs what it needs when missing:
-# cargo-deb (cargo install --locked), buildah and dpkg-dev (apt-get). Builds are
-# reproducible: SOURCE_DATE_EPOCH (default: the last commit's time) fixes every timestamp,
-# --remap-path-prefix takes the build machine's paths out of the binary, tar entries are
-# sorted with owner 0 and that mtime, gzip stores no name or time. Builds go to
-# $CARGO_TARGET_DIR/package (default target/package), apart from `cargo build`'s, because
-# the remapping flags would rebuild every crate there.
+# Always writes dist/SHA256SUMS for what dist/ holds (`all` empties dist/ first). Installs
+# what it needs when missing: cargo-deb (cargo install --locked), buildah and dpkg-dev
+# (apt-get). Builds are reproducible: SOURCE_DATE_EPOCH (default: the last commit's time)
+# fixes every timestamp, --remap-path-prefix takes the build machine's paths out of the
+# binary, tar entries are sorted with owner 0 and that mtime, gzip stores no name or time.
+# Builds go to $CARGO_TARGET_DIR/package (default target/package), apart from `cargo
+# build`'s, because the remapping flags would rebuild every crate there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -64,6 +64,8 @@ source_url=${PACKAGE_SOURCE_URL:-$(sed -n 's/^repository = "\(.*\)"$/\1/p' Cargo
 
 dist=$repo/dist
 pkg_target=${CARGO_TARGET_DIR:-$repo/target}/package
+# All three start from an empty dist/, so SHA256SUMS lists nothing left from older builds.
+if want archive && want image && want deb; then rm -rf "$dist"; fi
 mkdir -p "$dist" "$pkg_target"
 work=$(mktemp -d "${TMPDIR:-/tmp}/acr-entra-package.XXXXXX")
 cleanup() { rm -rf "$work"; }
@@ -87,13 +89,18 @@ need_apt() {
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 build() { # SRC_DIR TARGET_DIR static|dynamic
   local src=$1 dir=$2 link=$3
-  local flags="--remap-path-prefix=$src=/build/$name --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$dir=/build/target"
+  # CARGO_ENCODED_RUSTFLAGS (0x1f between flags), so a path with a space stays one flag.
+  local flags
+  flags=$(printf '%s\x1f' "--remap-path-prefix=$src=/build/$name" \
+    "--remap-path-prefix=$cargo_home=/cargo" "--remap-path-prefix=$dir=/build/target")
+  flags=${flags%$'\x1f'}
   local t0=$SECONDS
   if [ "$link" = static ]; then
-    (cd "$src" && CARGO_TARGET_DIR=$dir RUSTFLAGS=$flags \
+    (cd "$src" && CARGO_TARGET_DIR=$dir CARGO_ENCODED_RUSTFLAGS=$flags \
       cargo rustc --quiet --release --locked --bin "$name" -- -C target-feature=+crt-static)
   else
-    (cd "$src" && CARGO_TARGET_DIR=$dir RUSTFLAGS=$flags cargo build --quiet --release --locked --bin "$name")
+    (cd "$src" && CARGO_TARGET_DIR=$dir CARGO_ENCODED_RUSTFLAGS=$flags \
+      cargo build --quiet --release --locked --bin "$name")
   fi
   echo "   built $link in $((SECONDS - t0)) s" >&2
 }
