@@ -252,8 +252,12 @@ drwxr-xr-x ./usr/share/zsh/vendor-completions/
     | tr ',|' '\n\n' | sed 's/(.*//; s/:any//; s/ //g' | sed '/^$/d')
   needed_pkgs=()
   for lib in $(readelf -dW "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-    owner=$(dpkg -S "*/$lib" 2>/dev/null | head -n 1 | cut -d: -f1)
-    [ -n "$owner" ] || fail "no package provides $lib, which the binary needs"
+    # The file the loader would use (ldd), so a same-named library of another
+    # architecture (libc6-i386's) is never taken for it.
+    path=$(ldd "$bin" | awk -v lib="$lib" '$1 == lib && $2 == "=>" { print $3 }')
+    [ -n "$path" ] || fail "the loader finds no $lib, which the binary needs"
+    owner=$(dpkg -S "$path" 2>/dev/null | head -n 1 | cut -d: -f1)
+    [ -n "$owner" ] || fail "no package provides $path, which the binary needs"
     echo "$named $implied" | tr ' ' '\n' | grep -qx "$owner" || fail "$lib ($owner) is needed but not in Depends: $depends"
     needed_pkgs+=("$owner")
   done
