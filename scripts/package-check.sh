@@ -37,6 +37,10 @@ done
 [ "${#modes[@]}" -gt 0 ] || modes=(archive image deb)
 want() { local m; for m in "${modes[@]}"; do [ "$m" = "$1" ] && return 0; done; return 1; }
 
+for tool in readelf:binutils ldd:libc-bin python3:python3 openssl:openssl; do
+  command -v "${tool%%:*}" >/dev/null || { echo "package-check.sh: missing ${tool%%:*} (apt-get install ${tool#*:})" >&2; exit 1; }
+done
+
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 target=$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 dist=$repo/dist
