@@ -177,8 +177,11 @@ if want image; then
   "${ba[@]}" build --quiet --timestamp "$SOURCE_DATE_EPOCH" --identity-label=false \
     --build-arg "VERSION=$version" --build-arg "REVISION=$revision" "${labels[@]}" \
     -f packaging/Containerfile -t "localhost/$name:$version" "$ctx" >/dev/null
-  rm -f "$image"
-  "${ba[@]}" push --quiet "localhost/$name:$version" "oci-archive:$image:$name:$version"
+  # An OCI layout directory, then tarred like the release archive: buildah's own
+  # oci-archive writes the build time into the tar, this gives the same bytes each build.
+  "${ba[@]}" push --quiet "localhost/$name:$version" "oci:$work/oci-layout:$name:$version"
+  tar --sort=name --format=ustar --owner=0 --group=0 --numeric-owner \
+    --mtime="@$SOURCE_DATE_EPOCH" --mode=go-w -C "$work/oci-layout" -cf "$image" oci-layout index.json blobs
   [ -n "$source_url" ] || echo "   note: no org.opencontainers.image.source label: set repository in Cargo.toml or PACKAGE_SOURCE_URL" >&2
   echo "   $(stat -c %s "$image") bytes" >&2
 fi
