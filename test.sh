@@ -3,8 +3,11 @@
 # end-to-end suite with real clients (needs root: it edits /etc/hosts and binds :443) and
 # the installed binary under hostile NSS configurations (tests/nss/run.sh).
 # Then a fleet smoke (scripts/fleet.sh --smoke: a few machines at once under a rate limit),
-# supply-chain checks (cargo deny) and a few seconds of each fuzz target.
-# E2E=0, FLEET=0, DENY=0 and FUZZ=0 skip those parts (they install cargo-deny/cargo-fuzz once).
+# supply-chain checks (cargo deny), a few seconds of each fuzz target, and the packages:
+# scripts/package.sh all (.deb, reproducible release archive built twice, scratch image)
+# and scripts/package-check.sh (installs the .deb, as root, and runs every artifact).
+# E2E=0, FLEET=0, DENY=0, FUZZ=0 and PACKAGE=0 skip those parts (they install cargo-deny,
+# cargo-fuzz and cargo-deb once).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -32,4 +35,9 @@ fi
 if [ "${FUZZ:-1}" != 0 ]; then
   echo "== fuzz smoke"
   FUZZ_SECONDS="${FUZZ_SECONDS:-5}" scripts/fuzz-smoke.sh
+fi
+if [ "${PACKAGE:-1}" != 0 ]; then
+  echo "== packages: build (.deb, release archive twice, image) and check"
+  scripts/package.sh all
+  scripts/package-check.sh all
 fi

@@ -14,6 +14,7 @@ mod support;
 mod anonymous;
 mod cache;
 mod cache_policy;
+mod completions;
 mod concurrency;
 mod config;
 mod credentials;
