@@ -34,6 +34,7 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 
 name=docker-credential-acr-entra
+cargo_deb_version=3.8.0
 modes=() once=0
 for arg in "$@"; do
   case "$arg" in
@@ -188,9 +189,11 @@ fi
 
 if want deb; then
   need_apt dpkg-shlibdeps dpkg-dev
-  if ! cargo deb --version >/dev/null 2>&1; then
-    echo "== installing cargo-deb" >&2
-    cargo install --locked --quiet cargo-deb
+  # One known cargo-deb: a newer release may want a newer rustc or lay the package out
+  # differently, and CI should change only when this line does.
+  if ! cargo deb --version 2>/dev/null | grep -qx "cargo-deb $cargo_deb_version"; then
+    echo "== installing cargo-deb $cargo_deb_version" >&2
+    cargo install --locked --quiet cargo-deb --version "$cargo_deb_version"
   fi
   echo "== deb (cargo build --release, dynamically linked; cargo deb)" >&2
   # Same flags and target directory as the static build, so the dependencies are built once.
