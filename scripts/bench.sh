@@ -65,9 +65,9 @@ fi
 [ -x "$bin" ] || { echo "bench.sh: no release binary at $bin" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/acr-entra-bench.XXXXXX")
-fakes_pid=""
+. scripts/lib/loopback.sh
 cleanup() {
-  if [ -n "$fakes_pid" ]; then kill "$fakes_pid" 2>/dev/null || true; wait "$fakes_pid" 2>/dev/null || true; fi
+  loopback_fake_stop
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -83,15 +83,9 @@ gcc -O2 -o "$work/runner" bench/runner.c
 gcc -O2 -static -o "$work/hello-c" bench/hello.c
 
 # A throwaway CA, a certificate for the registry names and Entra's, and a trust bundle.
-. scripts/lib/loopback-pki.sh
 pki="$work/pki"
 loopback_pki "$pki" bench myacr.azurecr.io
-
-python3 tests/e2e/fakes.py single --server-cert "$pki/srv.pem" --server-key "$pki/srv.key" \
-  --port-file "$work/port" --service myacr.azurecr.io --quiet &
-fakes_pid=$!
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
-[ -s "$work/port" ] || { echo "bench.sh: the loopback fake did not start" >&2; exit 1; }
+loopback_fake "$work" --service myacr.azurecr.io || exit 1
 
 if [ "$quick" = 1 ]; then
   out="${BENCH_OUT:-$work/out}"; mkdir -p "$out"

@@ -46,24 +46,19 @@ else
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/acr-entra-fleet.XXXXXX")
-fake_pid=""
+. scripts/lib/loopback.sh
 cleanup() {
-  if [ -n "$fake_pid" ]; then kill "$fake_pid" 2>/dev/null || true; wait "$fake_pid" 2>/dev/null || true; fi
+  loopback_fake_stop
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 # A throwaway CA, a certificate for the registry names and Entra's, and a trust bundle.
-. scripts/lib/loopback-pki.sh
 pki="$work/pki"
 loopback_pki "$pki" fleet "${registries[@]}"
 
 svc=(); for r in "${registries[@]}"; do svc+=(--service "$r"); done
-python3 tests/e2e/fakes.py single --server-cert "$pki/srv.pem" --server-key "$pki/srv.key" \
-  --port-file "$work/port" "${svc[@]}" --rate "$rate" --quiet &
-fake_pid=$!
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
-[ -s "$work/port" ] || { echo "fleet.sh: the loopback fake did not start" >&2; exit 1; }
+loopback_fake "$work" "${svc[@]}" --rate "$rate" || exit 1
 
 if [ "$smoke" = 1 ]; then out="${FLEET_OUT:-$work/out}"; else out="$repo/bench"; fi
 mkdir -p "$out"

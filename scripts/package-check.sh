@@ -48,12 +48,13 @@ registry=contoso.azurecr.io
 null_guid=00000000-0000-0000-0000-000000000000
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/acr-entra-package-check.XXXXXX")
-fake_pid="" installed=0 container=""
+installed=0 container=""
+. scripts/lib/loopback.sh
 ba=(buildah --storage-driver vfs --root "$work/buildah/root" --runroot "$work/buildah/run")
 cleanup() {
   if [ -n "$container" ]; then "${ba[@]}" rm "$container" >/dev/null 2>&1 || true; fi
   if [ "$installed" = 1 ]; then apt-get purge -y -qq "$name" >/dev/null 2>&1 || true; fi
-  if [ -n "$fake_pid" ]; then kill "$fake_pid" 2>/dev/null || true; wait "$fake_pid" 2>/dev/null || true; fi
+  loopback_fake_stop
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -69,15 +70,10 @@ $2"
 
 # The loopback fake: the registry's challenge, ACR's token service and Entra on one port.
 start_fake() {
-  [ -n "$fake_pid" ] && return 0
-  . scripts/lib/loopback-pki.sh
+  [ -n "${FAKE_PID:-}" ] && return 0
   loopback_pki "$work/pki" package-check "$registry"
-  python3 tests/e2e/fakes.py single --server-cert "$work/pki/srv.pem" --server-key "$work/pki/srv.key" \
-    --port-file "$work/port" --service "$registry" --quiet 2>"$work/fake.log" &
-  fake_pid=$!
-  for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
-  [ -s "$work/port" ] || { cat "$work/fake.log" >&2; fail "the loopback fake did not start"; }
-  port=$(cat "$work/port")
+  loopback_fake "$work" --service "$registry" || fail "the loopback fake did not start"
+  port=$FAKE_PORT
   # The fake's dummy identity, from the fake itself.
   read -r client_id client_secret tenant < <(cd tests/e2e && python3 -c \
     'import fakes; print(fakes.CLIENT_ID, fakes.CLIENT_SECRET, fakes.TENANT)')
