@@ -64,13 +64,8 @@ if [ "$build" = 1 ]; then
 fi
 [ -x "$bin" ] || { echo "bench.sh: no release binary at $bin" >&2; exit 1; }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/acr-entra-bench.XXXXXX")
 . scripts/lib/loopback.sh
-cleanup() {
-  loopback_fake_stop
-  rm -rf "$work"
-}
-trap cleanup EXIT
+loopback_workdir bench
 
 # Rust hellos beside the floor, built like the helper (opt-level s, panic abort,
 # stripped), static and not;

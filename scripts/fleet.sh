@@ -45,13 +45,8 @@ else
   mode=(--machines "${machines:-200}" --token-lifetime 120 --min-ttl 30s --tail 15)
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/acr-entra-fleet.XXXXXX")
 . scripts/lib/loopback.sh
-cleanup() {
-  loopback_fake_stop
-  rm -rf "$work"
-}
-trap cleanup EXIT
+loopback_workdir fleet
 
 # A throwaway CA, a certificate for the registry names and Entra's, and a trust bundle.
 pki="$work/pki"

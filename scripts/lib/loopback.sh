@@ -8,6 +8,9 @@
 #                                    fakes.py's ARGS (--service NAME, --rate R, ...),
 #                                    waits until it listens; sets FAKE_PID, FAKE_PORT
 #   loopback_fake_stop               stops it by its PID (for the caller's EXIT trap)
+#   loopback_workdir LABEL           a fresh temp dir in $work, removed with the fake
+#                                    stopped on exit (for scripts with nothing else to
+#                                    clean up)
 
 loopback_pki() {
   local pki=$1 label=$2; shift 2
@@ -34,6 +37,11 @@ loopback_fake() {
   for _ in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.1; done
   [ -s "$dir/port" ] || { echo "the loopback fake did not start:" >&2; cat "$dir/fake.log" >&2; return 1; }
   FAKE_PORT=$(cat "$dir/port")
+}
+
+loopback_workdir() {
+  work=$(mktemp -d "${TMPDIR:-/tmp}/acr-entra-$1.XXXXXX")
+  trap 'loopback_fake_stop; rm -rf "$work"' EXIT
 }
 
 loopback_fake_stop() {
