@@ -1,7 +1,9 @@
 //! The shared token cache: one versioned JSON file per (login server, cloud, tenant,
 //! credential kind, identity, audience), named by a SHA-256 digest of those (never a
 //! secret), plus one file per registry host remembering its challenge and the audience
-//! that worked. Reads are lock-free (files are replaced atomically); writes need the
+//! that worked, and one small file per CI job's OIDC request remembering whom its token
+//! named (never the token), so the job's next `get` finds its cache entry without asking
+//! the CI again. Reads are lock-free (files are replaced atomically); writes need the
 //! host's `HostLock`, the guard that `Cache::lock` hands out and that alone can write that
 //! host's entries. A corrupt, foreign or unreadable file counts as empty: the cache never
 //! fails a `get`.
@@ -37,25 +39,60 @@ pub struct TokenKey {
 }
 
 impl TokenKey {
-    pub fn new(host: &RegistryHost, identity: &Identity, audience: Option<&Audience>) -> TokenKey {
+    /// The key of `identity`'s token for `host`; `None` while the identity cannot say
+    /// whom it is (a CI job whose OIDC token has not been fetched yet), so no entry can
+    /// answer for it.
+    pub fn new(
+        host: &RegistryHost,
+        identity: &Identity,
+        audience: Option<&Audience>,
+    ) -> Option<TokenKey> {
         let parts = [
             host.key(),
             identity.cloud.name().to_string(),
             identity.tenant.clone().unwrap_or_default(),
             identity.kind.name().to_string(),
-            identity.id(),
+            identity.id()?,
             audience.map_or_else(|| "auto".to_string(), |a| a.name().to_string()),
             identity.authority.clone(),
         ];
-        TokenKey {
+        Some(TokenKey {
             digest: digest(&parts),
             login_server: host.key(),
-        }
+        })
     }
 
     pub fn digest(&self) -> &str {
         &self.digest
     }
+}
+
+/// What identifies one CI job's OIDC request (its kind, URL, bearer token, audience and
+/// client): a digest, so neither the bearer token nor anything that could recover it is
+/// in the file name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectKey {
+    digest: String,
+}
+
+impl SubjectKey {
+    pub fn new(parts: &[&str]) -> SubjectKey {
+        let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
+        SubjectKey {
+            digest: hex(&sha256_parts(b"acr-entra oidc request v1", &parts)[..20]),
+        }
+    }
+}
+
+/// How long a remembered subject is used: longer than any CI job lives, after which
+/// its file is swept away by the next one written.
+pub const SUBJECT_LIFETIME: i64 = 24 * 3600;
+
+#[derive(Serialize, Deserialize)]
+struct SubjectFile {
+    version: u32,
+    subject: String,
+    created_on: i64,
 }
 
 fn digest(parts: &[String]) -> String {
@@ -235,6 +272,21 @@ impl<'d> Cache<'d> {
         })
     }
 
+    fn subject_name(key: &SubjectKey) -> String {
+        format!("subject-{}.json", key.digest)
+    }
+
+    /// Whom the OIDC token of the request `key` named, when a mint in this job
+    /// remembered it less than `SUBJECT_LIFETIME` ago.
+    pub fn subject(&self, key: &SubjectKey, now: i64) -> Option<String> {
+        let bytes = self.dir.read(&Cache::subject_name(key)).ok()??;
+        let file: SubjectFile = serde_json::from_slice(&bytes).ok()?;
+        let age = now.saturating_sub(file.created_on);
+        (file.version == FORMAT_VERSION && (0..SUBJECT_LIFETIME).contains(&age))
+            .then_some(file.subject)
+            .filter(|s| !s.is_empty())
+    }
+
     /// What earlier mints taught us about `host` (empty when nothing readable is there).
     pub fn remembered(&self, host: &RegistryHost) -> Remembered {
         let Ok(Some(bytes)) = self.dir.read(&Cache::host_name(host)) else {
@@ -300,6 +352,35 @@ impl HostLock<'_> {
         )
     }
 
+    /// Remember whom the OIDC token of the request `key` named, and sweep away the
+    /// records of requests (jobs) older than `SUBJECT_LIFETIME`. Any host's lock will
+    /// do: every writer of one record writes the same subject.
+    pub fn remember_subject(&self, key: &SubjectKey, subject: &str, now: i64) -> Result<()> {
+        let dir = self.cache.dir;
+        for name in dir.names() {
+            if name.starts_with("subject-") && name.to_ascii_lowercase().ends_with(".json") {
+                let stale = dir
+                    .read(&name)
+                    .ok()
+                    .flatten()
+                    .and_then(|b| serde_json::from_slice::<SubjectFile>(&b).ok())
+                    .is_none_or(|f| now.saturating_sub(f.created_on) >= SUBJECT_LIFETIME);
+                if stale {
+                    let _ = dir.remove(&name);
+                }
+            }
+        }
+        let file = SubjectFile {
+            version: FORMAT_VERSION,
+            subject: subject.to_string(),
+            created_on: now,
+        };
+        dir.write_atomic(
+            &Cache::subject_name(key),
+            &serde_json::to_vec(&file).unwrap_or_default(),
+        )
+    }
+
     /// Remove every cached token and the record of the host (used by `erase`).
     pub fn remove_all(&self) -> usize {
         let dir = self.cache.dir;
@@ -328,7 +409,7 @@ impl HostLock<'_> {
 #[allow(clippy::disallowed_methods)] // tests plant and damage files directly
 mod tests {
     use super::*;
-    use crate::identity::CredentialKind;
+    use crate::identity::{CredentialKind, FederatedAssertion};
 
     fn identity(kind: CredentialKind, client: Option<&str>, tenant: Option<&str>) -> Identity {
         Identity {
@@ -343,6 +424,30 @@ mod tests {
         let h = RegistryHost::parse("myacr.azurecr.io").unwrap();
         let h2 = RegistryHost::parse("other.azurecr.io").unwrap();
         let a = identity(CredentialKind::ClientSecret, Some("c1"), Some("t1"));
+        let ci = |subject: Option<&str>| {
+            Identity {
+            assertion: subject.map(|s| {
+                FederatedAssertion::new(Secret::new(crate::jwt::make_unsigned(
+                    &serde_json::json!({"iss": "https://ci.example", "sub": s, "aud": "api://AzureADTokenExchange"}),
+                )))
+            }),
+            ..identity(CredentialKind::GitHubActions, Some("c1"), Some("t1"))
+        }
+        };
+        // Whom a CI job's OIDC token names is part of the key; before it is known
+        // there is no key at all.
+        assert_eq!(TokenKey::new(&h, &ci(None), None), None);
+        let remembered = Identity {
+            remembered_subject: ci(Some("repo:o/a:ref:refs/heads/main"))
+                .assertion
+                .map(|a| a.subject().to_string()),
+            ..ci(None)
+        };
+        assert_eq!(
+            TokenKey::new(&h, &remembered, None),
+            TokenKey::new(&h, &ci(Some("repo:o/a:ref:refs/heads/main")), None),
+            "a remembered subject finds the entry its token made"
+        );
         let keys = [
             TokenKey::new(&h, &a, None),
             TokenKey::new(&h2, &a, None),
@@ -362,7 +467,11 @@ mod tests {
                 None,
             ),
             TokenKey::new(&h, &a, Some(&Audience::Arm)),
-        ];
+            TokenKey::new(&h, &ci(Some("repo:o/a:ref:refs/heads/main")), None),
+            TokenKey::new(&h, &ci(Some("repo:o/a:pull_request")), None),
+            TokenKey::new(&h, &ci(Some("repo:o/b:ref:refs/heads/main")), None),
+        ]
+        .map(Option::unwrap);
         for (i, x) in keys.iter().enumerate() {
             assert_eq!(x.digest().len(), 40);
             assert!(x.digest().bytes().all(|b| b.is_ascii_hexdigit()));
@@ -407,7 +516,7 @@ mod tests {
         let private = PrivateDir::create(&dir.path().join("c")).unwrap();
         let cache = Cache::new(&private);
         let h = RegistryHost::parse("myacr.azurecr.io").unwrap();
-        let key = TokenKey::new(&h, &identity(CredentialKind::AzureCli, None, None), None);
+        let key = TokenKey::new(&h, &identity(CredentialKind::AzureCli, None, None), None).unwrap();
         assert!(cache.get(&key).is_none());
         let lock = cache.lock(&h, Duration::from_secs(1)).unwrap();
         let tok = AcrRefreshToken(Secret::new("rt"));
@@ -447,5 +556,37 @@ mod tests {
         assert_eq!(lock.remove_all(), 1);
         assert_eq!(cache.remembered(&h), Remembered::default());
         assert!(cache.get(&key).is_none());
+    }
+
+    #[test]
+    fn subjects_are_remembered_for_a_day_and_old_ones_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = PrivateDir::create(&dir.path().join("c")).unwrap();
+        let cache = Cache::new(&private);
+        let h = RegistryHost::parse("myacr.azurecr.io").unwrap();
+        let lock = cache.lock(&h, Duration::from_secs(1)).unwrap();
+        let job_a = SubjectKey::new(&["github-actions", "https://ci/a", "bearer-a"]);
+        let job_b = SubjectKey::new(&["github-actions", "https://ci/a", "bearer-b"]);
+        assert_ne!(job_a, job_b);
+        assert_eq!(cache.subject(&job_a, 1000), None);
+        lock.remember_subject(&job_a, "iss=x sub=a", 1000).unwrap();
+        assert_eq!(cache.subject(&job_a, 1000).as_deref(), Some("iss=x sub=a"));
+        assert_eq!(cache.subject(&job_b, 1000), None);
+        let later = 1000 + SUBJECT_LIFETIME;
+        assert_eq!(cache.subject(&job_a, later), None, "past its lifetime");
+        lock.remember_subject(&job_b, "iss=x sub=b", later).unwrap();
+        let names = private.names();
+        assert!(
+            !names.iter().any(|n| n.contains(&job_a.digest)),
+            "{names:?}"
+        );
+        assert!(names.iter().any(|n| n.contains(&job_b.digest)), "{names:?}");
+        assert!(!names.iter().any(|n| n.contains("bearer")), "{names:?}");
+        std::fs::write(private.display_path(&Cache::subject_name(&job_b)), b"{").unwrap();
+        assert_eq!(
+            cache.subject(&job_b, later),
+            None,
+            "a corrupt record is none"
+        );
     }
 }

@@ -40,6 +40,30 @@ pub const AZURE_POD_IDENTITY_AUTHORITY_HOST: &str = "AZURE_POD_IDENTITY_AUTHORIT
 pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
 pub const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
 pub const IMDS_ENDPOINT: &str = "IMDS_ENDPOINT";
+/// GitHub Actions sets these two in a job whose workflow grants `id-token: write`: the
+/// URL of its OIDC token service and the bearer token that may ask it.
+pub const ACTIONS_ID_TOKEN_REQUEST_URL: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
+pub const ACTIONS_ID_TOKEN_REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
+/// `true` in every GitHub Actions job: tells a missing `id-token: write` apart from
+/// not being in GitHub Actions at all.
+pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+/// The audience asked of a CI's OIDC token service; default the cloud's token-exchange
+/// audience (`api://AzureADTokenExchange`, `…China`, `…USGov`).
+pub const ACR_ENTRA_OIDC_AUDIENCE: &str = "ACR_ENTRA_OIDC_AUDIENCE";
+/// Azure Pipelines: the job's OIDC endpoint (set in every job), the job's access token
+/// (set only when the pipeline maps `$(System.AccessToken)` into the step's
+/// environment) and the service connection whose federated credential is used, named as
+/// the Azure SDKs and the AzureCLI task name them. Client and tenant come from
+/// `AZURE_CLIENT_ID`/`AZURE_TENANT_ID`, else the `AZURESUBSCRIPTION_` pair.
+pub const SYSTEM_OIDCREQUESTURI: &str = "SYSTEM_OIDCREQUESTURI";
+pub const SYSTEM_ACCESSTOKEN: &str = "SYSTEM_ACCESSTOKEN";
+pub const AZURESUBSCRIPTION_SERVICE_CONNECTION_ID: &str = "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID";
+pub const AZURESUBSCRIPTION_CLIENT_ID: &str = "AZURESUBSCRIPTION_CLIENT_ID";
+pub const AZURESUBSCRIPTION_TENANT_ID: &str = "AZURESUBSCRIPTION_TENANT_ID";
+/// The name of an environment variable that holds a federated token (GitLab's
+/// `id_tokens:`, CircleCI's `CIRCLE_OIDC_TOKEN_V2`, Bitbucket's
+/// `BITBUCKET_STEP_OIDC_TOKEN`, …), read at each mint: workload identity without a file.
+pub const ACR_ENTRA_FEDERATED_TOKEN_ENV: &str = "ACR_ENTRA_FEDERATED_TOKEN_ENV";
 /// Where docker (and helm, oras) keep `config.json`: `configure docker` edits
 /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
 pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
@@ -71,6 +95,13 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Default)]
 pub struct Env {
     vars: BTreeMap<String, OsString>,
+}
+
+/// Values may be secrets: `Debug` shows how many there are, nothing else.
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Env({} variables)", self.vars.len())
+    }
 }
 
 impl Env {
@@ -127,6 +158,10 @@ pub struct RegistryConfig {
     pub audience: Option<Audience>,
     #[serde(default, deserialize_with = "de_cloud")]
     pub cloud: Option<Cloud>,
+    /// The environment variable holding this registry's federated token (as
+    /// `ACR_ENTRA_FEDERATED_TOKEN_ENV`, which it overrides).
+    #[serde(default, deserialize_with = "de_variable_name")]
+    pub federated_token_env: Option<String>,
     /// The registry serves anonymous pulls: when no token can be had, `get` answers "no
     /// credentials" (kubelet an empty `auth`) so the client pulls anonymously.
     #[serde(default)]
@@ -137,8 +172,8 @@ fn de_kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<CredentialKi
     let s = String::deserialize(d)?;
     CredentialKind::parse(&s).map(Some).ok_or_else(|| {
         serde::de::Error::custom(format!(
-            "unknown credential `{s}` (expected one of client-secret, client-certificate, \
-             workload-identity, managed-identity, azure-cli, azd)"
+            "unknown credential `{s}` (expected one of {})",
+            CredentialKind::names()
         ))
     })
 }
@@ -150,6 +185,30 @@ fn de_audience<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Audience
             "unknown audience `{s}` (expected acr, arm or an https:// URI)"
         ))
     })
+}
+
+fn de_variable_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    if is_variable_name(&s) {
+        Ok(Some(s))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "`{}` is not an environment variable name (letters, digits and `_`, not starting with a digit)",
+            crate::error::one_line(&s)
+                .chars()
+                .take(80)
+                .collect::<String>()
+        )))
+    }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: what a shell can export.
+pub fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn de_cloud<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cloud>, D::Error> {
@@ -326,6 +385,70 @@ pub struct AzureEnv {
     pub azd_config: Option<PathBuf>,
 }
 
+/// What CI systems put into a job's environment for OIDC federation, read once.
+#[derive(Clone, Debug, Default)]
+pub struct CiEnv {
+    /// `ACTIONS_ID_TOKEN_REQUEST_URL` and `ACTIONS_ID_TOKEN_REQUEST_TOKEN`.
+    pub github_url: Option<String>,
+    pub github_token: Option<Secret>,
+    /// `GITHUB_ACTIONS=true`: a job without the two above lacks `id-token: write`.
+    pub in_github_actions: bool,
+    /// `ACR_ENTRA_OIDC_AUDIENCE`.
+    pub oidc_audience: Option<String>,
+    /// `SYSTEM_OIDCREQUESTURI`, `SYSTEM_ACCESSTOKEN` and the service connection.
+    pub pipelines_url: Option<String>,
+    pub pipelines_token: Option<Secret>,
+    pub service_connection_id: Option<String>,
+    /// `AZURESUBSCRIPTION_CLIENT_ID`/`_TENANT_ID`: used when `AZURE_*` are unset.
+    pub pipelines_client_id: Option<String>,
+    pub pipelines_tenant_id: Option<String>,
+    /// `ACR_ENTRA_FEDERATED_TOKEN_ENV`: the name of the variable, not its value.
+    pub token_env: Option<String>,
+    /// The whole environment, for the variable a registry's entry names.
+    vars: Env,
+}
+
+impl CiEnv {
+    fn from_env(env: &Env) -> Result<CiEnv> {
+        let token_env = env.get(ACR_ENTRA_FEDERATED_TOKEN_ENV).map(str::to_string);
+        if let Some(name) = token_env.as_deref().filter(|n| !is_variable_name(n)) {
+            return Err(Error::Config(format!(
+                "{ACR_ENTRA_FEDERATED_TOKEN_ENV}=`{}` is not an environment variable name (letters, digits and `_`)",
+                crate::error::one_line(name)
+                    .chars()
+                    .take(80)
+                    .collect::<String>()
+            )));
+        }
+        Ok(CiEnv {
+            github_url: env.get(ACTIONS_ID_TOKEN_REQUEST_URL).map(str::to_string),
+            github_token: env.get(ACTIONS_ID_TOKEN_REQUEST_TOKEN).map(Secret::new),
+            in_github_actions: env
+                .get(GITHUB_ACTIONS)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            oidc_audience: env.get(ACR_ENTRA_OIDC_AUDIENCE).map(str::to_string),
+            pipelines_url: env.get(SYSTEM_OIDCREQUESTURI).map(str::to_string),
+            pipelines_token: env.get(SYSTEM_ACCESSTOKEN).map(Secret::new),
+            service_connection_id: env
+                .get(AZURESUBSCRIPTION_SERVICE_CONNECTION_ID)
+                .map(str::to_string),
+            pipelines_client_id: env.get(AZURESUBSCRIPTION_CLIENT_ID).map(str::to_string),
+            pipelines_tenant_id: env.get(AZURESUBSCRIPTION_TENANT_ID).map(str::to_string),
+            token_env,
+            vars: env.clone(),
+        })
+    }
+
+    /// The federated token in the variable `name`, trimmed; `None` when unset or blank.
+    pub fn federated_token(&self, name: &str) -> Option<Secret> {
+        self.vars
+            .get(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(Secret::new)
+    }
+}
+
 /// Everything the helper takes from the environment.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -342,6 +465,7 @@ pub struct Settings {
     pub timeout: Duration,
     pub connect_to: Vec<ConnectTo>,
     pub azure: AzureEnv,
+    pub ci: CiEnv,
     /// `PATH`, to find `az` and `azd`.
     pub path: Option<OsString>,
     pub home: Option<PathBuf>,
@@ -393,10 +517,10 @@ impl Settings {
             CredentialKind::parse(v).map(Some)
         })
         .map_err(|e| {
-            e(
-                "a credential kind (use client-secret, client-certificate, workload-identity, \
-               managed-identity, azure-cli or azd)",
-            )
+            e(&format!(
+                "a credential kind (use one of {})",
+                CredentialKind::names()
+            ))
         })?;
         let home = home(env);
         let (config_path, cache_dir) = locations(env, home.as_ref());
@@ -431,6 +555,7 @@ impl Settings {
             timeout,
             connect_to,
             azure: AzureEnv::from_env(env, home.as_ref()),
+            ci: CiEnv::from_env(env)?,
             path: env.os("PATH").cloned(),
             clients: ClientFiles::from_env(env, home.as_ref()),
             home,

@@ -14,6 +14,8 @@ use crate::throttle::Throttled;
 pub enum Party {
     /// Entra ID's token endpoint, asked by this credential kind.
     Entra(CredentialKind),
+    /// A CI's OIDC token service, asked by this credential kind.
+    OidcService(CredentialKind),
     ManagedIdentity,
     Exchange,
     TokenEndpoint,
@@ -23,6 +25,13 @@ impl std::fmt::Display for Party {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Party::Entra(kind) => return write!(f, "credential `{}`: Entra ID", kind.name()),
+            Party::OidcService(kind) => {
+                return write!(
+                    f,
+                    "credential `{}`: the job's OIDC token service",
+                    kind.name()
+                );
+            }
             Party::ManagedIdentity => {
                 "credential `managed-identity`: the managed identity endpoint"
             }

@@ -1,7 +1,7 @@
 //! Who a token belongs to, as plain data: the credential kinds, the identity chosen for a
 //! registry (kind, cloud, authority, tenant, client/object/resource id, why it was chosen
-//! and why the others were skipped), and a pod's service-account assertion with the
-//! subject it names. No I/O and no Entra calls: `entra` decides which identity applies
+//! and why the others were skipped), and a federated assertion (a pod's service-account
+//! token, a CI job's OIDC token) with the subject it names. No I/O and no Entra calls: `entra` decides which identity applies
 //! and gets its tokens; `cache` keys tokens by what `Identity::id` says.
 
 use crate::jwt;
@@ -14,21 +14,43 @@ pub enum CredentialKind {
     ClientSecret,
     ClientCertificate,
     WorkloadIdentity,
+    GitHubActions,
+    AzurePipelines,
     ManagedIdentity,
     AzureCli,
     Azd,
 }
 
 impl CredentialKind {
-    /// The auto-pick order (README "Where the Entra token comes from").
-    pub const ALL: [CredentialKind; 6] = [
+    /// The auto-pick order (README "Where the Entra token comes from"): what the user
+    /// handed over for this purpose (a secret, a certificate, a federated token file or
+    /// variable) first; then the CI job's own OIDC service, which the CI offers only to a
+    /// job that asked for it; then the machine's managed identity, which every job on a
+    /// runner shares; then the signed-in developer tools.
+    pub const ALL: [CredentialKind; 8] = [
         CredentialKind::ClientSecret,
         CredentialKind::ClientCertificate,
         CredentialKind::WorkloadIdentity,
+        CredentialKind::GitHubActions,
+        CredentialKind::AzurePipelines,
         CredentialKind::ManagedIdentity,
         CredentialKind::AzureCli,
         CredentialKind::Azd,
     ];
+
+    /// Every kind's name, for messages: `client-secret, …, azd`.
+    pub fn names() -> String {
+        CredentialKind::ALL.map(CredentialKind::name).join(", ")
+    }
+
+    /// The kinds whose assertion comes from a CI's OIDC token service, asked over the
+    /// network: whom it names is known only from the token (or from a memo of it).
+    pub fn fetches_assertion(self) -> bool {
+        matches!(
+            self,
+            CredentialKind::GitHubActions | CredentialKind::AzurePipelines
+        )
+    }
 
     pub fn parse(text: &str) -> Option<CredentialKind> {
         CredentialKind::ALL
@@ -41,6 +63,8 @@ impl CredentialKind {
             CredentialKind::ClientSecret => "client-secret",
             CredentialKind::ClientCertificate => "client-certificate",
             CredentialKind::WorkloadIdentity => "workload-identity",
+            CredentialKind::GitHubActions => "github-actions",
+            CredentialKind::AzurePipelines => "azure-pipelines",
             CredentialKind::ManagedIdentity => "managed-identity",
             CredentialKind::AzureCli => "azure-cli",
             CredentialKind::Azd => "azd",
@@ -62,6 +86,16 @@ pub enum Unavailable {
     NotOnPath(&'static str),
     /// The instance metadata service is not there.
     Imds(ImdsAbsent),
+    /// A GitHub Actions job without the OIDC request variables: its workflow does not
+    /// grant `id-token: write`.
+    NoIdTokenPermission,
+    /// A CI's OIDC request URL that is not https: its bearer token must not cross the
+    /// network in clear text.
+    NotHttps(&'static str),
+    /// The variable named to hold a federated token is unset or empty.
+    EmptyVariable(String),
+    /// An Azure Pipelines job (`SYSTEM_OIDCREQUESTURI` is set) without these.
+    PipelinesIncomplete(Vec<&'static str>),
 }
 
 /// Why the instance metadata service counts as absent.
@@ -86,6 +120,22 @@ impl std::fmt::Display for Unavailable {
             ),
             Unavailable::NotOnPath(program) => write!(f, "`{program}` not on PATH"),
             Unavailable::Imds(absent) => write!(f, "instance metadata service: {absent}"),
+            Unavailable::NoIdTokenPermission => write!(
+                f,
+                "GITHUB_ACTIONS is true but ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set: \
+                 the workflow lacks `permissions: id-token: write` (add it to the workflow or the job)"
+            ),
+            Unavailable::NotHttps(name) => write!(f, "{name} is not an https:// URL"),
+            Unavailable::PipelinesIncomplete(missing) => write!(
+                f,
+                "SYSTEM_OIDCREQUESTURI is set (Azure Pipelines) but {} not: map them into the step's `env:` \
+                 (`SYSTEM_ACCESSTOKEN: $(System.AccessToken)`, the service connection's id and its app's client and tenant ids)",
+                missing.join(", ")
+            ),
+            Unavailable::EmptyVariable(name) => write!(
+                f,
+                "`{name}` (named to hold the federated token) is not set or empty"
+            ),
         }
     }
 }
@@ -131,9 +181,13 @@ pub struct Identity {
     pub object_id: Option<String>,
     pub resource_id: Option<String>,
     pub managed_source: Option<ManagedSource>,
-    /// A service-account token given by kubelet, used instead of a token file; it
-    /// carries whom it names, which keys the cache.
-    pub inline_assertion: Option<PodAssertion>,
+    /// A federated token in hand, used instead of a token file: kubelet's for a pod, a
+    /// CI's from a variable or fetched from its OIDC service. It carries whom it names,
+    /// which keys the cache.
+    pub assertion: Option<FederatedAssertion>,
+    /// For the kinds that fetch their assertion, whom it named the last time this job
+    /// fetched one (remembered in the cache), before this process fetches its own.
+    pub remembered_subject: Option<String>,
     /// The tenant came from the registry's config entry (so `az`/`azd` get `--tenant`).
     pub tenant_from_config: bool,
     /// For `az`/`azd`: a digest of the tool's account file, so signing in as someone
@@ -141,21 +195,22 @@ pub struct Identity {
     pub account: Option<String>,
 }
 
-/// A service-account token that kubelet passed for one pod, with who it says it is.
-/// The fields are private and `new` fills both: a pod identity cannot reach the cache
-/// key without the service account it belongs to, so two pods that name the same client
-/// id never share a cached token.
+/// A federated token (a pod's service-account token, a CI job's OIDC token), with who
+/// it says it is. The fields are private and `new` fills both: an identity cannot reach
+/// the cache key without the subject its token names, so two pods or two CI jobs that
+/// name the same client id never share a cached token.
 #[derive(Clone, Debug)]
-pub struct PodAssertion {
+pub struct FederatedAssertion {
     token: Secret,
     subject: String,
 }
 
-impl PodAssertion {
+impl FederatedAssertion {
     /// The token's issuer, subject and audience (`system:serviceaccount:NS:NAME` for a
-    /// Kubernetes token), or a digest of the whole token when those cannot be read. The
-    /// claims are not verified here (Entra does that); they only keep pods apart.
-    pub fn new(token: Secret) -> PodAssertion {
+    /// Kubernetes token, `repo:ORG/REPO:ref:…` for GitHub), or a digest of the whole token
+    /// when those cannot be read. The claims are not verified here (Entra does that); they
+    /// only keep identities apart.
+    pub fn new(token: Secret) -> FederatedAssertion {
         let claim = |name| jwt::string_claim(token.expose(), name);
         let subject = match (claim("iss"), claim("sub")) {
             (Some(iss), Some(sub)) => format!(
@@ -167,7 +222,7 @@ impl PodAssertion {
                 format!("token-digest={}", crate::digest::hex(&digest[..16]))
             }
         };
-        PodAssertion { token, subject }
+        FederatedAssertion { token, subject }
     }
 
     pub fn token(&self) -> &Secret {
@@ -180,26 +235,43 @@ impl PodAssertion {
 }
 
 impl Identity {
-    /// Who this is, for the cache key: never a secret.
-    pub fn id(&self) -> String {
-        if let Some(pod) = &self.inline_assertion {
-            let client = self.client_id.as_deref().unwrap_or_default();
-            return format!("client:{client};pod:{}", pod.subject());
+    /// Who this is, for the cache key: never a secret. `None` while a kind that fetches
+    /// its assertion does not know whom the assertion names yet: no cached token may
+    /// answer for it then.
+    pub fn id(&self) -> Option<String> {
+        let client = self.client_id.as_deref().unwrap_or_default();
+        let subject = self
+            .assertion
+            .as_ref()
+            .map(FederatedAssertion::subject)
+            .or(self.remembered_subject.as_deref());
+        if let Some(subject) = subject {
+            return Some(format!("client:{client};assertion:{subject}"));
+        }
+        if self.kind.fetches_assertion() {
+            return None;
         }
         if let Some(id) = &self.resource_id {
-            return format!("resource:{id}");
+            return Some(format!("resource:{id}"));
         }
         if let Some(id) = &self.object_id {
-            return format!("object:{id}");
+            return Some(format!("object:{id}"));
         }
-        match (self.kind, &self.client_id) {
+        Some(match (self.kind, &self.client_id) {
             (CredentialKind::AzureCli | CredentialKind::Azd, _) => format!(
                 "signed-in-user:{}",
                 self.account.as_deref().unwrap_or("unknown")
             ),
             (_, Some(id)) => format!("client:{id}"),
             (_, None) => "system-assigned".into(),
-        }
+        })
+    }
+
+    /// Who this is, for messages: the cache key's id, or the client id alone while the
+    /// assertion's subject is not known.
+    pub fn shown(&self) -> String {
+        self.id()
+            .unwrap_or_else(|| format!("client:{}", self.client_id.as_deref().unwrap_or_default()))
     }
 }
 
@@ -218,7 +290,8 @@ impl Identity {
             object_id: None,
             resource_id: None,
             managed_source: None,
-            inline_assertion: None,
+            assertion: None,
+            remembered_subject: None,
             tenant_from_config: false,
             account: None,
         }
@@ -240,5 +313,5 @@ impl Identity {
 pub struct PodIdentity {
     pub client_id: String,
     pub tenant_id: Option<String>,
-    pub assertion: PodAssertion,
+    pub assertion: FederatedAssertion,
 }

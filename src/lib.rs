@@ -94,7 +94,7 @@ pub mod internals {
         pub use crate::http::{HttpRequest, HttpResponse};
     }
     pub mod identity {
-        pub use crate::identity::{CredentialKind, Identity, PodAssertion, PodIdentity};
+        pub use crate::identity::{CredentialKind, FederatedAssertion, Identity, PodIdentity};
     }
     pub mod jwt {
         pub use crate::jwt::{claims, expiry, string_claim};

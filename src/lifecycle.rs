@@ -61,12 +61,12 @@ pub fn acr_token(
 ) -> Result<(AcrRefreshToken, i64)> {
     let settings = &ctx.settings;
     let host = target.host;
-    let candidates = candidates(settings, target)?;
+    let cache = dir.get().filter(|_| !settings.no_cache).map(Cache::new);
+    let candidates = candidates(settings, target, cache.as_ref(), now)?;
     let keys: Vec<TokenKey> = candidates
         .iter()
-        .map(|id| TokenKey::new(host, id, target.audience()))
+        .filter_map(|id| TokenKey::new(host, id, target.audience()))
         .collect();
-    let cache = dir.get().filter(|_| !settings.no_cache).map(Cache::new);
     if let Some(hit) = cache.as_ref().and_then(|c| fresh(c, &keys, settings, now)) {
         crate::debug!(
             "`{host}`: cache hit `{}`, expires in {}s",
@@ -145,8 +145,15 @@ fn mint_and_keep(
 ) -> Result<(AcrRefreshToken, i64)> {
     let settings = &ctx.settings;
     let identity = for_mint(settings, target, candidates)?;
+    let identity = match with_assertion(settings, target, identity, lock, now) {
+        Ok(identity) => identity,
+        Err(failed) => {
+            let (e, cached) = *failed;
+            return fall_back(target.host, cached, e);
+        }
+    };
     let key = TokenKey::new(target.host, &identity, target.audience());
-    let cached = lock.and_then(|l| l.get(&key));
+    let cached = lock.zip(key.as_ref()).and_then(|(l, key)| l.get(key));
     if let Some(hit) = cached
         .as_ref()
         .filter(|e| e.is_fresh(now, settings.min_ttl))
@@ -172,8 +179,8 @@ fn mint_and_keep(
     );
     match minted {
         Ok(minted) => {
-            if let Some(lock) = lock {
-                write(lock, &key, identity.kind, &minted, settings.refresh_jitter);
+            if let Some((lock, key)) = lock.zip(key.as_ref()) {
+                write(lock, key, identity.kind, &minted, settings.refresh_jitter);
             }
             Ok((minted.token, minted.expires_on))
         }
@@ -181,11 +188,58 @@ fn mint_and_keep(
     }
 }
 
-/// Who may own the token, without probing anything: the identity the environment gives,
-/// and when that is a VM's managed identity picked automatically, also the one that
-/// would be picked without it (the cached token of either is a hit).
-fn candidates(settings: &Settings, target: &Target) -> Result<Vec<Identity>> {
-    let tentative = choose(settings, target, &|| Ok(()))?;
+/// The identity with its assertion in hand: a CI job's OIDC token is fetched now, under
+/// the lock and before the cache is read again, because whom it names decides which
+/// entry is this job's; whom it named is remembered for the job's next `get`. When the
+/// CI's service fails, the entry of the subject remembered before is the fallback.
+fn with_assertion(
+    settings: &Settings,
+    target: &Target,
+    identity: Identity,
+    lock: Option<&HostLock>,
+    now: i64,
+) -> std::result::Result<Identity, Box<(Error, Option<Entry>)>> {
+    if !identity.kind.fetches_assertion() {
+        return Ok(identity);
+    }
+    let before = TokenKey::new(target.host, &identity, target.audience())
+        .and_then(|key| lock.and_then(|l| l.get(&key)));
+    let wait = if before.as_ref().is_some_and(|c| c.is_valid(now)) {
+        Wait::Never
+    } else {
+        Wait::Patient
+    };
+    let http = crate::http::shared(settings).waiting(wait);
+    let fetched =
+        entra::with_assertion(&identity, settings, &http).map_err(|e| Box::new((e, before)))?;
+    if let (Some(lock), Some(key), Some(assertion)) = (
+        lock,
+        entra::oidc::subject_key(&fetched, settings),
+        &fetched.assertion,
+    ) && let Err(e) = lock.remember_subject(&key, assertion.subject(), crate::now())
+    {
+        crate::warn!("could not write the cache: {}", e.one_line());
+    }
+    Ok(fetched)
+}
+
+/// Who may own the token, without probing anything or any network request: the
+/// identity the environment gives (for a CI job, with whom its OIDC token named when
+/// this job last minted), and when that is a VM's managed identity picked
+/// automatically, also the one that would be picked without it (the cached token of
+/// either is a hit).
+fn candidates(
+    settings: &Settings,
+    target: &Target,
+    cache: Option<&Cache>,
+    now: i64,
+) -> Result<Vec<Identity>> {
+    let mut tentative = choose(settings, target, &|| Ok(()))?;
+    if let Some(cache) = cache
+        && let Some(key) = entra::oidc::subject_key(&tentative, settings)
+    {
+        tentative.remembered_subject = cache.subject(&key, now);
+    }
     let mut candidates = vec![tentative];
     if target.auto_pick(settings)
         && candidates[0].managed_source == Some(ManagedSource::Imds)

@@ -71,12 +71,13 @@ impl StepKind {
     }
 }
 
-/// The longest one mint can take: the IMDS probe (at most a second), the challenge, and
-/// two rounds (ACR, then ARM audience) of an Entra token and the exchange. Waiting for
-/// another process's lock must outlast this, or a waiter fails while the minter succeeds.
+/// The longest one mint can take: the IMDS probe (at most a second) or a CI job's OIDC
+/// token (one request's budget), the challenge, and two rounds (ACR, then ARM audience)
+/// of an Entra token and the exchange. Waiting for another process's lock must outlast
+/// this, or a waiter fails while the minter succeeds.
 pub fn worst_case(settings: &Settings) -> Duration {
     let t = settings.timeout;
-    Duration::from_secs(1) + t + (entra::deadline(settings) + t) * 2
+    t.max(Duration::from_secs(1)) + t + (entra::deadline(settings) + t) * 2
 }
 
 /// What a mint starts from besides its target: what the host's files remember, and
@@ -213,7 +214,7 @@ impl Last<'_> {
                 "{refusal}: the registry does not accept the identity {} ({}, {}); give it a role there \
                  (AcrPull/AcrPush; ABAC mode: Container Registry Repository Reader/Writer/Contributor) \
                  or name the identity that serves this registry in its entry in {} (\"credential\", \"client_id\")",
-                identity.id(),
+                identity.shown(),
                 identity.kind.name(),
                 identity.why,
                 self.config.shown()

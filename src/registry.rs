@@ -43,6 +43,16 @@ impl Cloud {
         }
     }
 
+    /// The audience this cloud's Entra expects in a federated (workload identity, CI
+    /// OIDC) token, as the federated credential names it.
+    pub fn token_exchange_audience(self) -> &'static str {
+        match self {
+            Cloud::Public => "api://AzureADTokenExchange",
+            Cloud::China => "api://AzureADTokenExchangeChina",
+            Cloud::UsGov => "api://AzureADTokenExchangeUSGov",
+        }
+    }
+
     /// The ARM audience scope, the fallback when a registry refuses the ACR audience.
     pub fn arm_scope(self) -> &'static str {
         match self {

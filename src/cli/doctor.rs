@@ -59,6 +59,11 @@ pub enum Hint {
     AppNotFound,
     TenantNotFound,
     FederationMismatch,
+    GitHubFederationMismatch,
+    PipelinesFederationMismatch,
+    FederatedTokenExpired,
+    IdTokenPermission,
+    OidcService,
     Throttled,
 }
 
@@ -126,6 +131,32 @@ impl Hint {
                 "the app has no federated credential matching this token's issuer and subject: \
                  add one for the cluster's OIDC issuer and `system:serviceaccount:NAMESPACE:NAME` \
                  (`az identity federated-credential create` or the app's Certificates & secrets)"
+            }
+            Hint::GitHubFederationMismatch => {
+                "the app has no federated credential matching this job's token: add one with issuer \
+                 `https://token.actions.githubusercontent.com`, audience `api://AzureADTokenExchange` and the subject on the \
+                 `assertion` line above (`repo:ORG/REPO:ref:refs/heads/BRANCH`, `repo:ORG/REPO:environment:NAME` or \
+                 `repo:ORG/REPO:pull_request`), e.g. `az ad app federated-credential create --id CLIENT_ID --parameters fic.json`"
+            }
+            Hint::PipelinesFederationMismatch => {
+                "the app has no federated credential for this service connection: its issuer is \
+                 `https://vstoken.dev.azure.com/ORGANIZATION_ID` and its subject `sc://ORG/PROJECT/CONNECTION` \
+                 (the `assertion` line above shows both); create the connection as workload identity federation, or add that \
+                 credential to the app that AZURESUBSCRIPTION_CLIENT_ID names"
+            }
+            Hint::FederatedTokenExpired => {
+                "the federated token had expired when Entra read it: a CI's token lives minutes (GitLab's `id_tokens` and \
+                 CircleCI's for the job's first hour), so a long job must not reuse one from its start; re-run the step, \
+                 or for a token file, check that whatever writes it still refreshes it"
+            }
+            Hint::IdTokenPermission => {
+                "the GitHub Actions job cannot ask for an OIDC token: add `permissions: id-token: write` \
+                 (and `contents: read`) to the workflow or the job"
+            }
+            Hint::OidcService => {
+                "the CI's OIDC token service refused or did not answer: the line above names it and why; \
+                 GitHub needs `permissions: id-token: write`, Azure Pipelines `SYSTEM_ACCESSTOKEN: $(System.AccessToken)` \
+                 in the step's env and a service connection that uses workload identity federation"
             }
             Hint::Throttled => {
                 "the service is throttling requests from this machine, its tenant or its network: \
@@ -232,12 +263,10 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
     );
     out.line(
         "cache",
-        &cache_line(
-            ctx,
-            &dir,
-            cache.as_ref(),
-            &TokenKey::new(&host, &identity, audience.as_ref()),
-        ),
+        &match TokenKey::new(&host, &identity, audience.as_ref()) {
+            Some(key) => cache_line(ctx, &dir, cache.as_ref(), &key),
+            None => "the entry is known once the job's OIDC token names its subject".into(),
+        },
     );
     mint_section(ctx, &host, registry, &identity, out)
 }
@@ -333,6 +362,17 @@ fn credential_section(
                     reason: Unavailable::Imds(_),
                     ..
                 } => &[Hint::ImdsUnreachable],
+                Error::Unavailable {
+                    reason: Unavailable::NoIdTokenPermission,
+                    ..
+                } => &[Hint::IdTokenPermission],
+                Error::NoCredential { skipped }
+                    if skipped
+                        .iter()
+                        .any(|(_, why)| *why == Unavailable::NoIdTokenPermission) =>
+                {
+                    &[Hint::IdTokenPermission, Hint::NoCredential]
+                }
                 Error::NoCredential { .. } => &[Hint::NoCredential],
                 _ => &[],
             };
@@ -350,7 +390,76 @@ fn credential_section(
     if identity.kind == CredentialKind::ClientCertificate {
         out.line("certificate", &certificate_line(&ctx.settings));
     }
+    assertion_section(ctx, identity, out)
+}
+
+/// A CI job's OIDC token, fetched now as `get` would (timed), and the claims of any
+/// federated token in hand: issuer, subject, audience and expiry, never the token.
+fn assertion_section(
+    ctx: &Context,
+    identity: Identity,
+    out: &mut Doc,
+) -> std::result::Result<Identity, Report> {
+    let identity = if identity.kind.fetches_assertion() {
+        let start = Instant::now();
+        match entra::with_assertion(
+            &identity,
+            &ctx.settings,
+            &crate::http::shared(&ctx.settings),
+        ) {
+            Ok(fetched) => {
+                out.line(
+                    "oidc token",
+                    &format!(
+                        "fetched from the job's OIDC service in {}",
+                        millis(start.elapsed())
+                    ),
+                );
+                fetched
+            }
+            Err(e) => {
+                out.line(
+                    "oidc token",
+                    &format!("failed in {}: {}", millis(start.elapsed()), e.one_line()),
+                );
+                return Err(out.fail(
+                    "the job's OIDC token could not be had",
+                    &[Hint::OidcService],
+                ));
+            }
+        }
+    } else {
+        identity
+    };
+    if let Some(assertion) = &identity.assertion {
+        out.line("assertion", &assertion_line(assertion.token().expose()));
+    }
     Ok(identity)
+}
+
+/// `iss`, `sub`, `aud` and `exp` of a federated token; never the token.
+pub fn assertion_line(token: &str) -> String {
+    let text = |name: &str| jwt::string_claim(token, name).unwrap_or_else(|| "?".into());
+    let now = crate::now();
+    let exp = jwt::expiry(token).map_or_else(
+        || "?".into(),
+        |exp| {
+            if exp > now {
+                format!("{} (in {})", utc(exp), human(exp - now))
+            } else {
+                format!("{} (expired {} ago)", utc(exp), human(now - exp))
+            }
+        },
+    );
+    if jwt::claims(token).is_none() {
+        return "not a JWT: Entra will refuse it unless it is one".into();
+    }
+    format!(
+        "iss `{}`, sub `{}`, aud `{}`, exp {exp}",
+        text("iss"),
+        text("sub"),
+        text("aud")
+    )
 }
 
 /// One real mint with each step timed, then the token's claims or the failure's hints.
@@ -437,6 +546,7 @@ fn config_line(ctx: &Context, host: &RegistryHost, entry: Option<&RegistryConfig
         audience,
         cloud,
         anonymous,
+        federated_token_env,
     } = entry;
     if let Some(v) = credential {
         parts.push(format!("credential {}", v.name()));
@@ -461,6 +571,9 @@ fn config_line(ctx: &Context, host: &RegistryHost, entry: Option<&RegistryConfig
     }
     if *anonymous {
         parts.push("anonymous pulls allowed".into());
+    }
+    if let Some(v) = federated_token_env {
+        parts.push(format!("federated token from `{v}`"));
     }
     if parts.is_empty() {
         parts.push("empty".into());
@@ -686,8 +799,16 @@ pub fn hints_for(
         return vec![Hint::Throttled];
     }
     let mut hints = Vec::new();
+    // A federated token in hand was issued by the CI or cluster: its time range says
+    // when that issuer meant it to expire, not how this machine's clock runs.
     if facts.aadsts.iter().any(|c| CLOCK_CODES.contains(c)) {
-        hints.push(Hint::ClockSkew);
+        hints.push(
+            if identity.assertion.is_some() || identity.kind.fetches_assertion() {
+                Hint::FederatedTokenExpired
+            } else {
+                Hint::ClockSkew
+            },
+        );
     }
     match failed {
         Some(StepKind::Challenge) if facts.tls => hints.push(Hint::Tls),
@@ -701,12 +822,17 @@ pub fn hints_for(
 
 /// Hints for a failed Entra token request: by AADSTS code, then by credential kind.
 fn entra_hints(facts: &Facts, identity: &Identity) -> Vec<Hint> {
+    let federation = match identity.kind {
+        CredentialKind::GitHubActions => Hint::GitHubFederationMismatch,
+        CredentialKind::AzurePipelines => Hint::PipelinesFederationMismatch,
+        _ => Hint::FederationMismatch,
+    };
     let entra_codes: [(&[u32], Hint); 5] = [
         (&[7_000_215, 7_000_222], Hint::SecretRejected),
         (&[700_027, 700_023], Hint::CertificateNotRegistered),
         (&[700_016], Hint::AppNotFound),
         (&[90002], Hint::TenantNotFound),
-        (&[70021, 700_211, 700_213], Hint::FederationMismatch),
+        (&[70021, 700_211, 700_213], federation),
     ];
     let mut hints: Vec<Hint> = entra_codes
         .into_iter()

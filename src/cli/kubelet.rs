@@ -14,7 +14,7 @@ use crate::cli::Args;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::helper::{self, NULL_GUID};
-use crate::identity::PodAssertion;
+use crate::identity::FederatedAssertion;
 use crate::identity::PodIdentity;
 use crate::lifecycle::{self, Target};
 use crate::registry::RegistryHost;
@@ -252,7 +252,7 @@ fn pod_identity(
     Ok(Some(PodIdentity {
         client_id,
         tenant_id,
-        assertion: PodAssertion::new(token),
+        assertion: FederatedAssertion::new(token),
     }))
 }
 

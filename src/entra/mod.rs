@@ -6,6 +6,7 @@
 
 pub mod arc;
 pub mod assertion;
+pub mod oidc;
 pub mod process;
 pub mod transport;
 
@@ -23,32 +24,47 @@ use azure_identity::{
 };
 
 use crate::config::{
+    ACR_ENTRA_FEDERATED_TOKEN_ENV, ACTIONS_ID_TOKEN_REQUEST_TOKEN, ACTIONS_ID_TOKEN_REQUEST_URL,
     AZURE_AUTHORITY_HOST, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,
-    AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID, RegistryConfig, Settings,
+    AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID, AZURESUBSCRIPTION_CLIENT_ID,
+    AZURESUBSCRIPTION_SERVICE_CONNECTION_ID, AZURESUBSCRIPTION_TENANT_ID, RegistryConfig,
+    SYSTEM_ACCESSTOKEN, SYSTEM_OIDCREQUESTURI, Settings,
 };
 use crate::error::{Error, Party, Result, one_line, redact_text};
 use crate::http::{Http, HttpRequest};
-use crate::identity::PodIdentity;
 use crate::identity::{
-    CredentialKind, Identity, ImdsAbsent, ManagedSource, PodAssertion, Unavailable,
+    CredentialKind, FederatedAssertion, Identity, ImdsAbsent, ManagedSource, PodIdentity,
+    Unavailable,
 };
 use crate::registry::Cloud;
 use crate::secret::{EntraToken, Secret};
 use assertion::{CertificateAssertion, FederatedToken};
 use transport::{AzureTransport, IMDS_BASE};
 
-/// `identity` as chosen: its kind, why, where a managed identity's tokens come from,
-/// and for `az`/`azd` which account is signed in.
+/// `identity` as chosen: its kind, why, where a managed identity's tokens come from, a
+/// federated token taken from a variable, Azure Pipelines' own client and tenant
+/// variables, and for `az`/`azd` which account is signed in.
 fn chosen(
     mut identity: Identity,
     kind: CredentialKind,
     why: String,
     source: Option<ManagedSource>,
     settings: &Settings,
+    registry: &RegistryConfig,
 ) -> Identity {
     identity.kind = kind;
     identity.why = why;
     identity.managed_source = source;
+    if kind == CredentialKind::WorkloadIdentity && identity.assertion.is_none() {
+        identity.assertion = token_env(settings, registry)
+            .and_then(|(name, _)| settings.ci.federated_token(name))
+            .map(FederatedAssertion::new);
+    }
+    if kind == CredentialKind::AzurePipelines {
+        let (client, tenant) = pipelines_app(&identity, settings);
+        identity.client_id = client;
+        identity.tenant = tenant;
+    }
     identity.account = match kind {
         CredentialKind::AzureCli => account_digest(settings.azure.az_profile.as_deref()),
         CredentialKind::Azd => account_digest(settings.azure.azd_config.as_deref()),
@@ -86,20 +102,35 @@ pub fn choose(
         tenant_from_config: reg.tenant_id.is_some(),
         ..Identity::new(CredentialKind::ClientSecret, cloud, authority)
     };
+    // Naming a variable that holds a federated token chooses workload identity as
+    // naming the kind would: a variable that turns out empty is then an error naming
+    // it, never a silent fall-through to another identity.
+    let named_token = |from: &str| {
+        (
+            CredentialKind::WorkloadIdentity,
+            format!("{from} names a federated token variable"),
+        )
+    };
     let forced = match (reg.credential, settings.credential) {
         (Some(kind), _) => Some((kind, "set by the registry's config entry".to_string())),
+        (None, _) if reg.federated_token_env.is_some() => {
+            Some(named_token("the registry's config entry"))
+        }
         (None, Some(kind)) => Some((kind, "set by ACR_ENTRA_CREDENTIAL".to_string())),
+        (None, None) if settings.ci.token_env.is_some() => {
+            Some(named_token(ACR_ENTRA_FEDERATED_TOKEN_ENV))
+        }
         (None, None) => None,
     };
     if let Some((kind, why)) = forced {
-        match availability(kind, &identity, settings, probe_imds, on_path) {
-            Ok((_, source)) => return Ok(chosen(identity, kind, why, source, settings)),
+        match availability(kind, &identity, settings, &reg, probe_imds, on_path) {
+            Ok((_, source)) => return Ok(chosen(identity, kind, why, source, settings, &reg)),
             Err(reason) => return Err(Error::Unavailable { kind, why, reason }),
         }
     }
     let mut skipped: Vec<(CredentialKind, Unavailable)> = Vec::new();
     for kind in CredentialKind::ALL {
-        match availability(kind, &identity, settings, probe_imds, on_path) {
+        match availability(kind, &identity, settings, &reg, probe_imds, on_path) {
             Ok((why, source)) => {
                 identity.skipped = skipped
                     .iter()
@@ -107,7 +138,7 @@ pub fn choose(
                         format!("{}: {why}", kind.name())
                     })
                     .collect();
-                return Ok(chosen(identity, kind, why, source, settings));
+                return Ok(chosen(identity, kind, why, source, settings, &reg));
             }
             Err(reason) => skipped.push((kind, reason)),
         }
@@ -132,7 +163,7 @@ pub fn pod_identity(
             .or_else(|| registry.and_then(|r| r.tenant_id.clone()))
             .or_else(|| settings.azure.tenant_id.clone()),
         client_id: Some(pod.client_id.clone()),
-        inline_assertion: Some(pod.assertion.clone()),
+        assertion: Some(pod.assertion.clone()),
         ..Identity::new(CredentialKind::WorkloadIdentity, cloud, authority)
     })
 }
@@ -155,11 +186,14 @@ fn availability(
     kind: CredentialKind,
     identity: &Identity,
     settings: &Settings,
+    registry: &RegistryConfig,
     probe_imds: &dyn Fn() -> std::result::Result<(), ImdsAbsent>,
     on_path: &dyn Fn(&str) -> bool,
 ) -> std::result::Result<Available, Unavailable> {
     let azure = &settings.azure;
-    let need_app = |what: &'static str| need_app(identity, what);
+    let ci = &settings.ci;
+    let need_app =
+        |what: &'static str| need_app(identity.client_id.as_ref(), identity.tenant.as_ref(), what);
     match kind {
         CredentialKind::ClientSecret => {
             if azure.client_secret.is_none() {
@@ -176,11 +210,21 @@ fn availability(
             Ok((format!("{AZURE_CLIENT_CERTIFICATE_PATH} is set"), None))
         }
         CredentialKind::WorkloadIdentity => {
-            if identity.inline_assertion.is_none() && azure.federated_token_file.is_none() {
+            if let Some((name, from)) = token_env(settings, registry) {
+                if ci.federated_token(name).is_none() {
+                    return Err(Unavailable::EmptyVariable(name.to_string()));
+                }
+                need_app(ACR_ENTRA_FEDERATED_TOKEN_ENV)?;
+                return Ok((format!("{from} names `{name}`, which is set"), None));
+            }
+            if azure.federated_token_file.is_none() {
                 return Err(Unavailable::NotSet(AZURE_FEDERATED_TOKEN_FILE));
             }
             need_app(AZURE_FEDERATED_TOKEN_FILE)?;
             Ok((format!("{AZURE_FEDERATED_TOKEN_FILE} is set"), None))
+        }
+        CredentialKind::GitHubActions | CredentialKind::AzurePipelines => {
+            ci_availability(kind, identity, settings)
         }
         CredentialKind::ManagedIdentity => managed_identity(settings, probe_imds),
         CredentialKind::AzureCli | CredentialKind::Azd => {
@@ -198,13 +242,115 @@ fn availability(
     }
 }
 
+/// Whether a CI's OIDC service can serve (GitHub Actions or Azure Pipelines), and why;
+/// or what the job's configuration lacks.
+fn ci_availability(
+    kind: CredentialKind,
+    identity: &Identity,
+    settings: &Settings,
+) -> std::result::Result<Available, Unavailable> {
+    let ci = &settings.ci;
+    match kind {
+        CredentialKind::GitHubActions => {
+            match (&ci.github_url, &ci.github_token) {
+                (None, None) if ci.in_github_actions => {
+                    return Err(Unavailable::NoIdTokenPermission);
+                }
+                (None, _) => return Err(Unavailable::NotSet(ACTIONS_ID_TOKEN_REQUEST_URL)),
+                (_, None) => return Err(Unavailable::NotSet(ACTIONS_ID_TOKEN_REQUEST_TOKEN)),
+                (Some(url), Some(_)) if !is_https(url) => {
+                    return Err(Unavailable::NotHttps(ACTIONS_ID_TOKEN_REQUEST_URL));
+                }
+                (Some(_), Some(_)) => {}
+            }
+            need_app(
+                identity.client_id.as_ref(),
+                identity.tenant.as_ref(),
+                ACTIONS_ID_TOKEN_REQUEST_URL,
+            )?;
+            Ok((
+                "ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN are set (GitHub Actions, id-token: write)"
+                    .into(),
+                None,
+            ))
+        }
+        _ => {
+            let Some(url) = &ci.pipelines_url else {
+                return Err(Unavailable::NotSet(SYSTEM_OIDCREQUESTURI));
+            };
+            if !is_https(url) {
+                return Err(Unavailable::NotHttps(SYSTEM_OIDCREQUESTURI));
+            }
+            let (client, tenant) = pipelines_app(identity, settings);
+            let mut missing = Vec::new();
+            if ci.pipelines_token.is_none() {
+                missing.push(SYSTEM_ACCESSTOKEN);
+            }
+            if ci.service_connection_id.is_none() {
+                missing.push(AZURESUBSCRIPTION_SERVICE_CONNECTION_ID);
+            }
+            if client.is_none() {
+                missing.push(AZURESUBSCRIPTION_CLIENT_ID);
+            }
+            if tenant.is_none() {
+                missing.push(AZURESUBSCRIPTION_TENANT_ID);
+            }
+            if !missing.is_empty() {
+                return Err(Unavailable::PipelinesIncomplete(missing));
+            }
+            Ok((
+                "SYSTEM_OIDCREQUESTURI, SYSTEM_ACCESSTOKEN and the service connection are set (Azure Pipelines)"
+                    .into(),
+                None,
+            ))
+        }
+    }
+}
+
+/// The variable holding a federated token, and who named it: the registry's config
+/// entry, else `ACR_ENTRA_FEDERATED_TOKEN_ENV`.
+fn token_env<'a>(
+    settings: &'a Settings,
+    registry: &'a RegistryConfig,
+) -> Option<(&'a str, &'static str)> {
+    match (&registry.federated_token_env, &settings.ci.token_env) {
+        (Some(name), _) => Some((name, "the registry's config entry")),
+        (None, Some(name)) => Some((name, ACR_ENTRA_FEDERATED_TOKEN_ENV)),
+        (None, None) => None,
+    }
+}
+
+/// Azure Pipelines' client and tenant: the registry's entry or `AZURE_*` as for every
+/// kind, else the `AZURESUBSCRIPTION_*` variables the Azure SDKs read there.
+fn pipelines_app(identity: &Identity, settings: &Settings) -> (Option<String>, Option<String>) {
+    let ci = &settings.ci;
+    (
+        identity
+            .client_id
+            .clone()
+            .or_else(|| ci.pipelines_client_id.clone()),
+        identity
+            .tenant
+            .clone()
+            .or_else(|| ci.pipelines_tenant_id.clone()),
+    )
+}
+
+fn is_https(url: &str) -> bool {
+    url.trim().to_ascii_lowercase().starts_with("https://")
+}
+
 /// An app credential also needs the client id and the tenant.
-fn need_app(identity: &Identity, what: &'static str) -> std::result::Result<(), Unavailable> {
+fn need_app(
+    client_id: Option<&String>,
+    tenant: Option<&String>,
+    what: &'static str,
+) -> std::result::Result<(), Unavailable> {
     let mut missing = Vec::new();
-    if identity.client_id.is_none() {
+    if client_id.is_none() {
         missing.push(AZURE_CLIENT_ID);
     }
-    if identity.tenant.is_none() {
+    if tenant.is_none() {
         missing.push(AZURE_TENANT_ID);
     }
     if missing.is_empty() {
@@ -289,24 +435,14 @@ pub fn token(
         identity.why,
         identity.authority
     );
-    // The secrets we send, as sent and form-encoded: a server (or a proxy in front of a
-    // custom authority) that echoes them in an error must not get them printed (client
-    // secrets are not token-shaped, so `redact_text` alone misses them).
-    let known: Vec<String> = [
-        settings.azure.client_secret.as_ref(),
-        settings.azure.certificate_password.as_ref(),
-        settings.azure.identity_header.as_ref(),
-        identity.inline_assertion.as_ref().map(PodAssertion::token),
-    ]
-    .into_iter()
-    .flatten()
-    .map(Secret::expose)
-    .filter(|s| s.len() >= 4)
-    .flat_map(|s| {
-        let encoded = crate::exchange::form(&[("", s)]);
-        [s.to_string(), encoded[1..].to_string()]
-    })
-    .collect();
+    let fetched;
+    let identity = if identity.kind.fetches_assertion() && identity.assertion.is_none() {
+        fetched = with_assertion(identity, settings, http)?;
+        &fetched
+    } else {
+        identity
+    };
+    let known = known_secrets(identity, settings);
     let scrub = |message: String| {
         known
             .iter()
@@ -346,6 +482,39 @@ pub fn token(
     Ok(EntraToken(Secret::new(secret)))
 }
 
+/// The secrets an Entra request sends, as sent and form-encoded: a server (or a proxy in
+/// front of a custom authority) that echoes them in an error must not get them printed
+/// (client secrets are not token-shaped, so `redact_text` alone misses them).
+fn known_secrets(identity: &Identity, settings: &Settings) -> Vec<String> {
+    [
+        settings.azure.client_secret.as_ref(),
+        settings.azure.certificate_password.as_ref(),
+        settings.azure.identity_header.as_ref(),
+        settings.ci.github_token.as_ref(),
+        settings.ci.pipelines_token.as_ref(),
+        identity.assertion.as_ref().map(FederatedAssertion::token),
+    ]
+    .into_iter()
+    .flatten()
+    .map(Secret::expose)
+    .filter(|s| s.len() >= 4)
+    .flat_map(|s| {
+        let encoded = crate::exchange::form(&[("", s)]);
+        [s.to_string(), encoded[1..].to_string()]
+    })
+    .collect()
+}
+
+/// `identity` with its assertion in hand: for the kinds that fetch one, this job's OIDC
+/// token, fetched now (its subject then keys the cache); others as they are.
+pub fn with_assertion(identity: &Identity, settings: &Settings, http: &Http) -> Result<Identity> {
+    let mut identity = identity.clone();
+    if identity.kind.fetches_assertion() {
+        identity.assertion = Some(oidc::fetch(&identity, settings, http)?);
+    }
+    Ok(identity)
+}
+
 /// Who answers an identity's token requests.
 fn party(identity: &Identity) -> Party {
     match identity.kind {
@@ -371,6 +540,12 @@ fn hint(identity: &Identity) -> &'static str {
         }
         CredentialKind::WorkloadIdentity => {
             "; check the federated credential's issuer and subject, and AZURE_CLIENT_ID/AZURE_TENANT_ID"
+        }
+        CredentialKind::GitHubActions => {
+            "; the app needs a federated credential for issuer https://token.actions.githubusercontent.com and this job's subject (repo:ORG/REPO:ref:…, :environment:…, :pull_request), and AZURE_CLIENT_ID/AZURE_TENANT_ID must name it"
+        }
+        CredentialKind::AzurePipelines => {
+            "; check that the service connection uses workload identity federation and that its app (AZURESUBSCRIPTION_CLIENT_ID or AZURE_CLIENT_ID) has the federated credential sc://ORG/PROJECT/CONNECTION"
         }
         CredentialKind::ManagedIdentity => {
             "; check that a managed identity is assigned to this resource (and its client id, if user-assigned)"
@@ -418,7 +593,10 @@ fn build(
                 Some(ClientSecretCredentialOptions { client_options }),
             )?
         }
-        CredentialKind::ClientCertificate | CredentialKind::WorkloadIdentity => {
+        CredentialKind::ClientCertificate
+        | CredentialKind::WorkloadIdentity
+        | CredentialKind::GitHubActions
+        | CredentialKind::AzurePipelines => {
             assertion_credential(identity, settings, tenant, client_id, client_options)?
         }
         CredentialKind::ManagedIdentity => {
@@ -449,7 +627,8 @@ fn build(
 }
 
 /// A client-assertion credential: an RS256 JWT signed with the certificate's key, or a
-/// federated token (kubelet's for a pod, else the token file, re-read on every mint).
+/// federated token (kubelet's for a pod, a CI job's from its variable or its OIDC
+/// service, else the token file, re-read on every mint).
 fn assertion_credential(
     identity: &Identity,
     settings: &Settings,
@@ -474,8 +653,14 @@ fn assertion_credential(
             tenant, client_id, assertion, options,
         )?);
     }
-    let source = match &identity.inline_assertion {
-        Some(pod) => FederatedToken::Inline(pod.token().clone()),
+    let source = match &identity.assertion {
+        Some(given) => FederatedToken::Inline(given.token().clone()),
+        None if identity.kind.fetches_assertion() => {
+            return Err(Built::Config(Error::Config(format!(
+                "credential `{}`: the job's OIDC token was not fetched",
+                identity.kind.name()
+            ))));
+        }
         None => FederatedToken::File(azure.federated_token_file.clone().unwrap_or_default()),
     };
     Ok(ClientAssertionCredential::new(

@@ -238,7 +238,7 @@ fn debug_of_secret_holding_types_redacts() {
             lib::internals::identity::PodIdentity {
                 client_id: "c".into(),
                 tenant_id: None,
-                assertion: lib::internals::identity::PodAssertion::new(secret()),
+                assertion: lib::internals::identity::FederatedAssertion::new(secret()),
             }
         ),
         format!(
