@@ -14,6 +14,7 @@ mod support;
 mod anonymous;
 mod cache;
 mod cache_policy;
+mod ci;
 mod completions;
 mod concurrency;
 mod config;

@@ -27,6 +27,9 @@ struct State {
     mode: Option<EntraMode>,
     issued: Vec<String>,
     oid: Option<String>,
+    /// Federated credentials: (client id, issuer, subject, audience). A client that has
+    /// any accepts only assertions that match one, as Entra does.
+    federated: Vec<[String; 4]>,
 }
 
 pub struct FakeEntra {
@@ -64,6 +67,17 @@ impl FakeEntra {
 
     pub fn set_mode(&self, mode: EntraMode) {
         self.state.lock().unwrap().mode = Some(mode);
+    }
+
+    /// Give `client` a federated credential for tokens with this issuer, subject and
+    /// audience; from then on its assertions are checked as Entra checks them.
+    pub fn trust(&self, client: &str, issuer: &str, subject: &str, audience: &str) {
+        self.state.lock().unwrap().federated.push([
+            client.to_string(),
+            issuer.to_string(),
+            subject.to_string(),
+            audience.to_string(),
+        ]);
     }
 
     pub fn set_oid(&self, oid: &str) {
@@ -209,6 +223,12 @@ fn handle(req: &Req, state: &Mutex<State>) -> Resp {
             7000216,
         );
     }
+    if has_assertion {
+        let assertion = get("client_assertion").unwrap_or_default();
+        if let Some(refusal) = federation_refusal(state, &client_id, &assertion) {
+            return refusal;
+        }
+    }
     let aud = jwt::audience_for_scope(scope.split(' ').next().unwrap_or_default());
     let oid = state
         .lock()
@@ -227,4 +247,78 @@ fn handle(req: &Req, state: &Mutex<State>) -> Resp {
             "access_token": token,
         }),
     )
+}
+
+/// Entra's verdict on a federated assertion for a client with federated credentials:
+/// `None` to accept. Expiry first (AADSTS700024), then issuer (700211), audience
+/// (700212) and subject (700213), as Entra reports them.
+fn federation_refusal(state: &Mutex<State>, client: &str, assertion: &str) -> Option<Resp> {
+    let rules: Vec<[String; 4]> = state
+        .lock()
+        .unwrap()
+        .federated
+        .iter()
+        .filter(|r| r[0] == client)
+        .cloned()
+        .collect();
+    if rules.is_empty() {
+        return None;
+    }
+    let claims = jwt::try_decode(assertion).map(|(_, c)| c);
+    let Some(claims) = claims else {
+        return Some(error(
+            400,
+            "invalid_client",
+            "Client assertion failed signature validation.",
+            7_000_274,
+        ));
+    };
+    let text = |name: &str| claims[name].as_str().unwrap_or_default().to_string();
+    let now = jwt::now();
+    if claims["exp"].as_i64().is_none_or(|exp| exp <= now) {
+        return Some(error(
+            400,
+            "invalid_client",
+            &format!(
+                "Client assertion is not within its valid time range. Current time: {now}, expiry time of assertion {}.",
+                claims["exp"]
+            ),
+            700_024,
+        ));
+    }
+    let (iss, aud, sub) = (text("iss"), text("aud"), text("sub"));
+    if !rules.iter().any(|r| r[1] == iss) {
+        return Some(error(
+            400,
+            "invalid_client",
+            &format!(
+                "No matching federated identity record found for presented assertion issuer '{iss}'."
+            ),
+            700_211,
+        ));
+    }
+    if !rules.iter().any(|r| r[1] == iss && r[3] == aud) {
+        return Some(error(
+            400,
+            "invalid_client",
+            &format!(
+                "No matching federated identity record found for presented assertion audience '{aud}'."
+            ),
+            700_212,
+        ));
+    }
+    if !rules
+        .iter()
+        .any(|r| r[1] == iss && r[3] == aud && r[2] == sub)
+    {
+        return Some(error(
+            400,
+            "invalid_client",
+            &format!(
+                "No matching federated identity record found for presented assertion subject '{sub}'. Check your federated identity credential Subject, Audience and Issuer against the presented assertion."
+            ),
+            700_213,
+        ));
+    }
+    None
 }

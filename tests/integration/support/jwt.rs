@@ -50,6 +50,21 @@ pub fn decode(token: &str) -> (Value, Value) {
     (header, payload)
 }
 
+/// The header and payload of a JWT, or `None` when it is not one.
+pub fn try_decode(token: &str) -> Option<(Value, Value)> {
+    let parts: Vec<&str> = token.split('.').collect();
+    let [header, payload, _] = parts.as_slice() else {
+        return None;
+    };
+    let decode = |part: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part.trim_end_matches('='))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    };
+    Some((decode(header)?, decode(payload)?))
+}
+
 /// The `aud` Entra puts in a token for an OAuth scope.
 pub fn audience_for_scope(scope: &str) -> String {
     let base = scope.trim_end_matches("/.default");

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod acr;
+pub mod ci;
 pub mod cli;
 pub mod entra;
 pub mod env;

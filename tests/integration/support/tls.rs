@@ -21,6 +21,9 @@ pub const SERVER_NAMES: &[&str] = &[
     "contoso.azurecr.us",
     "myacr.eastus.geo.azurecr.io",
     "myacr-abh2c0fkbyfpgqd5.azurecr.io",
+    // The CI OIDC services, reached through `ACR_ENTRA_CONNECT_TO`.
+    "pipelines.actions.githubusercontent.com",
+    "dev.azure.com",
 ];
 
 pub struct Pki {
