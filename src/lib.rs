@@ -147,7 +147,9 @@ Usage: docker-credential-acr-entra <get|store|erase|list|version>
             CredentialProviderResponse on stdout
 
 Entra credential: ACR_ENTRA_CREDENTIAL=client-secret|client-certificate|workload-identity|
-managed-identity|azure-cli|azd, or picked from the environment in that order.
+github-actions|azure-pipelines|managed-identity|azure-cli|azd, or picked from the
+environment in that order; ACR_ENTRA_FEDERATED_TOKEN_ENV=NAME takes a CI's OIDC token
+from the variable NAME.
 Config: ACR_ENTRA_CONFIG (default ~/.config/acr-entra/config.json). Logs: ACR_ENTRA_LOG=debug.
 See the README for every variable.";
 

@@ -799,11 +799,14 @@ pub fn hints_for(
         return vec![Hint::Throttled];
     }
     let mut hints = Vec::new();
-    // A federated token in hand was issued by the CI or cluster: its time range says
-    // when that issuer meant it to expire, not how this machine's clock runs.
+    // A federated token (a file, a variable, a CI's) was issued by the CI or cluster:
+    // its time range says when that issuer meant it to expire, not how this machine's
+    // clock runs.
     if facts.aadsts.iter().any(|c| CLOCK_CODES.contains(c)) {
         hints.push(
-            if identity.assertion.is_some() || identity.kind.fetches_assertion() {
+            if identity.kind == CredentialKind::WorkloadIdentity
+                || identity.kind.fetches_assertion()
+            {
                 Hint::FederatedTokenExpired
             } else {
                 Hint::ClockSkew
@@ -941,7 +944,7 @@ mod tests {
             tls: true,
             ..Facts::default()
         };
-        let cases: [Case; 16] = [
+        let cases: [Case; 20] = [
             (
                 entra(&[7_000_215]),
                 StepKind::EntraToken,
@@ -1034,6 +1037,36 @@ mod tests {
                 None,
                 &[Hint::ClockSkew],
             ),
+            // The same code for a federated token: the CI's or cluster's token expired.
+            (
+                entra(&[700_024]),
+                StepKind::EntraToken,
+                identity(CredentialKind::GitHubActions, None),
+                None,
+                &[Hint::FederatedTokenExpired],
+            ),
+            (
+                entra(&[700_024]),
+                StepKind::EntraToken,
+                identity(CredentialKind::WorkloadIdentity, None),
+                None,
+                &[Hint::FederatedTokenExpired],
+            ),
+            // A federation mismatch says what to create for the CI in use.
+            (
+                entra(&[700_213]),
+                StepKind::EntraToken,
+                identity(CredentialKind::GitHubActions, None),
+                None,
+                &[Hint::GitHubFederationMismatch],
+            ),
+            (
+                entra(&[700_213]),
+                StepKind::EntraToken,
+                identity(CredentialKind::AzurePipelines, None),
+                None,
+                &[Hint::PipelinesFederationMismatch],
+            ),
             (
                 Facts::default(),
                 StepKind::Challenge,
@@ -1084,6 +1117,31 @@ mod tests {
         assert_eq!(clock_skew(&token, 1_700_000_100), None);
         assert_eq!(clock_skew(&token, 1_700_003_600), Some(-3600));
         assert_eq!(clock_skew("garbage", 0), None);
+    }
+
+    #[test]
+    fn assertion_claims_never_the_token() {
+        let now = crate::now();
+        let token = jwt::make_unsigned(&json!({
+            "iss": "https://token.actions.githubusercontent.com",
+            "sub": "repo:octo/app:ref:refs/heads/main",
+            "aud": "api://AzureADTokenExchange",
+            "exp": now + 300,
+        }));
+        let line = assertion_line(&token);
+        assert!(
+            line.starts_with("iss `https://token.actions.githubusercontent.com`, sub `repo:octo/app:ref:refs/heads/main`, aud `api://AzureADTokenExchange`, exp "),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("(in 5m0s)") || line.ends_with("(in 4m59s)"),
+            "{line}"
+        );
+        assert!(!line.contains(&token));
+        assert_eq!(
+            assertion_line("opaque-token"),
+            "not a JWT: Entra will refuse it unless it is one"
+        );
     }
 
     #[test]

@@ -581,3 +581,95 @@ fn federated_token_from_a_variable_serves_any_ci() {
         "cached under main's subject already"
     );
 }
+
+/// `doctor` in a GitHub job: the OIDC request timed, the token's claims (never the token
+/// or the request token), then one mint; a subject Entra does not trust ends with the
+/// hint that says which federated credential to create, and a job without `id-token:
+/// write` with the permission to add.
+#[test]
+fn doctor_shows_the_jobs_oidc_claims_and_github_hints() {
+    let r = Runner::github(&[MAIN]);
+    let job = r.oidc.job("rt-doctor", MAIN);
+    let doctor = |h: Helper| h.arg("doctor").arg(HOST).run();
+    let base = |job: &Job| {
+        // `github_job` runs `get`; doctor takes its host as an argument instead.
+        r.base()
+            .env("GITHUB_ACTIONS", "true")
+            .env("ACTIONS_ID_TOKEN_REQUEST_URL", r.oidc.github_url("d"))
+            .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", &job.bearer)
+            .env("AZURE_CLIENT_ID", CLIENT)
+            .env("AZURE_TENANT_ID", TENANT)
+    };
+    let out = doctor(base(&job));
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "\ncredential:  github-actions (ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN are set"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("\noidc token:  fetched from the job's OIDC service in "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "\nassertion:   iss `{GITHUB_ISSUER}`, sub `{MAIN}`, aud `{EXCHANGE_AUDIENCE}`, exp "
+        )),
+        "{}",
+        out.stdout
+    );
+    for secret in ["rt-doctor", &r.oidc.issued()[0], &r.acr.issued()[0]] {
+        assert!(!out.stdout.contains(secret), "{}", out.stdout);
+    }
+
+    let pr = r.oidc.job("rt-doctor-pr", FORK_PR);
+    let out = doctor(base(&pr));
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("sub `{FORK_PR}`")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(
+            "\nhint:        the app has no federated credential matching this job's token: add one with issuer \
+             `https://token.actions.githubusercontent.com`"
+        ),
+        "{}",
+        out.stdout
+    );
+
+    let out = doctor(
+        base(&job)
+            .env_remove("ACTIONS_ID_TOKEN_REQUEST_URL")
+            .env_remove("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "\nhint:        the GitHub Actions job cannot ask for an OIDC token: add `permissions: id-token: write`"
+        ),
+        "{}",
+        out.stdout
+    );
+
+    r.oidc.set_mode(OidcMode::Expired);
+    let out = doctor(base(&job));
+    assert!(out.stdout.contains("AADSTS700024"), "{}", out.stdout);
+    assert!(out.stdout.contains("(expired 1m0s ago)"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("\nhint:        the federated token had expired when Entra read it"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("this machine's clock is off"),
+        "{}",
+        out.stdout
+    );
+}
