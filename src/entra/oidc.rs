@@ -159,7 +159,7 @@ pub fn fetch(identity: &Identity, settings: &Settings, http: &Http) -> Result<Fe
     );
     let answer = http
         .send_patiently(&request.http)
-        .map_err(|e| unreachable(&request, &e, &scrub))?;
+        .map_err(|e| unreachable(&request, &e))?;
     if answer.status != 200 {
         return Err(refused(
             &request,
@@ -184,25 +184,19 @@ pub fn fetch(identity: &Identity, settings: &Settings, http: &Http) -> Result<Fe
     Ok(assertion)
 }
 
-/// The CI's OIDC service did not answer (or kept throttling past the budget).
-fn unreachable(
-    request: &Request,
-    e: &crate::http::HttpError,
-    scrub: &dyn Fn(&str) -> String,
-) -> Error {
+/// The CI's OIDC service did not answer (or kept throttling past the budget). The
+/// transport's message names the URL without its query and never a header, so it is
+/// kept as it is.
+fn unreachable(request: &Request, e: &crate::http::HttpError) -> Error {
     let party = Party::OidcService(request.kind);
     match e.failure {
         Failure::Throttled(facts) => Error::Throttled {
             party,
-            message: scrub(&e.message),
+            message: e.message.clone(),
             facts,
         },
         failure => Error::network(
-            format!(
-                "{party} `{}` could not be reached: {}",
-                request.shown,
-                scrub(&e.message)
-            ),
+            format!("{party} could not be reached: {}", e.message),
             failure == Failure::Tls,
         ),
     }

@@ -673,3 +673,114 @@ fn doctor_shows_the_jobs_oidc_claims_and_github_hints() {
         out.stdout
     );
 }
+
+/// Azure Pipelines picked without `ACR_ENTRA_CREDENTIAL`, its OIDC service answering 503
+/// (waited out within the budget when it says when to come back, one line when not) and
+/// handing out a token that expired.
+#[test]
+fn azure_pipelines_auto_pick_throttling_and_expiry() {
+    let r = Runner::pipelines(&["sc://octo-org/web/acr-push"]);
+    let job = r.oidc.pipelines_job("sat-auto", "conn-auto", "acr-push");
+    let out = r
+        .pipelines_job(&job, "1")
+        .env("ACR_ENTRA_LOG", "debug")
+        .run();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("credential azure-pipelines (SYSTEM_OIDCREQUESTURI, SYSTEM_ACCESSTOKEN and the service connection are set (Azure Pipelines))"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("sat-auto"), "{}", out.stderr);
+
+    let other = r.oidc.pipelines_job("sat-2", "conn-2", "acr-push-2");
+    r.entra.trust(
+        CLIENT,
+        &format!("https://vstoken.dev.azure.com/{DEVOPS_ORG_ID}"),
+        "sc://octo-org/web/acr-push-2",
+        EXCHANGE_AUDIENCE,
+    );
+    r.oidc.set_mode(OidcMode::Fail(503));
+    let line = r
+        .pipelines_job(&other, "2")
+        .run()
+        .assert_loud_error()
+        .to_string();
+    assert!(
+        line.starts_with("credential `azure-pipelines`: the job's OIDC token service `https://dev.azure.com/octo-org/"),
+        "{line}"
+    );
+    assert!(
+        line.contains("answered 503 (service unavailable)"),
+        "{line}"
+    );
+    r.oidc.set_mode(OidcMode::Throttle {
+        retry_after: 1,
+        times: 1,
+    });
+    r.pipelines_job(&other, "2")
+        .run()
+        .assert_answer(HOST, &r.acr.issued()[1]);
+
+    // A new job of the first subject, handed an expired token: the subject's cached
+    // entry answers (the token only had to say whom it names); a subject without an
+    // entry gets Entra's refusal.
+    r.oidc.set_mode(OidcMode::Expired);
+    let same = r.oidc.pipelines_job("sat-3", "conn-auto", "acr-push");
+    r.pipelines_job(&same, "3")
+        .run()
+        .assert_answer(HOST, &r.acr.issued()[0]);
+    let fresh = r.oidc.pipelines_job("sat-4", "conn-4", "acr-push-4");
+    let line = r
+        .pipelines_job(&fresh, "4")
+        .run()
+        .assert_loud_error()
+        .to_string();
+    assert!(line.contains("AADSTS700024"), "{line}");
+    assert_eq!(r.acr.exchange_count(), 2);
+}
+
+/// A token in a variable that is not a JWT is still sent (Entra decides), and keyed by
+/// its digest: two such tokens never share an entry; an expired JWT is Entra's
+/// `AADSTS700024`, loud.
+#[test]
+fn federated_token_variable_that_is_not_a_jwt_is_keyed_by_its_digest() {
+    let r = Runner::start(FakeOidc::github(), "https://unused.example", &[]);
+    let job = |token: &str| {
+        r.base()
+            .arg("get")
+            .stdin(HOST)
+            .env("ACR_ENTRA_FEDERATED_TOKEN_ENV", "BUILDKITE_OIDC_TOKEN")
+            .env("BUILDKITE_OIDC_TOKEN", token)
+            .env("AZURE_CLIENT_ID", "opaque-client")
+            .env("AZURE_TENANT_ID", TENANT)
+    };
+    job("opaque-token-one")
+        .run()
+        .assert_answer(HOST, &r.acr.issued()[0]);
+    assert_eq!(
+        r.entra.token_requests()[0].get("client_assertion"),
+        Some("opaque-token-one")
+    );
+    job("opaque-token-one")
+        .run()
+        .assert_answer(HOST, &r.acr.issued()[0]);
+    job("opaque-token-two")
+        .run()
+        .assert_answer(HOST, &r.acr.issued()[1]);
+    assert_eq!(r.acr.exchange_count(), 2, "two tokens, two entries");
+    assert_eq!(r.cache_files("token-").len(), 2);
+
+    let expired = jwt::make(
+        &json!({"alg": "RS256"}),
+        &json!({"iss": "https://ci.example", "sub": "job", "aud": EXCHANGE_AUDIENCE, "exp": jwt::now() - 60}),
+    );
+    r.entra.trust(
+        "opaque-client",
+        "https://ci.example",
+        "job",
+        EXCHANGE_AUDIENCE,
+    );
+    let line = job(&expired).run().assert_loud_error().to_string();
+    assert!(line.contains("AADSTS700024"), "{line}");
+}
