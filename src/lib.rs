@@ -172,12 +172,29 @@ pub fn now() -> i64 {
 }
 
 /// Run one invocation; returns the process exit code. Everything printed to `stdout`
-/// goes through here: the answer, or one line of error.
-pub fn run(args: &[String], stdin: &mut dyn Read, stdout: &mut dyn Write, env: &Env) -> u8 {
+/// goes through here: the answer, or one line of error. The protocol verbs print their
+/// errors on stdout, where docker's clients read them; the subcommands people pipe into
+/// `--password-stdin` or `$(…)` (`token`, `configure`, `doctor`, `kubelet`) print them on
+/// `stderr`, so an error never becomes a password or a kubelet response.
+pub fn run(
+    args: &[String],
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+    env: &Env,
+) -> u8 {
+    let subcommand = args
+        .first()
+        .is_some_and(|w| Verb::parse(w).is_ok_and(Verb::is_subcommand));
     let (text, code) = match dispatch(args, stdin, env) {
         Ok(Reply::Answer(answer)) => (answer, 0),
         Ok(Reply::Nothing) => (String::new(), 0),
         Ok(Reply::Failed(report)) => (report, 1),
+        Err(e) if subcommand => {
+            let _ = writeln!(stderr, "{}", e.one_line());
+            let _ = stderr.flush();
+            (String::new(), 1)
+        }
         Err(e) => (e.one_line(), 1),
     };
     if !text.is_empty() {
@@ -236,6 +253,14 @@ impl Verb {
                 )));
             }
         })
+    }
+
+    /// A subcommand for people and kubelet, not a docker credential-helper verb.
+    fn is_subcommand(self) -> bool {
+        matches!(
+            self,
+            Verb::Token | Verb::Configure | Verb::Doctor | Verb::Kubelet
+        )
     }
 
     /// The subcommand's own usage, for `VERB --help`.
@@ -309,7 +334,13 @@ mod tests {
     fn run_with(args: &[&str], stdin: &str, env: &Env) -> (u8, String) {
         let args: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
         let mut out = Vec::new();
-        let code = run(&args, &mut stdin.as_bytes(), &mut out, env);
+        let code = run(
+            &args,
+            &mut stdin.as_bytes(),
+            &mut out,
+            &mut std::io::sink(),
+            env,
+        );
         (code, String::from_utf8(out).unwrap())
     }
 

@@ -1,4 +1,5 @@
-//! `docker-credential-acr-entra`: arguments, stdin and stdout go to `lib::run`; nothing else.
+//! `docker-credential-acr-entra`: arguments, stdin, stdout and stderr go to `lib::run`;
+//! nothing else.
 
 use std::process::ExitCode;
 
@@ -14,6 +15,7 @@ fn main() -> ExitCode {
         &args,
         &mut std::io::stdin().lock(),
         &mut std::io::stdout().lock(),
+        &mut std::io::stderr(),
         &env,
     );
     ExitCode::from(code)

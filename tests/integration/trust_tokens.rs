@@ -80,7 +80,7 @@ fn pods_naming_the_same_client_id_never_share_a_token() {
         format!("{}\n", kubelet_response(HOST, &acr.issued()[0], "0s"))
     );
     let out = pod(&sa_token("team-b", "intruder"));
-    let line = out.assert_loud_error();
+    let line = out.subcommand_error();
     assert!(line.contains("AADSTS70021"), "{line}");
     assert!(
         !out.stdout.contains(&acr.issued()[0]),

@@ -126,11 +126,10 @@ fn configure_refuses_a_malformed_file_and_changes_nothing() {
     ] {
         fs::write(&path, text).unwrap();
         let out = configure(&env, &["docker", "myacr.azurecr.io"]);
-        assert_eq!(out.code, Some(1), "{out:?}");
         assert_eq!(
-            out.stdout,
+            out.subcommand_error(),
             format!(
-                "`{}` is not a valid client config file ({why}); fix or move it and run configure again (nothing was changed)\n",
+                "`{}` is not a valid client config file ({why}); fix or move it and run configure again (nothing was changed)",
                 path.display()
             )
         );
@@ -193,9 +192,9 @@ fn configure_all_sets_creds_store_for_docker_and_helm_but_not_podman() {
     assert_eq!(fs::read_to_string(&podman).unwrap(), ONE_HOST);
     // podman with --all and nothing to name: an error that says what to do instead.
     let out = configure(&env, &["podman", "--all"]);
-    assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
-        out.stdout.contains("credential-helpers = [\"acr-entra\"]"),
+        out.subcommand_error()
+            .contains("credential-helpers = [\"acr-entra\"]"),
         "{out:?}"
     );
 }
@@ -258,9 +257,9 @@ fn configure_without_hosts_uses_the_config_files_registries() {
         "{\n\t\"credHelpers\": {\n\t\t\"contoso.azurecr.io\": \"acr-entra\",\n\t\t\"registry.contoso.com\": \"acr-entra\"\n\t}\n}\n"
     );
     let out = configure(&env, &["docker"]);
-    assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
-        out.stdout.starts_with("no HOST given and the config file"),
+        out.subcommand_error()
+            .starts_with("no HOST given and the config file"),
         "{out:?}"
     );
 }
@@ -269,15 +268,13 @@ fn configure_without_hosts_uses_the_config_files_registries() {
 fn configure_rejects_non_acr_hosts_and_unknown_clients() {
     let env = TestEnv::new();
     let out = configure(&env, &["docker", "ghcr.io"]);
-    assert_eq!(out.code, Some(1));
     assert_eq!(
-        out.stdout_line(),
+        out.subcommand_error(),
         "`ghcr.io` is not an ACR login server (*.azurecr.io, *.azurecr.cn, *.azurecr.us); for a custom domain, add it to the config file's `registries`"
     );
     let out = configure(&env, &["nerdctl", "myacr.azurecr.io"]);
-    assert_eq!(out.code, Some(1));
     assert_eq!(
-        out.stdout_line(),
+        out.subcommand_error(),
         "`configure`: unknown client `nerdctl` (usage: configure docker|podman|helm [HOST...] [--all] [--dry-run])"
     );
     assert!(!docker_file(&env).exists());

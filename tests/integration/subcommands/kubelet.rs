@@ -125,8 +125,7 @@ fn kubelet_rejects_other_api_versions_and_kinds() {
         ),
     ] {
         let out = env.helper().arg("kubelet").stdin(request).run();
-        assert_eq!(out.code, Some(1), "{out:?}");
-        assert_eq!(out.stdout, format!("{want}\n"));
+        assert_eq!(out.subcommand_error(), want);
     }
 }
 
@@ -189,9 +188,8 @@ fn kubelet_pod_identity_without_a_tenant_is_a_clear_error() {
             &[(CLIENT_ID_ANNOTATION, "pod-client")],
         ))
         .run();
-    assert_eq!(out.code, Some(1), "{out:?}");
     assert_eq!(
-        out.stdout_line(),
+        out.subcommand_error(),
         "pod identity `pod-client` for `myacr.azurecr.io` has no tenant: add the `kubernetes.azure.com/acr-tenant-id` annotation to the service account, tenant_id to the registry's config entry, or set AZURE_TENANT_ID for kubelet"
     );
 }
@@ -252,8 +250,7 @@ fn kubelet_mirror_rules_that_could_leak_a_token_are_refused() {
             .arg("--registry-mirror")
             .arg(rule)
             .run();
-        assert_eq!(out.code, Some(1), "{rule}: {out:?}");
-        assert_eq!(out.stdout_line(), want, "{rule}");
+        assert_eq!(out.subcommand_error(), want, "{rule}");
     }
     let config = w
         .env
@@ -262,7 +259,7 @@ fn kubelet_mirror_rules_that_could_leak_a_token_are_refused() {
         .env("ACR_ENTRA_CONFIG", &config)
         .run();
     assert!(
-        out.assert_loud_error()
+        out.subcommand_error()
             .contains("mirror `evil.example.com` for `mcr.microsoft.com` is neither"),
         "{out:?}"
     );

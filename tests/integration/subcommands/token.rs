@@ -66,11 +66,10 @@ fn token_for_a_non_acr_host_is_an_error_without_network() {
             .env("ACR_ENTRA_CONNECT_TO", "x:443:127.0.0.1:1")
             .arg(host)
             .run();
-        assert_eq!(out.code, Some(1), "{out:?}");
         assert_eq!(
-            out.stdout,
+            out.subcommand_error(),
             format!(
-                "`{host}` is not an ACR login server (*.azurecr.io, *.azurecr.cn, *.azurecr.us); for a custom domain, add it to the config file's `registries`\n"
+                "`{host}` is not an ACR login server (*.azurecr.io, *.azurecr.cn, *.azurecr.us); for a custom domain, add it to the config file's `registries`"
             )
         );
     }
@@ -103,8 +102,7 @@ fn token_usage_errors() {
             h = h.arg(a);
         }
         let out = h.run();
-        assert_eq!(out.code, Some(1), "{out:?}");
-        assert_eq!(out.stdout_line(), want);
+        assert_eq!(out.subcommand_error(), want);
     }
 }
 

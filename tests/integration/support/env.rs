@@ -395,6 +395,20 @@ impl Output {
         line
     }
 
+    /// A subcommand's failure (`token`, `configure`, `doctor`, `kubelet`): exit 1,
+    /// nothing on stdout (where a password or a kubelet response would go), one line on
+    /// stderr; returns the line.
+    pub fn subcommand_error(&self) -> &str {
+        assert_eq!(self.code, Some(1), "expected exit 1: {self:?}");
+        assert_eq!(self.stdout, "", "stdout holds only results: {self:?}");
+        let line = self.stderr.strip_suffix('\n').unwrap_or(&self.stderr);
+        assert!(
+            !line.is_empty() && !line.contains('\n'),
+            "stderr is not one line: {self:?}"
+        );
+        line
+    }
+
     /// Ended in well under `limit`.
     pub fn assert_within(&self, limit: Duration) {
         assert!(
