@@ -173,6 +173,15 @@ pub fn discover(http: &Http, host: &RegistryHost, policy: &RealmPolicy) -> Resul
     let response = match http.send(&HttpRequest::get(&url)) {
         Ok(r) => r,
         // The exchange lives on the same host: if /v2/ cannot be reached, neither can it.
+        Err(e) if e.failure == Failure::NotResolved => {
+            return Err(Error::network(
+                format!(
+                    "`{}` does not resolve: check the registry name (`az acr list --query [].loginServer`)",
+                    host.key()
+                ),
+                false,
+            ));
+        }
         Err(e)
             if matches!(
                 e.failure,

@@ -106,8 +106,10 @@ impl HttpResponse {
 /// Why a request got no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// Nothing listening, name not found, connect timeout: the request was not sent.
+    /// Nothing listening, connect timeout: the request was not sent.
     Connect,
+    /// The host name does not resolve (DNS): a typo'd or deleted name, or no DNS.
+    NotResolved,
     Timeout,
     /// The certificate or handshake failed: retrying will not help.
     Tls,
@@ -354,8 +356,14 @@ fn map_error(url: &str, e: &ureq::Error) -> HttpError {
     let (failure, message) = match e {
         ureq::Error::Timeout(_) => (Failure::Timeout, format!("`{url}` did not answer in time")),
         ureq::Error::HostNotFound => (
-            Failure::Connect,
-            format!("cannot resolve the host of `{url}`"),
+            Failure::NotResolved,
+            format!(
+                "`{}` does not resolve",
+                url.parse::<ureq::http::Uri>()
+                    .ok()
+                    .and_then(|u| u.host().map(str::to_string))
+                    .unwrap_or_else(|| url.to_string())
+            ),
         ),
         ureq::Error::ConnectionFailed => (Failure::Connect, format!("cannot connect to `{url}`")),
         ureq::Error::Io(io) if matches!(io.kind(), std::io::ErrorKind::ConnectionRefused) => (
@@ -422,7 +430,16 @@ impl Resolver for ConnectToResolver {
         }) {
             static_build_can_resolve()?;
         }
-        self.inner.resolve(uri, config, timeout)
+        // The system resolver's failures (`failed to lookup address information`) come
+        // back as plain I/O errors; they mean the name does not resolve.
+        self.inner
+            .resolve(uri, config, timeout)
+            .map_err(|e| match e {
+                ureq::Error::Io(io) if io.kind() != std::io::ErrorKind::TimedOut => {
+                    ureq::Error::HostNotFound
+                }
+                other => other,
+            })
     }
 }
 

@@ -471,9 +471,10 @@ pub fn token(
     let deadline = deadline(settings);
     let result = block_on_deadline(credential.get_token(&[scope], None), deadline)
         .ok_or_else(|| fail(format!("no token within {}s", deadline.as_secs())))?;
-    let access = result.map_err(|e| match transport.throttled() {
-        Some(e) => e.into_error(party(identity)),
-        None => fail(error_chain(&e)),
+    let access = result.map_err(|e| match (transport.throttled(), transport.unreachable()) {
+        (Some(e), _) => e.into_error(party(identity)),
+        (None, Some(e)) => unreachable(identity, &e),
+        (None, None) => fail(error_chain(&e)),
     })?;
     let secret = access.token.secret();
     if secret.is_empty() {
@@ -513,6 +514,36 @@ pub fn with_assertion(identity: &Identity, settings: &Settings, http: &Http) -> 
         identity.assertion = Some(oidc::fetch(&identity, settings, http)?);
     }
     Ok(identity)
+}
+
+/// A token request that got no answer: a network failure (proxy, firewall, DNS), said
+/// as one with the host that could not be reached, never blamed on the credential. The
+/// transport's message names the URL without its query.
+fn unreachable(identity: &Identity, e: &crate::http::HttpError) -> Error {
+    let party = party(identity);
+    let hint = match identity.managed_source {
+        Some(_) => {
+            "the managed identity endpoint must be reachable from this machine without a proxy"
+                .to_string()
+        }
+        None => {
+            let host = identity
+                .authority
+                .trim_start_matches("https://")
+                .trim_end_matches('/');
+            let port = if host.contains(':') { "" } else { ":443" };
+            format!(
+                "check HTTPS_PROXY/NO_PROXY and that the firewall lets this machine reach `{host}{port}`"
+            )
+        }
+    };
+    Error::network(
+        format!(
+            "{party} could not be reached: {}: a network failure, not a credential problem; {hint}",
+            e.message
+        ),
+        e.failure == crate::http::Failure::Tls,
+    )
 }
 
 /// Who answers an identity's token requests.

@@ -24,6 +24,9 @@ pub struct AzureTransport {
     imds_base: Option<String>,
     /// The last throttled request's error, shared by every clone.
     throttled: Arc<Mutex<Option<HttpError>>>,
+    /// The last request that got no answer at all (refused, unresolved, timed out, TLS):
+    /// a network failure to report as one, not as a credential problem.
+    unreachable: Arc<Mutex<Option<HttpError>>>,
 }
 
 impl AzureTransport {
@@ -32,6 +35,7 @@ impl AzureTransport {
             http,
             imds_base,
             throttled: Arc::default(),
+            unreachable: Arc::default(),
         }
     }
 
@@ -39,6 +43,11 @@ impl AzureTransport {
     /// failure really was.
     pub fn throttled(&self) -> Option<HttpError> {
         self.throttled.lock().ok()?.take()
+    }
+
+    /// The error of the last request that got no answer, if one did.
+    pub fn unreachable(&self) -> Option<HttpError> {
+        self.unreachable.lock().ok()?.take()
     }
 
     /// Client options every credential gets: this transport, one quick retry (connection
@@ -105,14 +114,21 @@ impl HttpClient for AzureTransport {
             // and a throttled request has had all the waiting its budget allows.
             let kind = match e.failure {
                 Failure::Connect => azure_core::error::ErrorKind::Connection,
-                Failure::Timeout | Failure::Tls | Failure::Throttled(_) | Failure::Other => {
-                    azure_core::error::ErrorKind::Other
-                }
+                Failure::NotResolved
+                | Failure::Timeout
+                | Failure::Tls
+                | Failure::Throttled(_)
+                | Failure::Other => azure_core::error::ErrorKind::Other,
             };
             let message = e.message.clone();
-            if matches!(e.failure, Failure::Throttled(_))
-                && let Ok(mut slot) = self.throttled.lock()
-            {
+            let slot = match e.failure {
+                Failure::Throttled(_) => Some(&self.throttled),
+                Failure::Connect | Failure::NotResolved | Failure::Timeout | Failure::Tls => {
+                    Some(&self.unreachable)
+                }
+                Failure::Other => None,
+            };
+            if let Some(Ok(mut slot)) = slot.map(|s| s.lock()) {
                 *slot = Some(e);
             }
             azure_core::Error::with_message(kind, message)

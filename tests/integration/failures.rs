@@ -40,10 +40,43 @@ fn exchange_redirect_is_not_followed() {
 fn dead_entra_fails_fast() {
     let w = World::start(HOST);
     let acr = &w.acr;
-    let authority = format!("https://localhost:{}", http::dead_port());
+    let port = http::dead_port();
+    let authority = format!("https://localhost:{port}");
     let out = secret_get(&w).env("AZURE_AUTHORITY_HOST", &authority).run();
-    out.assert_loud_error();
+    // A network failure says so and names the host, and does not blame the secret.
+    assert_eq!(
+        out.assert_loud_error(),
+        format!(
+            "credential `client-secret`: Entra ID could not be reached: cannot connect to \
+             `https://localhost:{port}/{}/oauth2/v2.0/token`: connection refused: a network failure, \
+             not a credential problem; check HTTPS_PROXY/NO_PROXY and that the firewall lets this \
+             machine reach `localhost:{port}`",
+            crate::support::world::TENANT
+        )
+    );
     assert_eq!(acr.exchange_count(), 0);
+    out.assert_within(BOUND);
+}
+
+/// A registry name that does not resolve (a typo, a deleted registry, a custom domain
+/// without DNS) fails at the challenge, before any Entra request, and says to check the
+/// name.
+#[test]
+fn registry_that_does_not_resolve_fails_before_entra() {
+    let w = World::start(HOST);
+    // `.invalid` never resolves (RFC 2606); listed, so it is treated as ACR.
+    let config = w
+        .env
+        .config(&serde_json::json!({"registries": {"notreal.invalid": {}}}));
+    let out = w
+        .get_with("notreal.invalid")
+        .env("ACR_ENTRA_CONFIG", &config)
+        .run();
+    assert_eq!(
+        out.assert_loud_error(),
+        "`notreal.invalid` does not resolve: check the registry name (`az acr list --query [].loginServer`)"
+    );
+    assert_eq!(w.entra.request_count(), 0, "no Entra token for a typo");
     out.assert_within(BOUND);
 }
 
