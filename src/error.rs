@@ -127,7 +127,16 @@ pub struct Facts {
     pub firewall: bool,
     pub tls: bool,
     pub throttled: bool,
+    /// Nothing answered: refused, unresolved, timed out (a network failure).
+    pub network: bool,
+    /// A credential's own run or request outlived its budget (`az` that hangs).
+    pub timed_out: bool,
 }
+
+/// How a run of `az`/`azd` stopped for its timeout, and a token request that outlived
+/// its deadline, say so: `Facts::timed_out` reads these.
+pub const STOPPED_TEXT: &str = "did not finish within";
+pub const NO_TOKEN_TEXT: &str = "no token within";
 
 impl Error {
     pub fn file(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
@@ -159,8 +168,9 @@ impl Error {
     /// The fields `doctor` matches its hints on.
     pub fn facts(&self) -> Facts {
         match self {
-            Error::Entra { aadsts, .. } => Facts {
+            Error::Entra { aadsts, message } => Facts {
                 aadsts: aadsts.clone(),
+                timed_out: message.contains(STOPPED_TEXT) || message.contains(NO_TOKEN_TEXT),
                 ..Facts::default()
             },
             Error::Exchange {
@@ -177,6 +187,7 @@ impl Error {
             },
             Error::Network { tls, .. } => Facts {
                 tls: *tls,
+                network: true,
                 ..Facts::default()
             },
             _ => Facts::default(),

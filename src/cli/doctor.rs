@@ -64,6 +64,9 @@ pub enum Hint {
     FederatedTokenExpired,
     IdTokenPermission,
     OidcService,
+    EntraUnreachable,
+    ToolTimeout,
+    FederatedSignature,
     Throttled,
 }
 
@@ -148,6 +151,21 @@ impl Hint {
                 "the federated token had expired when Entra read it: a CI's token lives minutes (GitLab's `id_tokens` and \
                  CircleCI's for the job's first hour), so a long job must not reuse one from its start; re-run the step, \
                  or for a token file, check that whatever writes it still refreshes it"
+            }
+            Hint::EntraUnreachable => {
+                "Entra ID could not be reached (no answer at all, so the credential was never checked): \
+                 set HTTPS_PROXY (and NO_PROXY) if this network needs a proxy, and let the firewall pass \
+                 the authority on the error line (login.microsoftonline.com:443 in the public cloud)"
+            }
+            Hint::ToolTimeout => {
+                "the tool did not answer within ACR_ENTRA_TIMEOUT and was stopped: it may be waiting at a prompt \
+                 (MFA, an upgrade, a device code) or be very slow; run `az account get-access-token` (or `azd auth token`) \
+                 by hand to see, or raise ACR_ENTRA_TIMEOUT"
+            }
+            Hint::FederatedSignature => {
+                "Entra could not verify the federated token's signature: the issuer's OIDC discovery document and keys \
+                 must be publicly reachable (AKS: `--enable-oidc-issuer`; a self-managed cluster must publish them), \
+                 and the token must come from the issuer the federated credential names"
             }
             Hint::IdTokenPermission => {
                 "the GitHub Actions job cannot ask for an OIDC token: add `permissions: id-token: write` \
@@ -823,31 +841,47 @@ pub fn hints_for(
     hints
 }
 
-/// Hints for a failed Entra token request: by AADSTS code, then by credential kind.
+/// Hints for a failed Entra token request: a network failure first (the credential was
+/// never checked), then by AADSTS code read for the credential kind in use, then by kind.
 fn entra_hints(facts: &Facts, identity: &Identity) -> Vec<Hint> {
-    let federation = match identity.kind {
+    let kind = identity.kind;
+    let imds = kind == CredentialKind::ManagedIdentity
+        && identity.managed_source == Some(ManagedSource::Imds);
+    if facts.network && !imds {
+        return vec![Hint::EntraUnreachable];
+    }
+    let federated = kind == CredentialKind::WorkloadIdentity || kind.fetches_assertion();
+    let federation = match kind {
         CredentialKind::GitHubActions => Hint::GitHubFederationMismatch,
         CredentialKind::AzurePipelines => Hint::PipelinesFederationMismatch,
         _ => Hint::FederationMismatch,
     };
+    // An invalid assertion signature is an unregistered certificate for a certificate
+    // credential, and an unverifiable issuer for a federated token.
+    let signature = if federated {
+        Hint::FederatedSignature
+    } else {
+        Hint::CertificateNotRegistered
+    };
     let entra_codes: [(&[u32], Hint); 5] = [
         (&[7_000_215, 7_000_222], Hint::SecretRejected),
-        (&[700_027, 700_023], Hint::CertificateNotRegistered),
+        (&[700_027, 700_023], signature),
         (&[700_016], Hint::AppNotFound),
         (&[90002], Hint::TenantNotFound),
-        (&[70021, 700_211, 700_213], federation),
+        (&[70021, 700_211, 700_212, 700_213], federation),
     ];
     let mut hints: Vec<Hint> = entra_codes
         .into_iter()
         .filter(|(codes, _)| facts.aadsts.iter().any(|c| codes.contains(c)))
         .map(|(_, hint)| hint)
         .collect();
-    match identity.kind {
+    match kind {
+        CredentialKind::AzureCli | CredentialKind::Azd if facts.timed_out => {
+            hints.push(Hint::ToolTimeout);
+        }
         CredentialKind::AzureCli => hints.push(Hint::AzNotLoggedIn),
         CredentialKind::Azd => hints.push(Hint::AzdNotLoggedIn),
-        CredentialKind::ManagedIdentity if identity.managed_source == Some(ManagedSource::Imds) => {
-            hints.push(Hint::ImdsUnreachable);
-        }
+        CredentialKind::ManagedIdentity if imds => hints.push(Hint::ImdsUnreachable),
         _ => {}
     }
     hints
@@ -944,7 +978,7 @@ mod tests {
             tls: true,
             ..Facts::default()
         };
-        let cases: [Case; 20] = [
+        let cases: [Case; 25] = [
             (
                 entra(&[7_000_215]),
                 StepKind::EntraToken,
@@ -1051,6 +1085,51 @@ mod tests {
                 identity(CredentialKind::WorkloadIdentity, None),
                 None,
                 &[Hint::FederatedTokenExpired],
+            ),
+            // Advice by kind: an invalid signature, an unreachable Entra, a hanging tool.
+            (
+                entra(&[700_027]),
+                StepKind::EntraToken,
+                identity(CredentialKind::WorkloadIdentity, None),
+                None,
+                &[Hint::FederatedSignature],
+            ),
+            (
+                entra(&[700_027]),
+                StepKind::EntraToken,
+                identity(CredentialKind::ClientCertificate, None),
+                None,
+                &[Hint::CertificateNotRegistered],
+            ),
+            (
+                Facts {
+                    network: true,
+                    ..Facts::default()
+                },
+                StepKind::EntraToken,
+                secret.clone(),
+                None,
+                &[Hint::EntraUnreachable],
+            ),
+            (
+                Facts {
+                    timed_out: true,
+                    ..Facts::default()
+                },
+                StepKind::EntraToken,
+                identity(CredentialKind::AzureCli, None),
+                None,
+                &[Hint::ToolTimeout],
+            ),
+            (
+                Facts {
+                    timed_out: true,
+                    ..Facts::default()
+                },
+                StepKind::EntraToken,
+                identity(CredentialKind::Azd, None),
+                None,
+                &[Hint::ToolTimeout],
             ),
             // A federation mismatch says what to create for the CI in use.
             (

@@ -469,8 +469,14 @@ pub fn token(
         Built::Azure(e) => fail(error_chain(&e)),
     })?;
     let deadline = deadline(settings);
-    let result = block_on_deadline(credential.get_token(&[scope], None), deadline)
-        .ok_or_else(|| fail(format!("no token within {}s", deadline.as_secs())))?;
+    let result =
+        block_on_deadline(credential.get_token(&[scope], None), deadline).ok_or_else(|| {
+            fail(format!(
+                "{} {}s",
+                crate::error::NO_TOKEN_TEXT,
+                deadline.as_secs()
+            ))
+        })?;
     let access = result.map_err(|e| match (transport.throttled(), transport.unreachable()) {
         (Some(e), _) => e.into_error(party(identity)),
         (None, Some(e)) => unreachable(identity, &e),

@@ -75,7 +75,8 @@ pub fn run_with_timeout(
             return Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!(
-                    "did not finish within {}s and was stopped",
+                    "{} {}s and was stopped",
+                    crate::error::STOPPED_TEXT,
                     timeout.as_secs_f32()
                 ),
             ));

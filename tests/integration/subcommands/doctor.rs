@@ -170,6 +170,53 @@ fn doctor_hints_network_rules_on_a_firewall_403() {
     assert!(!out.stdout.contains(HINT_ROLE), "{}", out.stdout);
 }
 
+/// The advice follows the credential in use and what really failed: a hanging `az` is
+/// not told to log in, an unreachable Entra is not told its secret is wrong, and a
+/// registry name that does not resolve fails at the challenge with the name to check.
+#[test]
+fn doctor_hints_follow_the_credential_and_the_failure() {
+    let w = world();
+    let _az = FakeCli::install(&w.env.bin, Tool::Az, CliMode::Hang);
+    let out = doctor(&w)
+        .env("ACR_ENTRA_CREDENTIAL", "azure-cli")
+        .env("ACR_ENTRA_TIMEOUT", "1")
+        .run();
+    assert_failed_with(
+        &out,
+        "hint:        the tool did not answer within ACR_ENTRA_TIMEOUT and was stopped",
+    );
+    assert!(!out.stdout.contains(HINT_AZ), "{}", out.stdout);
+
+    let dead = format!("https://localhost:{}", http::dead_port());
+    let out = doctor(&w).env("AZURE_AUTHORITY_HOST", &dead).run();
+    assert_failed_with(
+        &out,
+        "hint:        Entra ID could not be reached (no answer at all, so the credential was never checked)",
+    );
+    assert!(!out.stdout.contains("client secret"), "{}", out.stdout);
+
+    let config = w
+        .env
+        .config(&serde_json::json!({"registries": {"notreal.invalid": {}}}));
+    let out = w
+        .helper()
+        .arg("doctor")
+        .arg("notreal.invalid")
+        .env("ACR_ENTRA_CONFIG", &config)
+        .run();
+    assert_failed_with(&out, "hint:        the registry did not answer: check DNS");
+    assert!(
+        out.stdout.contains("failed: `notreal.invalid` does not resolve: check the registry name (`az acr list --query [].loginServer`)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("\n  entra token"),
+        "no Entra step: {}",
+        out.stdout
+    );
+}
+
 #[test]
 fn doctor_hints_az_login() {
     let w = world();
