@@ -120,6 +120,8 @@ pub enum Error {
 }
 
 /// What an error says for `doctor`'s hints, as fields rather than words.
+// Independent facts that hints match on one by one; no two of them form a state.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
     pub status: Option<u16>,
