@@ -70,8 +70,10 @@ pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
 /// The containers tools' (podman, buildah, skopeo) auth file: `configure podman` edits it
 /// when set.
 pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
-/// Else `configure podman` edits `$XDG_RUNTIME_DIR/containers/auth.json`, podman's own
-/// default, and `~/.config/containers/auth.json` without it.
+/// Else `configure podman` edits `$XDG_CONFIG_HOME/containers/auth.json`
+/// (`~/.config/containers/auth.json`), which lasts; `podman login`'s own default,
+/// `$XDG_RUNTIME_DIR/containers/auth.json`, is on a tmpfs that is emptied at logout. The
+/// tools read the runtime file first, so `configure` says when it has entries.
 pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 /// helm's registry config file: `configure helm` edits it when set, else
 /// `$XDG_CONFIG_HOME/helm/registry/config.json` or `~/.config/helm/registry/config.json`.
@@ -479,9 +481,12 @@ pub struct Settings {
 pub struct ClientFiles {
     /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
     pub docker: Option<PathBuf>,
-    /// `$REGISTRY_AUTH_FILE`, else `$XDG_RUNTIME_DIR/containers/auth.json`, else
+    /// `$REGISTRY_AUTH_FILE`, else `$XDG_CONFIG_HOME/containers/auth.json`, else
     /// `~/.config/containers/auth.json`.
     pub containers: Option<PathBuf>,
+    /// `$XDG_RUNTIME_DIR/containers/auth.json`: read before `containers` by podman,
+    /// buildah and skopeo, and where `podman login` writes (unless `REGISTRY_AUTH_FILE`).
+    pub containers_runtime: Option<PathBuf>,
     /// `$HELM_REGISTRY_CONFIG`, else `$XDG_CONFIG_HOME/helm/registry/config.json`, else
     /// `~/.config/helm/registry/config.json`.
     pub helm: Option<PathBuf>,
@@ -497,13 +502,17 @@ impl ClientFiles {
                 .or_else(|| home.map(|h| h.join(".docker")))
                 .map(|d| d.join("config.json")),
             containers: env.path(REGISTRY_AUTH_FILE).or_else(|| {
-                absolute(XDG_RUNTIME_DIR)
-                    .map(|r| r.join("containers"))
-                    .or_else(|| home.map(|h| h.join(".config").join("containers")))
-                    .map(|d| d.join("auth.json"))
+                config_home
+                    .as_ref()
+                    .map(|c| c.join("containers").join("auth.json"))
             }),
+            containers_runtime: absolute(XDG_RUNTIME_DIR)
+                .filter(|_| env.path(REGISTRY_AUTH_FILE).is_none())
+                .map(|r| r.join("containers").join("auth.json")),
             helm: env.path(HELM_REGISTRY_CONFIG).or_else(|| {
-                config_home.map(|c| c.join("helm").join("registry").join("config.json"))
+                config_home
+                    .as_ref()
+                    .map(|c| c.join("helm").join("registry").join("config.json"))
             }),
         }
     }

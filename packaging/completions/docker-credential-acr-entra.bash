@@ -17,7 +17,7 @@ _docker_credential_acr_entra() {
       if [ "$COMP_CWORD" -eq 2 ]; then
         COMPREPLY=($(compgen -W "docker podman helm --help" -- "$cur"))
       else
-        COMPREPLY=($(compgen -W "--all --dry-run --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "--all --force --dry-run --help" -- "$cur"))
       fi ;;
     doctor) COMPREPLY=($(compgen -W "--help" -- "$cur")) ;;
     kubelet) [ "$prev" = --registry-mirror ] || COMPREPLY=($(compgen -W "--registry-mirror --help" -- "$cur")) ;;

@@ -24,7 +24,7 @@ use crate::files::{self, Lock};
 /// The helper's name in `credHelpers`/`credsStore`: clients run `docker-credential-NAME`.
 pub const HELPER_NAME: &str = "acr-entra";
 
-const USAGE: &str = "usage: configure docker|podman|helm [HOST...] [--all] [--dry-run]";
+const USAGE: &str = "usage: configure docker|podman|helm [HOST...] [--all [--force]] [--dry-run]";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Client {
@@ -59,10 +59,12 @@ pub struct Wanted {
     pub hosts: Vec<String>,
     /// Set `credsStore`.
     pub store: bool,
+    /// Replace another `credsStore` (`desktop`, `pass`, `osxkeychain`…).
+    pub force: bool,
 }
 
 pub fn run(ctx: &Context, args: &[String]) -> Result<String> {
-    let args = Args::parse("configure", args, &["all", "dry-run"], &[])?;
+    let args = Args::parse("configure", args, &["all", "dry-run", "force"], &[])?;
     let Some((client, hosts)) = args.positional.split_first() else {
         return Err(Error::Usage(USAGE.into()));
     };
@@ -79,6 +81,7 @@ pub fn run(ctx: &Context, args: &[String]) -> Result<String> {
     let mut wanted = Wanted {
         hosts: Vec::new(),
         store: all && client != Client::Podman,
+        force: args.has("force"),
     };
     for host in hosts {
         let key = token::acr_host(ctx, host)?.key();
@@ -103,6 +106,12 @@ pub fn run(ctx: &Context, args: &[String]) -> Result<String> {
     }
     let path = client_file(ctx, client)?;
     let mut report = apply(ctx, client, &path, &wanted, args.has("dry-run"))?;
+    if client == Client::Podman
+        && let Some(note) = runtime_note(ctx, &path, &wanted.hosts)
+    {
+        report.push('\n');
+        report.push_str(&note);
+    }
     if all && client == Client::Podman {
         report.push_str(
             "\nnote: podman, buildah and skopeo ignore credsStore, so only the hosts above were configured; \
@@ -110,6 +119,41 @@ pub fn run(ctx: &Context, args: &[String]) -> Result<String> {
         );
     }
     Ok(report)
+}
+
+/// podman, buildah and skopeo read `$XDG_RUNTIME_DIR/containers/auth.json` before the
+/// file `configure` edits: when it exists, say so, and name the hosts it has entries for
+/// (from `podman login`), which win over ours until `podman logout HOST`.
+fn runtime_note(ctx: &Context, edited: &Path, hosts: &[String]) -> Option<String> {
+    let runtime = ctx.settings.clients.containers_runtime.as_deref()?;
+    if runtime == edited {
+        return None;
+    }
+    let bytes = crate::files::read_user_file(runtime, crate::files::MAX_FILE).ok()?;
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let entry = |section: &str, host: &str| {
+        value
+            .get(section)
+            .and_then(|m| m.get(host))
+            .is_some_and(|v| section == "auths" || v != HELPER_NAME)
+    };
+    let shadowed: Vec<&str> = hosts
+        .iter()
+        .map(String::as_str)
+        .filter(|h| entry("auths", h) || entry("credHelpers", h))
+        .collect();
+    Some(if shadowed.is_empty() {
+        format!(
+            "note: podman, buildah and skopeo read `{}` first; it has no entry for these hosts, so the entries above apply",
+            runtime.display()
+        )
+    } else {
+        format!(
+            "note: podman, buildah and skopeo read `{}` first, and its entries for {} (from `podman login`) win over the ones above until `podman logout HOST` removes them",
+            runtime.display(),
+            shadowed.join(", ")
+        )
+    })
 }
 
 /// Where `client` keeps the file to edit.
@@ -159,8 +203,10 @@ fn apply(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, 0o600),
         Err(e) => return Err(Error::file(&path, e)),
     };
-    let (merged, changes) =
-        merge(old.as_deref(), wanted).map_err(|why| malformed(&path, &why.to_string()))?;
+    let (merged, changes) = merge(old.as_deref(), wanted).map_err(|why| match why {
+        Unmergeable::OtherStore(store) => other_store(client, &path, &store),
+        why => malformed(&path, &why.to_string()),
+    })?;
     let new = to_pretty(&merged);
     let name = client.name();
     if changes.is_empty() {
@@ -245,6 +291,23 @@ fn malformed(path: &Path, why: &str) -> Error {
     ))
 }
 
+/// `--all` would replace another credential store: the logins it holds would vanish from
+/// docker's view and later `docker login`s (Docker Hub's too) would land in this helper's
+/// file instead. Per-registry entries leave it in place.
+fn other_store(client: Client, path: &Path, store: &str) -> Error {
+    Error::Config(format!(
+        "`{}` already has credsStore `{}`: replacing it would hide the logins it keeps and send later \
+         `docker login` passwords to acr-entra's store; configure the registries instead \
+         (`configure {} HOST...`: credHelpers entries win over credsStore), or pass --force to replace it (nothing was changed)",
+        path.display(),
+        crate::error::one_line(store)
+            .chars()
+            .take(40)
+            .collect::<String>(),
+        client.name()
+    ))
+}
+
 fn summary(wanted: &Wanted) -> String {
     let mut parts = Vec::new();
     if wanted.store {
@@ -269,6 +332,9 @@ pub enum Unmergeable {
     },
     #[error("`credHelpers` is not a JSON object")]
     HelpersNotAnObject,
+    /// `credsStore` names another helper and `--force` was not given.
+    #[error("credsStore is `{0}`")]
+    OtherStore(String),
 }
 
 /// Merge `wanted` into the config text (absent or blank counts as `{}`): the merged
@@ -297,6 +363,14 @@ pub fn merge(
         None => "added".to_string(),
         Some(v) => format!("was {v}"),
     };
+    if let Some(Value::String(store)) = root.get("credsStore")
+        && wanted.store
+        && !wanted.force
+        && !store.is_empty()
+        && store != HELPER_NAME
+    {
+        return Err(Unmergeable::OtherStore(store.clone()));
+    }
     if wanted.store && root.get("credsStore") != Some(&helper) {
         changes.push(format!(
             "credsStore: {HELPER_NAME} ({})",
@@ -435,6 +509,7 @@ mod tests {
         Wanted {
             hosts: h.iter().map(|s| (*s).to_string()).collect(),
             store: false,
+            force: false,
         }
     }
 
@@ -464,17 +539,28 @@ mod tests {
     }
 
     #[test]
-    fn merge_store() {
-        let (v, changes) = merge(
-            Some(r#"{"credsStore":"desktop"}"#),
-            &Wanted {
-                hosts: vec![],
-                store: true,
-            },
-        )
-        .unwrap();
+    fn merge_store_replaces_another_only_when_forced() {
+        let store = |force| Wanted {
+            hosts: vec![],
+            store: true,
+            force,
+        };
+        let existing = Some(r#"{"credsStore":"desktop"}"#);
+        assert_eq!(
+            merge(existing, &store(false)).unwrap_err(),
+            Unmergeable::OtherStore("desktop".into())
+        );
+        let (v, changes) = merge(existing, &store(true)).unwrap();
         assert_eq!(v, json!({"credsStore": "acr-entra"}));
         assert_eq!(changes, ["credsStore: acr-entra (was \"desktop\")"]);
+        for text in [
+            r#"{"credsStore":"acr-entra"}"#,
+            r#"{"credsStore":""}"#,
+            "{}",
+        ] {
+            let (v, _) = merge(Some(text), &store(false)).unwrap();
+            assert_eq!(v, json!({"credsStore": "acr-entra"}), "{text}");
+        }
     }
 
     #[test]

@@ -23,10 +23,11 @@ pub fn help(verb: &str) -> Option<&'static str> {
              ACR access token for that scope"
         }
         "configure" => {
-            "usage: configure docker|podman|helm [HOST...] [--all] [--dry-run]\n\
+            "usage: configure docker|podman|helm [HOST...] [--all [--force]] [--dry-run]\n\
              add credHelpers entries (HOST: acr-entra) for HOST, default the config file's\n\
-             registries, to the client's config file; --all sets credsStore (docker, helm);\n\
-             --dry-run prints the diff. The previous file is kept as NAME.acr-entra.bak"
+             registries, to the client's config file; --all sets credsStore (docker, helm),\n\
+             --force replaces another credsStore; --dry-run prints the diff. The previous\n\
+             file is kept as NAME.acr-entra.bak"
         }
         "doctor" => {
             "usage: doctor HOST\n\

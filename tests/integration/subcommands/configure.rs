@@ -165,6 +165,89 @@ fn configure_dry_run_shows_the_diff_and_writes_nothing() {
     assert!(!backup(&path).exists());
 }
 
+/// podman's entries go to the file that lasts (`~/.config/containers/auth.json`), not
+/// `$XDG_RUNTIME_DIR`'s tmpfs; when the runtime file exists (podman reads it first), the
+/// report says so and names the hosts whose `podman login` entries there win.
+#[test]
+fn configure_podman_writes_the_persistent_file_and_names_what_shadows_it() {
+    let env = TestEnv::new();
+    let persistent = env.path("xdg-config/containers/auth.json");
+    let runtime = env.path("xdg-runtime/containers/auth.json");
+    let out = configure(&env, &["podman", "myacr.azurecr.io"]);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "podman: created `{}`\n  credHelpers: myacr.azurecr.io → acr-entra (added)\n",
+            persistent.display()
+        )
+    );
+    assert_eq!(fs::read_to_string(&persistent).unwrap(), ONE_HOST);
+    assert!(!runtime.exists());
+
+    fs::create_dir_all(runtime.parent().unwrap()).unwrap();
+    fs::write(
+        &runtime,
+        r#"{"auths":{"myacr.azurecr.io":{"auth":"c2VjcmV0"}}}"#,
+    )
+    .unwrap();
+    let out = configure(&env, &["podman", "myacr.azurecr.io", "other.azurecr.io"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.ends_with(&format!(
+            "\nnote: podman, buildah and skopeo read `{}` first, and its entries for myacr.azurecr.io (from `podman login`) win over the ones above until `podman logout HOST` removes them\n",
+            runtime.display()
+        )),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("c2VjcmV0"));
+    fs::write(&runtime, "{}").unwrap();
+    let out = configure(&env, &["podman", "myacr.azurecr.io"]);
+    assert!(
+        out.stdout
+            .contains("first; it has no entry for these hosts, so the entries above apply"),
+        "{out:?}"
+    );
+}
+
+/// `--all` over another credential store (Docker Desktop's `desktop`, `pass`,
+/// `osxkeychain`) would hide its logins and take later Docker Hub passwords: refused,
+/// naming the store and the per-registry way; `--force` replaces it.
+#[test]
+fn configure_all_refuses_to_replace_another_creds_store_without_force() {
+    let env = TestEnv::new();
+    let path = docker_file(&env);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let before = "{\n\t\"auths\": {\n\t\t\"https://index.docker.io/v1/\": {}\n\t},\n\t\"credsStore\": \"desktop\"\n}\n";
+    fs::write(&path, before).unwrap();
+    let out = configure(&env, &["docker", "--all"]);
+    assert_eq!(
+        out.subcommand_error(),
+        format!(
+            "`{}` already has credsStore `desktop`: replacing it would hide the logins it keeps and send later \
+             `docker login` passwords to acr-entra's store; configure the registries instead \
+             (`configure docker HOST...`: credHelpers entries win over credsStore), or pass --force to replace it (nothing was changed)",
+            path.display()
+        )
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), before);
+    assert!(!backup(&path).exists());
+    // Per-registry entries leave the store in place.
+    let out = configure(&env, &["docker", "myacr.azurecr.io"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        fs::read_to_string(&path)
+            .unwrap()
+            .contains("\"credsStore\": \"desktop\"")
+    );
+    let out = configure(&env, &["docker", "--all", "--force"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("credsStore: acr-entra (was \"desktop\")"),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn configure_all_sets_creds_store_for_docker_and_helm_but_not_podman() {
     let env = TestEnv::new();
@@ -181,7 +264,7 @@ fn configure_all_sets_creds_store_for_docker_and_helm_but_not_podman() {
         fs::read_to_string(&helm).unwrap(),
         "{\n\t\"credHelpers\": {\n\t\t\"myacr.azurecr.io\": \"acr-entra\"\n\t},\n\t\"credsStore\": \"acr-entra\"\n}\n"
     );
-    let podman = env.path("xdg-runtime/containers/auth.json");
+    let podman = env.path("xdg-config/containers/auth.json");
     let out = configure(&env, &["podman", "--all", "myacr.azurecr.io"]);
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(
@@ -217,7 +300,7 @@ fn configure_podman_honours_registry_auth_file_and_helm_falls_back_to_home() {
         .arg("configure")
         .arg("podman")
         .arg("myacr.azurecr.io")
-        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("XDG_CONFIG_HOME")
         .run();
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(
@@ -275,7 +358,7 @@ fn configure_rejects_non_acr_hosts_and_unknown_clients() {
     let out = configure(&env, &["nerdctl", "myacr.azurecr.io"]);
     assert_eq!(
         out.subcommand_error(),
-        "`configure`: unknown client `nerdctl` (usage: configure docker|podman|helm [HOST...] [--all] [--dry-run])"
+        "`configure`: unknown client `nerdctl` (usage: configure docker|podman|helm [HOST...] [--all [--force]] [--dry-run])"
     );
     assert!(!docker_file(&env).exists());
 }
