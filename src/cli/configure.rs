@@ -112,6 +112,10 @@ pub fn run(ctx: &Context, args: &[String]) -> Result<String> {
         report.push('\n');
         report.push_str(&note);
     }
+    // On stderr, so a `--dry-run` diff on stdout stays a diff.
+    if let Err(warning) = crate::cli::routing::on_path(ctx) {
+        crate::log::tell(format_args!("{warning}"));
+    }
     if all && client == Client::Podman {
         report.push_str(
             "\nnote: podman, buildah and skopeo ignore credsStore, so only the hosts above were configured; \

@@ -268,6 +268,7 @@ fn diagnose(ctx: &Context, input: &str, mut out: Doc) -> Report {
         "config",
         &config_line(ctx, &host, ctx.config.registry(&host)),
     );
+    clients_section(ctx, &host, &mut out);
     let identity = match credential_section(ctx, registry, cloud, &mut out) {
         Ok(identity) => identity,
         Err(report) => return report,
@@ -319,6 +320,22 @@ fn host_section<'c>(
         &format!("`{host}` is {why}; {} cloud", cloud.name()),
     );
     Ok((host, registry, cloud))
+}
+
+/// Whether the clients will reach this helper for `host`: the binary on PATH, and what
+/// docker's and podman's files send the host to.
+fn clients_section(ctx: &Context, host: &RegistryHost, out: &mut Doc) {
+    use crate::cli::routing;
+    let key = host.key();
+    out.line(
+        "clients",
+        &match routing::on_path(ctx) {
+            Ok(path) => format!("`{}` is on PATH", path.display()),
+            Err(warning) => format!("problem: {warning}"),
+        },
+    );
+    out.sub(&routing::docker(ctx, &key).describe("docker", &key));
+    out.sub(&routing::containers(ctx, &key).describe("podman", &key));
 }
 
 /// The same trusted directory `get` reads, or why it is not used; and a stored

@@ -9,6 +9,7 @@
 pub mod configure;
 pub mod doctor;
 pub mod kubelet;
+pub mod routing;
 pub mod token;
 
 use crate::error::{Error, Result, one_line};

@@ -413,13 +413,19 @@ fn looks_like_imds(body: &[u8]) -> bool {
 
 /// Whether `program` is an executable file in one of `PATH`'s directories.
 pub fn on_path(settings: &Settings, program: &str) -> bool {
+    find_on_path(settings, program).is_some()
+}
+
+/// The first executable file named `program` in `PATH`'s directories, as a client that
+/// runs it by name would find it.
+pub fn find_on_path(settings: &Settings, program: &str) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    settings.path.as_ref().is_some_and(|path| {
-        std::env::split_paths(path).any(|dir| {
-            std::fs::metadata(dir.join(program))
+    std::env::split_paths(settings.path.as_ref()?)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
                 .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
-    })
 }
 
 /// Get an Entra access token for `scope` from the chosen identity.

@@ -31,9 +31,27 @@ fn configure(env: &TestEnv, args: &[&str]) -> Output {
 
 const ONE_HOST: &str = "{\n\t\"credHelpers\": {\n\t\t\"myacr.azurecr.io\": \"acr-entra\"\n\t}\n}\n";
 
+/// The clients run `docker-credential-acr-entra` by name: configure says when no PATH
+/// directory has it (the edit alone would leave every pull failing to start the helper).
+#[test]
+fn configure_warns_when_the_helper_is_not_on_path() {
+    let env = TestEnv::new();
+    let out = configure(&env, &["docker", "myacr.azurecr.io"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "acr-entra warn: `docker-credential-acr-entra` is in no PATH directory, so the clients cannot run it: \
+         install it into one (`./install.sh` puts it in ~/.local/bin) or add its directory to PATH\n"
+    );
+    std::os::unix::fs::symlink(env::bin(), env.bin.join("docker-credential-acr-entra")).unwrap();
+    let out = configure(&env, &["docker", "other.azurecr.io"]);
+    assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""), "{out:?}");
+}
+
 #[test]
 fn configure_creates_an_absent_file() {
     let env = TestEnv::new();
+    std::os::unix::fs::symlink(env::bin(), env.bin.join("docker-credential-acr-entra")).unwrap();
     let out = configure(&env, &["docker", "MyAcr.azurecr.io"]);
     let path = docker_file(&env);
     assert_eq!(out.code, Some(0), "{out:?}");

@@ -406,3 +406,63 @@ fn doctor_shows_the_certificate_thumbprint_of_a_pfx() {
     );
     assert!(!out.stdout.contains("not-the-password"), "{}", out.stdout);
 }
+
+/// doctor says whether the clients will reach the helper: the binary on PATH, and what
+/// docker's and podman's files send the host to (another helper, a stored login, none).
+#[test]
+fn doctor_checks_path_and_what_the_clients_files_route_to() {
+    let w = world();
+    let docker = w.env.home.join(".docker/config.json");
+    std::fs::create_dir_all(docker.parent().unwrap()).unwrap();
+    std::fs::write(&docker, r#"{"credsStore":"desktop"}"#).unwrap();
+    let podman = w.env.path("xdg-runtime/containers/auth.json");
+    std::fs::create_dir_all(podman.parent().unwrap()).unwrap();
+    std::fs::write(
+        &podman,
+        r#"{"auths":{"myacr.azurecr.io":{"auth":"c2VjcmV0"}}}"#,
+    )
+    .unwrap();
+    let out = doctor(&w).run();
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    for line in [
+        "\nclients:     problem: `docker-credential-acr-entra` is in no PATH directory, so the clients cannot run it".to_string(),
+        format!(
+            "\n  docker: `{}` sends `myacr.azurecr.io` to the helper `desktop`, not acr-entra: run `configure docker myacr.azurecr.io`\n",
+            docker.display()
+        ),
+        format!(
+            "\n  podman: `{}` has a stored login for `myacr.azurecr.io` that it uses instead of acr-entra: `podman logout myacr.azurecr.io` removes it\n",
+            podman.display()
+        ),
+    ] {
+        assert!(out.stdout.contains(&line), "missing {line:?} in:\n{}", out.stdout);
+    }
+    assert!(!out.stdout.contains("c2VjcmV0"));
+
+    let on_path = w.env.bin.join("docker-credential-acr-entra");
+    std::os::unix::fs::symlink(env::bin(), &on_path).unwrap();
+    std::fs::write(
+        &docker,
+        r#"{"credHelpers":{"myacr.azurecr.io":"acr-entra"},"credsStore":"desktop"}"#,
+    )
+    .unwrap();
+    std::fs::remove_file(&podman).unwrap();
+    let out = doctor(&w).run();
+    for line in [
+        format!("\nclients:     `{}` is on PATH\n", on_path.display()),
+        format!(
+            "\n  docker: `{}` sends `myacr.azurecr.io` to acr-entra (credHelpers)\n",
+            docker.display()
+        ),
+        format!(
+            "\n  podman: `{}` sends `myacr.azurecr.io` to acr-entra (credHelpers)\n",
+            docker.display()
+        ),
+    ] {
+        assert!(
+            out.stdout.contains(&line),
+            "missing {line:?} in:\n{}",
+            out.stdout
+        );
+    }
+}
