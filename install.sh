@@ -25,8 +25,25 @@ for arg in "$@"; do
   esac
 done
 
+# What the build needs, checked before it starts, each with its one-line fix.
 if ! command -v cargo >/dev/null 2>&1; then
   echo "install.sh: cargo not found; install the Rust toolchain (https://rustup.rs) first" >&2
+  exit 1
+fi
+# MAJOR.MINOR of the first version in $1 as one number (1.89 → 1089), empty if none.
+version_number() { [[ "$1" =~ ([0-9]+)\.([0-9]+) ]] && echo $((BASH_REMATCH[1] * 1000 + BASH_REMATCH[2])); }
+need_rust=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+have_rust=$(rustc --version 2>/dev/null || true)
+have=$(version_number "$have_rust" || true)
+if [ -z "$have" ]; then
+  echo "install.sh: cannot tell the Rust version (rustc --version printed '${have_rust}'); install the toolchain with rustup (https://rustup.rs)" >&2
+  exit 1
+elif [ "$have" -lt "$(version_number "$need_rust")" ]; then
+  echo "install.sh: ${have_rust%% (*} is older than the $need_rust this project needs (distribution packages often are): install a current toolchain with rustup (https://rustup.rs), or use a package (README, Install)" >&2
+  exit 1
+fi
+if ! command -v cc >/dev/null 2>&1 && ! command -v gcc >/dev/null 2>&1 && ! command -v clang >/dev/null 2>&1; then
+  echo "install.sh: no C compiler (cc, gcc or clang) found; the TLS library's crypto (ring) compiles C: install one (Debian/Ubuntu: sudo apt-get install gcc)" >&2
   exit 1
 fi
 

@@ -25,6 +25,7 @@ mod failures;
 mod fakes_selftest;
 mod faults;
 mod hosts;
+mod install_script;
 mod lifetimes;
 mod logging;
 mod protocol;
