@@ -197,11 +197,20 @@ pub fn run(
         }
         Err(e) => (e.one_line(), 1),
     };
-    if !text.is_empty() {
-        let _ = writeln!(stdout, "{text}");
+    // An answer that cannot be written (a full disk, a closed pipe) is a failure: the
+    // client got nothing, so exit 0 would claim otherwise.
+    let written = if text.is_empty() {
+        stdout.flush()
+    } else {
+        writeln!(stdout, "{text}").and_then(|()| stdout.flush())
+    };
+    match written {
+        Ok(()) => code,
+        Err(e) => {
+            let _ = writeln!(stderr, "cannot write the answer to stdout: {e}");
+            1
+        }
     }
-    let _ = stdout.flush();
-    code
 }
 
 /// What a verb leaves for stdout.
@@ -247,10 +256,13 @@ impl Verb {
             "kubelet" => Verb::Kubelet,
             "" => return Err(Error::Usage(format!("no verb given ({VERBS})"))),
             other => {
-                return Err(Error::Usage(format!(
-                    "unknown verb `{}` ({VERBS})",
-                    error::one_line(other).chars().take(40).collect::<String>()
-                )));
+                let shown = error::one_line(other).chars().take(40).collect::<String>();
+                return Err(Error::Usage(match nearest_verb(other) {
+                    Some(verb) => {
+                        format!("unknown verb `{shown}`; did you mean `{verb}`? ({VERBS})")
+                    }
+                    None => format!("unknown verb `{shown}` ({VERBS})"),
+                }));
             }
         })
     }
@@ -263,16 +275,95 @@ impl Verb {
         )
     }
 
-    /// The subcommand's own usage, for `VERB --help`.
-    fn help(self) -> Option<&'static str> {
-        match self {
+    /// A verb of the credential-helper protocol: its input comes on stdin, never as
+    /// arguments.
+    fn is_protocol(self) -> bool {
+        matches!(
+            self,
+            Verb::Get | Verb::Store | Verb::Erase | Verb::List | Verb::Version
+        )
+    }
+
+    /// The verb's own usage, for `VERB --help` and `help VERB`.
+    fn help(self) -> &'static str {
+        let subcommand = match self {
             Verb::Token => cli::help("token"),
             Verb::Configure => cli::help("configure"),
             Verb::Doctor => cli::help("doctor"),
             Verb::Kubelet => cli::help("kubelet"),
             _ => None,
+        };
+        subcommand.unwrap_or(match self {
+            Verb::Get => {
+                "usage: echo HOST | docker-credential-acr-entra get\n\
+                 print {\"ServerURL\",\"Username\",\"Secret\"} for the registry HOST (docker, podman and\n\
+                 kubelet call this); `credentials not found in native keychain` for one it does not serve"
+            }
+            Verb::Store => {
+                "usage: echo '{\"ServerURL\":…,\"Username\":…,\"Secret\":…}' | docker-credential-acr-entra store\n\
+                 keep a credential (docker login does this when acr-entra is its credsStore)"
+            }
+            Verb::Erase => {
+                "usage: echo HOST | docker-credential-acr-entra erase\n\
+                 forget what is stored and cached for HOST (docker logout does this)"
+            }
+            Verb::List => {
+                "usage: docker-credential-acr-entra list\n\
+                 print {\"<server>\":\"<username>\",...}: stored hosts and the config file's registries"
+            }
+            Verb::Version => "usage: docker-credential-acr-entra version\nprint the version",
+            _ => USAGE,
+        })
+    }
+}
+
+/// The verb one or two edits away from `word` (a typo such as `gte` or `configur`).
+fn nearest_verb(word: &str) -> Option<&'static str> {
+    const NAMES: [&str; 9] = [
+        "get",
+        "store",
+        "erase",
+        "list",
+        "version",
+        "token",
+        "configure",
+        "doctor",
+        "kubelet",
+    ];
+    let word = word.to_ascii_lowercase();
+    NAMES
+        .into_iter()
+        .map(|name| (edit_distance(&word, name), name))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance, with adjacent transpositions counted as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len() > 64 {
+        return usize::MAX;
+    }
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
         }
     }
+    d[a.len()][b.len()]
 }
 
 fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
@@ -282,14 +373,26 @@ fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
         None => ("", &[][..]),
     };
     let verb = Verb::parse(word)?;
-    if let Some(help) = verb
-        .help()
-        .filter(|_| rest.iter().any(|a| a == "--help" || a == "-h"))
+    // Every verb answers `--help` before it reads stdin or parses anything.
+    if verb != Verb::Help && rest.iter().any(|a| a == "--help" || a == "-h") {
+        return Ok(Reply::Answer(verb.help().to_string()));
+    }
+    if verb.is_protocol()
+        && let Some(extra) = rest.first()
     {
-        return Ok(Reply::Answer(help.to_string()));
+        return Err(Error::Usage(format!(
+            "`{word}` takes no arguments (got `{}`); its input comes on stdin",
+            error::one_line(extra).chars().take(40).collect::<String>()
+        )));
     }
     match verb {
-        Verb::Help => return Ok(Reply::Answer(USAGE.to_string())),
+        // `help VERB` is `VERB --help`.
+        Verb::Help => {
+            return Ok(Reply::Answer(match rest.first() {
+                Some(topic) => Verb::parse(topic)?.help().to_string(),
+                None => USAGE.to_string(),
+            }));
+        }
         Verb::Version => return Ok(Reply::Answer(format!("{NAME} {VERSION}"))),
         // doctor reports a broken environment or config file instead of failing on it.
         Verb::Doctor => {
@@ -373,6 +476,83 @@ mod tests {
             (code, out.starts_with("usage: token HOST")),
             (0, true),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn every_verb_answers_help_and_typos_get_a_suggestion() {
+        let env = Env::default();
+        // `get --help` must not wait on stdin, `store --help` not parse it as JSON.
+        for (args, start) in [
+            (
+                &["get", "--help"][..],
+                "usage: echo HOST | docker-credential-acr-entra get",
+            ),
+            (&["store", "-h"][..], "usage: echo '{\"ServerURL\""),
+            (
+                &["erase", "--help"][..],
+                "usage: echo HOST | docker-credential-acr-entra erase",
+            ),
+            (
+                &["list", "--help"][..],
+                "usage: docker-credential-acr-entra list",
+            ),
+            (&["help", "token"][..], "usage: token HOST"),
+            (&["help", "get"][..], "usage: echo HOST"),
+            (
+                &["help"][..],
+                "docker-credential-acr-entra: Azure Container Registry",
+            ),
+        ] {
+            let (code, out) = run_with(args, "{not json", &env);
+            assert_eq!((code, out.starts_with(start)), (0, true), "{args:?}: {out}");
+        }
+        let (code, out) = run_with(&["gte"], "", &env);
+        assert_eq!(
+            (code, out),
+            (
+                1,
+                format!("unknown verb `gte`; did you mean `get`? ({VERBS})\n")
+            )
+        );
+        assert_eq!(nearest_verb("configur"), Some("configure"));
+        assert_eq!(nearest_verb("dcotor"), Some("doctor"));
+        assert_eq!(nearest_verb("fly"), None);
+        assert_eq!(
+            run_with(&["get", "myacr.azurecr.io"], "", &env),
+            (
+                1,
+                "`get` takes no arguments (got `myacr.azurecr.io`); its input comes on stdin\n"
+                    .to_string()
+            )
+        );
+    }
+
+    /// An answer that cannot be written (`get > /dev/full`) is exit 1, said on stderr.
+    #[test]
+    fn a_failed_write_is_a_failure() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::from_raw_os_error(28))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut err = Vec::new();
+        let code = run(
+            &["list".to_string()],
+            &mut &b""[..],
+            &mut Full,
+            &mut err,
+            &Env::default(),
+        );
+        assert_eq!(code, 1);
+        assert!(
+            String::from_utf8(err)
+                .unwrap()
+                .starts_with("cannot write the answer to stdout: "),
         );
     }
 }

@@ -225,3 +225,20 @@ fn stdout_carries_only_the_answer_even_with_logging() {
         "trace logging goes to stderr: {out:?}"
     );
 }
+
+/// `list > /dev/full`: the answer could not be written, so the exit code says so.
+#[test]
+fn an_answer_that_cannot_be_written_is_exit_1() {
+    let env = TestEnv::new();
+    let out = env
+        .helper()
+        .wrapped(&["/bin/sh", "-c", "exec \"$0\" \"$@\" > /dev/full"])
+        .arg("list")
+        .run();
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .starts_with("cannot write the answer to stdout: No space left on device"),
+        "{out:?}"
+    );
+}
