@@ -57,6 +57,13 @@ pub fn get(ctx: &Context, input: &[u8]) -> Result<String> {
     }
     let Some((registry, cloud)) = acr_target(ctx, &host) else {
         crate::debug!("`{host}` is not an ACR login server and nothing is stored for it");
+        // Still "not found" (the client goes anonymous), but docker and podman show a
+        // helper's stderr, so a typo'd login server is named once.
+        if let Some(meant) = host.near_acr() {
+            crate::log::tell(format_args!(
+                "`{host}` is not an ACR login server; did you mean `{meant}`?"
+            ));
+        }
         return Err(Error::NotFound);
     };
     crate::debug!("`{host}` is ACR ({} cloud)", cloud.name());

@@ -47,6 +47,7 @@ mod registry;
 mod secret;
 mod store;
 mod throttle;
+mod typo;
 
 use std::io::{Read, Write};
 
@@ -333,37 +334,10 @@ fn nearest_verb(word: &str) -> Option<&'static str> {
     let word = word.to_ascii_lowercase();
     NAMES
         .into_iter()
-        .map(|name| (edit_distance(&word, name), name))
+        .map(|name| (typo::edit_distance(&word, name), name))
         .filter(|(d, _)| *d <= 2)
         .min()
         .map(|(_, name)| name)
-}
-
-/// Levenshtein distance, with adjacent transpositions counted as one edit.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    if a.len() > 64 {
-        return usize::MAX;
-    }
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {

@@ -158,6 +158,24 @@ impl RegistryHost {
         })
     }
 
+    /// The ACR login server this host probably meant, when its name is one or two edits
+    /// from an ACR suffix (`myacr.azureccr.io`, `myacr.azurecr.com`): for a hint only, it
+    /// never gets a token.
+    pub fn near_acr(&self) -> Option<String> {
+        if self.acr_cloud().is_some() {
+            return None;
+        }
+        let (name, rest) = self.host.split_once('.')?;
+        ACR_SUFFIXES
+            .iter()
+            .map(|(suffix, _)| (crate::typo::edit_distance(rest, suffix), *suffix))
+            .filter(|(d, _)| *d <= 2)
+            // On a tie the public cloud's, listed first.
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, suffix)| format!("{name}.{suffix}"))
+            .filter(|guess| RegistryHost::parse(guess).is_ok_and(|h| h.acr_cloud().is_some()))
+    }
+
     /// `localhost`, `127.0.0.0/8` or `::1`: the only hosts allowed plain http.
     pub fn is_loopback(&self) -> bool {
         if self.host == "localhost" {
@@ -375,6 +393,33 @@ mod tests {
                     "{hostile}.{suffix}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn near_misses_name_the_login_server_they_probably_meant() {
+        let near = |h: &str| RegistryHost::parse(h).unwrap().near_acr();
+        assert_eq!(
+            near("myacr.azureccr.io").as_deref(),
+            Some("myacr.azurecr.io")
+        );
+        assert_eq!(
+            near("myacr.azurecr.com").as_deref(),
+            Some("myacr.azurecr.io")
+        );
+        assert_eq!(
+            near("contoso.azurecr.cm").as_deref(),
+            Some("contoso.azurecr.cn")
+        );
+        for far in [
+            "myacr.azurecr.io",
+            "myacr.azurecr.io.evil.example",
+            "docker.io",
+            "ghcr.io",
+            "mcr.microsoft.com",
+            "abc.azurecr.com",
+        ] {
+            assert_eq!(near(far), None, "{far}");
         }
     }
 

@@ -452,8 +452,17 @@ fn hostile_host_corpus() {
                         "{new_conns} proxy and {entra_conns} Entra connections for a non-ACR name ({new_targets:?})"
                     ));
                 }
-                if out.code != Some(1) || !out.stderr.is_empty() {
-                    fail("expected exit 1 and empty stderr".into());
+                // stderr stays empty, but for the one line that names the login
+                // server a near miss (`azurecr.com`) probably meant.
+                let hint_only = out.stderr.is_empty()
+                    || (out.stderr.starts_with("acr-entra warn: `")
+                        && out
+                            .stderr
+                            .contains("` is not an ACR login server; did you mean `")
+                        && out.stderr.ends_with(".azurecr.io`?\n")
+                        && out.stderr.lines().count() == 1);
+                if out.code != Some(1) || !hint_only {
+                    fail("expected exit 1 and empty stderr (or the near-miss hint)".into());
                 }
                 let line = out.stdout.strip_suffix('\n').unwrap_or(&out.stdout);
                 if line.contains('\n') || line.contains('\r') {
@@ -581,4 +590,23 @@ fn entra_redirects_are_never_followed() {
         assert_eq!(acr.exchange_count(), 0, "{status}");
         out.assert_within(Duration::from_secs(20));
     }
+}
+
+/// A typo'd login server is still "not found" (the client goes anonymous, no request is
+/// made), with one stderr line naming the login server it probably meant; other hosts
+/// stay silent.
+#[test]
+fn a_near_miss_acr_name_is_not_found_with_a_suggestion() {
+    let env = TestEnv::new();
+    let out = env.get("myacr.azureccr.io").run();
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stdout_line(), env::NOT_FOUND);
+    assert_eq!(
+        out.stderr,
+        "acr-entra warn: `myacr.azureccr.io` is not an ACR login server; did you mean `myacr.azurecr.io`?\n"
+    );
+    env.get("docker.io").run().assert_not_found();
+    env.get("myacr.azurecr.io.evil.example")
+        .run()
+        .assert_not_found();
 }
