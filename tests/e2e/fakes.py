@@ -13,6 +13,24 @@ formats, used by the end-to-end suite (tests/e2e/run.sh), the benchmark
   acr     HTTP (nginx terminates TLS in front of it). ACR's token service:
           POST /oauth2/exchange, GET /oauth2/token (Basic), POST /oauth2/token.
   blackhole  a listening socket that never accepts: a black-holed registry.
+  github  HTTPS, test CA. GitHub Actions' OIDC token service: `GET .../idtoken?api-version=2.0
+          &audience=...` with the job's request token as bearer, answers `{"count":1,"value":JWT}`.
+  devops  HTTPS, test CA. Azure DevOps' OIDC service: `POST .../oidctoken?api-version=7.1
+          &serviceConnectionId=...` with the job's access token as bearer and
+          `X-TFS-FedAuthRedirect: Suppress`, answers `{"oidcToken":JWT}`.
+
+CI jobs and federated credentials are set at run time (on any fake's port):
+`POST /_ci_job {"ci":"github"|"devops","job":NAME,"bearer":TOKEN,"subject":SUB[,"connection":ID]}`
+registers a job whose bearer token the OIDC fake accepts (and whose tokens name SUB);
+`POST /_federated {"client_id","issuer","subject","audience"}` gives an app a federated
+credential. An app with federated credentials (CI_CLIENT_ID in the suite) is then
+refused by Entra unless its client assertion is an unexpired JWT whose iss, aud and sub
+match one of them, with Entra's codes: AADSTS700024 (expired), AADSTS700211 (issuer),
+AADSTS700212 (audience), AADSTS700213 (subject). Counters: `oidc.<ci>.by_job`,
+`entra.by_subject`, `acr.exchanges_by_subject`, `acr.tokens_by_subject` (registry tokens
+granted for a refresh token minted from that subject's assertion) and
+`acr.refresh_by_subject` (the refresh tokens' jti). `fakes.py oidc-jwt --iss I --sub S
+--aud A [--ttl SECONDS]` prints such a token (GitLab's `id_tokens`, or an expired one).
 
 `--only-identity SERVICE=CLIENT_ID` makes SERVICE a registry on which only that identity
 has a role: its exchange refuses Entra tokens of any other app (`appid`) with 401.
@@ -69,6 +87,13 @@ MI_HEADER = "e2e-dummy-identity-header"
 MI_CLIENT_ID = "e2e00000-0000-4000-8000-000000000003"
 USER_MI_CLIENT_ID = "e2e00000-0000-4000-8000-000000000004"
 FEDERATED_TOKEN = None  # set from --federated-token-file
+# The CI app: no secret, only federated credentials (POST /_federated) for CI jobs' tokens.
+CI_CLIENT_ID = "e2e00000-0000-4000-8000-000000000005"
+EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+DEVOPS_ORG_ID = "5f3c2a1e-0000-4000-8000-00000000d0e5"
+DEVOPS_ISSUER = f"https://vstoken.dev.azure.com/{DEVOPS_ORG_ID}"
+CI_OIDC_KEY = b"e2e-dummy-ci-oidc-key"  # the fake CI services' "signature" (nobody verifies it)
 ENTRA_HMAC_KEY = b"e2e-dummy-entra-signing-key"
 ACR_ISSUER = "Azure Container Registry"
 # An ACR repository-scoped token or admin user: a plain username/password pair
@@ -87,6 +112,12 @@ STATE = {
 STATE["acr"].update({"throttled": 0, "exchanges_by_second": {}, "attempts_by_second": {},
                      "throttled_by_second": {}})
 STATE["entra"].update({"throttled": 0, "calls_by_second": {}, "throttled_by_second": {}})
+STATE["entra"].update({"by_subject": {}, "federated_rejected": {}})
+STATE["acr"].update({"exchanges_by_subject": {}, "tokens_by_subject": {}, "refresh_by_subject": {}})
+STATE["oidc"] = {ci: {"requests": 0, "rejected": 0, "by_job": {}, "audiences": {}}
+                 for ci in ("github", "devops")}
+CI_JOBS = {}     # bearer token -> {"ci", "job", "subject", "connection"}
+FEDERATED = []   # {"client_id", "issuer", "subject", "audience"}
 # reject_acr_audience: services whose exchange refuses the ACR audience;
 # rate: admitted requests per second per endpoint (0: no limit); token_lifetime: seconds.
 # clock_skew: seconds the token service's clock is off (refresh tokens are issued and
@@ -159,6 +190,62 @@ def hs256_valid(token):
         return False
     sig = hmac.new(ENTRA_HMAC_KEY, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
     return hmac.compare_digest(b64u(sig), parts[2])
+
+
+def ci_jwt(claims, ttl=300):
+    """A CI's OIDC token: RS256-shaped (nobody here verifies it; Entra's fake checks its
+    claims), `ttl` seconds of life from now; a negative ttl gives one that expired."""
+    now = int(time.time())
+    iat = now if ttl > 0 else now + ttl - 600
+    claims = {**claims, "iat": iat, "nbf": iat, "exp": now + ttl, "jti": str(uuid.uuid4())}
+    head = b64u(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "e2e-fake-ci-key"}).encode())
+    body = b64u(json.dumps(claims).encode())
+    mac = hmac.new(CI_OIDC_KEY, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64u(mac * 8)}"
+
+
+def entra_error(status, error, code, text):
+    """Entra's error answer: AADSTS code first in the description, then its trace lines."""
+    trace, corr = str(uuid.uuid4()), str(uuid.uuid4())
+    stamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
+    return status, {"error": error,
+                    "error_description": f"AADSTS{code}: {text}\r\nTrace ID: {trace}\r\n"
+                                         f"Correlation ID: {corr}\r\nTimestamp: {stamp}",
+                    "error_codes": [code], "timestamp": stamp, "trace_id": trace,
+                    "correlation_id": corr,
+                    "error_uri": f"https://login.microsoftonline.com/error?code={code}"}
+
+
+def federation_refusal(rules, assertion):
+    """Entra's verdict on a client assertion for an app with federated credentials: None
+    to accept, else (status, body). Expiry first (AADSTS700024), then issuer (700211),
+    audience (700212) and subject (700213), as Entra reports them."""
+    c = jwt_claims(assertion)
+    if not isinstance(c, dict):
+        return entra_error(400, "invalid_client", 7000274,
+                           "Client assertion failed signature validation.")
+    now = int(time.time())
+    if not isinstance(c.get("exp"), (int, float)) or c["exp"] <= now:
+        return entra_error(400, "invalid_client", 700024,
+                           f"Client assertion is not within its valid time range. Current time: "
+                           f"{now}, expiry time of assertion {c.get('exp')}.")
+    iss, aud, sub = c.get("iss"), c.get("aud"), c.get("sub")
+    if not any(r["issuer"] == iss for r in rules):
+        return entra_error(400, "invalid_client", 700211,
+                           f"No matching federated identity record found for presented "
+                           f"assertion issuer '{iss}'. Please check your federated identity "
+                           f"credential Subject, Audience and Issuer against the presented assertion.")
+    if not any(r["issuer"] == iss and r["audience"] == aud for r in rules):
+        return entra_error(400, "invalid_client", 700212,
+                           f"No matching federated identity record found for presented "
+                           f"assertion audience '{aud}'. Please check your federated identity "
+                           f"credential Subject, Audience and Issuer against the presented assertion.")
+    if not any(r["issuer"] == iss and r["audience"] == aud and r["subject"] == sub for r in rules):
+        return entra_error(400, "invalid_client", 700213,
+                           f"No matching federated identity record found for presented "
+                           f"assertion subject '{sub}'. Please check your federated identity "
+                           f"credential Subject, Audience and Issuer against the presented assertion.")
+    return None
 
 
 def pem_to_der_b64(path):
@@ -251,6 +338,17 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 CONFIG.update(json.loads(self.body() or b"{}"))
             return self.send(200, CONFIG)
+        if path == "/_ci_job" and self.command == "POST":
+            job = json.loads(self.body() or b"{}")
+            with LOCK:
+                CI_JOBS[job["bearer"]] = job
+                STATE["oidc"][job["ci"]]["by_job"].setdefault(job["job"], 0)
+            return self.send(200, {"ok": True})
+        if path == "/_federated" and self.command == "POST":
+            fic = json.loads(self.body() or b"{}")
+            with LOCK:
+                FEDERATED.append({k: fic[k] for k in ("client_id", "issuer", "subject", "audience")})
+            return self.send(200, {"ok": True})
         return getattr(self, "handle_" + self.role)(path)
 
     do_GET = do_POST = do_HEAD = do_DELETE = do_PUT = lambda self: self.route()
@@ -272,6 +370,80 @@ class Handler(BaseHTTPRequestHandler):
         return self.send(401, {"errors": [{"code": "UNAUTHORIZED",
                                            "message": "authentication required"}]},
                          {"Www-Authenticate": realm})
+
+    # -------------------------------------------------- CI OIDC token services
+    def ci_request(self, ci):
+        """Count the request (per job, by its bearer token); the job, or None."""
+        auth = self.headers.get("Authorization", "")
+        bearer = auth[7:] if auth[:7].lower() == "bearer " else None
+        with LOCK:
+            st = STATE["oidc"][ci]
+            st["requests"] += 1
+            job = CI_JOBS.get(bearer) if bearer else None
+            if job and job["ci"] != ci:
+                job = None
+            if job:
+                st["by_job"][job["job"]] = st["by_job"].get(job["job"], 0) + 1
+        return job
+
+    def ci_refuse(self, ci, status, obj, headers=None):
+        with LOCK:
+            STATE["oidc"][ci]["rejected"] += 1
+        return self.send(status, obj, headers)
+
+    def handle_github(self, path):
+        """GitHub Actions' token service, as `core.getIDToken()` calls it."""
+        job = self.ci_request("github")
+        q = self.query()
+        one = lambda k: (q.get(k) or [""])[0]
+        if self.command != "GET" or not path.endswith("/idtoken"):
+            return self.ci_refuse("github", 404, {"message": "Not Found"})
+        if job is None:
+            return self.ci_refuse("github", 401, {"message": "Bad credentials"})
+        if one("api-version") != "2.0":
+            return self.ci_refuse("github", 400, {"message": "api-version 2.0 is required"})
+        # Without `audience` GitHub names the repository owner's URL.
+        audience = one("audience") or "https://github.com/octo-org"
+        with LOCK:
+            auds = STATE["oidc"]["github"]["audiences"]
+            auds[audience] = auds.get(audience, 0) + 1
+        sub = job["subject"]
+        repository = sub[len("repo:"):].split(":")[0] if sub.startswith("repo:") else "octo-org/app"
+        env = sub.split(":environment:", 1)[1] if ":environment:" in sub else None
+        value = ci_jwt({"iss": GITHUB_ISSUER, "sub": sub, "aud": audience,
+                        "repository": repository, "repository_owner": repository.split("/")[0],
+                        "ref": "refs/heads/main", "ref_type": "branch", "run_id": job["job"],
+                        "event_name": "push", "runner_environment": "self-hosted",
+                        "job_workflow_ref": f"{repository}/.github/workflows/ci.yml@refs/heads/main",
+                        **({"environment": env} if env else {})})
+        return self.send(200, {"count": 1, "value": value})
+
+    def handle_devops(self, path):
+        """Azure DevOps' OIDC service, as AzurePipelinesCredential calls it."""
+        job = self.ci_request("devops")
+        q = self.query()
+        one = lambda k: (q.get(k) or [""])[0]
+        if self.command != "POST" or not path.endswith("/oidctoken"):
+            return self.ci_refuse("devops", 404, {"message": "Not Found"})
+        # Without this header Azure DevOps answers a sign-in redirect instead of a 401.
+        if self.headers.get("X-TFS-FedAuthRedirect") != "Suppress":
+            return self.ci_refuse("devops", 302, None,
+                                  {"Location": "https://spsprodweus5.vssps.visualstudio.com/_signin"})
+        self.body()
+        if job is None:
+            return self.ci_refuse("devops", 401, {
+                "message": "TF400813: The user is not authorized to access this resource."})
+        if one("api-version") != "7.1":
+            return self.ci_refuse("devops", 400, {
+                "message": "The requested REST API version is not supported.",
+                "typeKey": "VssVersionNotSupportedException"})
+        connection = one("serviceConnectionId")
+        if not connection or connection != job.get("connection"):
+            return self.ci_refuse("devops", 404, {
+                "message": f"Service connection {connection} not found or the pipeline is not "
+                           "authorized to use it."})
+        value = ci_jwt({"iss": DEVOPS_ISSUER, "sub": job["subject"], "aud": EXCHANGE_AUDIENCE})
+        return self.send(200, {"oidcToken": value})
 
     # ---------------------------------------------------------------- Entra ID
     def handle_entra(self, path):
@@ -303,20 +475,35 @@ class Handler(BaseHTTPRequestHandler):
             STATE["entra"]["calls"] += 1
             per_second(STATE["entra"]["calls_by_second"])
         err = None
+        extra = {}
+        with LOCK:  # the app's federated credentials: only CI jobs' tokens sign it in
+            federated = [r for r in FEDERATED if r["client_id"] == one("client_id")]
         if one("grant_type") != "client_credentials":
             err = "unsupported_grant_type"
         elif tenant != TENANT:
             err = "invalid_tenant"
-        elif one("client_id") != CLIENT_ID:
+        elif one("client_id") != CLIENT_ID and not federated:
             err = "unauthorized_client"
         elif one("client_secret"):
             kind = "secret"
-            if one("client_secret") != CLIENT_SECRET:
+            if federated or one("client_secret") != CLIENT_SECRET:
                 err = "invalid_client: AADSTS7000215 invalid client secret"
         elif one("client_assertion"):
             assertion = one("client_assertion")
             if one("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
                 err = "invalid_request: client_assertion_type"
+            elif federated:
+                kind = "oidc"
+                refusal = federation_refusal(federated, assertion)
+                if refusal:
+                    with LOCK:
+                        STATE["entra"]["rejected"] += 1
+                        code = str(refusal[1]["error_codes"][0])
+                        rej = STATE["entra"]["federated_rejected"]
+                        rej[code] = rej.get(code, 0) + 1
+                    return self.send(*refusal)
+                c = jwt_claims(assertion)
+                extra = {"e2e_fic_iss": c["iss"], "e2e_fic_sub": c["sub"]}
             elif FEDERATED_TOKEN and assertion.strip() == FEDERATED_TOKEN:
                 kind = "federated"
             else:
@@ -342,8 +529,12 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             STATE["entra"]["by_grant"][kind] = STATE["entra"]["by_grant"].get(kind, 0) + 1
             STATE["entra"]["by_scope"][scope] = STATE["entra"]["by_scope"].get(scope, 0) + 1
+            if extra:
+                by_sub = STATE["entra"]["by_subject"]
+                by_sub[extra["e2e_fic_sub"]] = by_sub.get(extra["e2e_fic_sub"], 0) + 1
         return self.send(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
-                               "access_token": entra_token(scope[: -len("/.default")], kind)})
+                               "access_token": entra_token(scope[: -len("/.default")], kind,
+                                                           one("client_id"), extra)})
 
     # -------------------------------------------------------- managed identity
     def handle_mi(self, path):
@@ -421,19 +612,28 @@ class Handler(BaseHTTPRequestHandler):
                 by_app = STATE["acr"]["exchanges_by_app"].setdefault(service, {})
                 by_app[claims.get("appid")] = by_app.get(claims.get("appid"), 0) + 1
                 per_second(STATE["acr"]["exchanges_by_second"])
+                if claims.get("e2e_fic_sub"):
+                    by_sub = STATE["acr"]["exchanges_by_subject"]
+                    by_sub[claims["e2e_fic_sub"]] = by_sub.get(claims["e2e_fic_sub"], 0) + 1
         if err:
             return self.send(401, {"errors": [{"code": "UNAUTHORIZED", "message": err}]})
         now = int(time.time() + CONFIG["clock_skew"])
         # ACR's refresh-token claim shape (observed): about 3 h 15 min of life by default.
-        refresh = rs256({"jti": str(uuid.uuid4()), "sub": claims.get("oid"), "nbf": now - 5,
+        jti = str(uuid.uuid4())
+        # Which CI job's assertion this refresh token comes from (a test-only claim), so the
+        # token service can tell whose refresh token a later pull or push used.
+        fic = {"e2e_fic_sub": claims["e2e_fic_sub"]} if claims.get("e2e_fic_sub") else {}
+        refresh = rs256({"jti": jti, "sub": claims.get("oid"), "nbf": now - 5,
                          "exp": now + int(CONFIG["token_lifetime"]), "iat": now, "iss": ACR_ISSUER, "aud": service,
                          "version": "1.0", "rid": "e2e0000000000000000000000000000a",
                          "grant_type": "refresh_token", "appid": claims.get("appid"),
                          "tenant": claims.get("tid"),
                          "permissions": {"actions": ["read", "write", "delete"], "notActions": None},
-                         "roles": []})
+                         "roles": [], **fic})
         with LOCK:
             ISSUED_REFRESH.add(refresh)
+            if fic:
+                STATE["acr"]["refresh_by_subject"].setdefault(fic["e2e_fic_sub"], []).append(jti)
         return self.send(200, {"refresh_token": refresh})
 
     def token(self):
@@ -451,7 +651,7 @@ class Handler(BaseHTTPRequestHandler):
             user, password = NULL_GUID, one("refresh_token")
         elif self.command == "POST" and one("grant_type") == "password":
             user, password = one("username"), one("password")
-        ok = False
+        ok, c = False, {}
         if user == NULL_GUID:
             with LOCK:
                 known = password in ISSUED_REFRESH
@@ -467,6 +667,9 @@ class Handler(BaseHTTPRequestHandler):
                 STATE["acr"]["tokens"] += 1
                 by_user = STATE["acr"]["tokens_by_user"]
                 by_user[user] = by_user.get(user, 0) + 1
+                if user == NULL_GUID and c.get("e2e_fic_sub"):
+                    by_sub = STATE["acr"]["tokens_by_subject"]
+                    by_sub[c["e2e_fic_sub"]] = by_sub.get(c["e2e_fic_sub"], 0) + 1
         if not ok or service not in ARGS.services:
             return self.send(401, {"errors": [{"code": "UNAUTHORIZED",
                                                "message": "authentication required"}]},
@@ -487,12 +690,12 @@ class Handler(BaseHTTPRequestHandler):
         return self.send(200, answer)
 
 
-def entra_token(aud, kind, appid=CLIENT_ID):
+def entra_token(aud, kind, appid=CLIENT_ID, extra=None):
     now = int(time.time())
-    return hs256({"aud": aud, "iss": f"https://sts.windows.net/{TENANT}/", "iat": now,
+    return hs256({**(extra or {}), "aud": aud, "iss": f"https://sts.windows.net/{TENANT}/", "iat": now,
                   "nbf": now - 5, "exp": now + 3599, "tid": TENANT, "appid": appid,
                   "oid": "e2e00000-0000-4000-8000-0000000000" + {"secret": "0a", "certificate": "0b",
-                         "federated": "0c", "managed-identity": "0d",
+                         "federated": "0c", "managed-identity": "0d", "oidc": "10",
                          "user-assigned-identity": "0f"}.get(kind, "0e"),
                   "idtyp": "app", "ver": "1.0", "e2e_kind": kind})
 
@@ -629,6 +832,19 @@ def mint(argv):
             "%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp))}))
 
 
+def oidc_jwt(argv):
+    """Print a CI job's OIDC token (e.g. GitLab's `id_tokens`), as the CI would mint it."""
+    ap = argparse.ArgumentParser(prog="fakes.py oidc-jwt")
+    ap.add_argument("--iss", required=True)
+    ap.add_argument("--sub", required=True)
+    ap.add_argument("--aud", required=True)
+    ap.add_argument("--ttl", type=int, default=300, help="seconds of life; negative: expired")
+    ap.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE")
+    a = ap.parse_args(argv)
+    print(ci_jwt({"iss": a.iss, "sub": a.sub, "aud": a.aud,
+                  **dict(kv.split("=", 1) for kv in a.claim)}, a.ttl))
+
+
 def fleet_options(ap):
     ap.add_argument("--rate", type=float, default=0,
                     help="admitted requests per second, per endpoint (default: no limit)")
@@ -663,6 +879,8 @@ def main():
         return mint(sys.argv[2:])
     if sys.argv[1:2] == ["single"]:
         return single(sys.argv[2:])
+    if sys.argv[1:2] == ["oidc-jwt"]:
+        return oidc_jwt(sys.argv[2:])
     ap = argparse.ArgumentParser()
     ap.add_argument("--state-dir", required=True)
     ap.add_argument("--ca-cert", required=True)
@@ -687,6 +905,7 @@ def main():
     hole.listen(64)
     ports = {"entra": serve("entra", tls=True), "mi": serve("mi"),
              "acr": serve("acr"),
+             "github": serve("github", tls=True), "devops": serve("devops", tls=True),
              "blackhole": hole.getsockname()[1]}
     tmp = os.path.join(ARGS.state_dir, "ports.json.tmp")
     with open(tmp, "w") as fh:

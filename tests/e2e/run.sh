@@ -37,6 +37,10 @@ LOCAL=localhost:5443     # config-listed custom host
 PLAIN=localhost:5000     # non-ACR registry with basic auth (stored via `store`)
 ANON=localhost:5001      # a registry nobody configured: anonymous access
 HOSTS_MARK="# acr-entra-e2e"
+# The CIs' OIDC token services (fakes.py), reached under their real names through
+# ACR_ENTRA_CONNECT_TO: nothing outside the helper is pointed at them.
+GH_OIDC_HOST=pipelines.actions.githubusercontent.com
+DEVOPS_OIDC_HOST=dev.azure.com
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "e2e: $*"; exit 2; }
@@ -148,7 +152,7 @@ pki() {
         openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
             -extfile "$1.ext" -out "$1.pem" 2>/dev/null
     }
-    leaf server "/CN=$ACR" "subjectAltName=DNS:$ACR,DNS:$BASE,DNS:localhost,IP:127.0.0.1
+    leaf server "/CN=$ACR" "subjectAltName=DNS:$ACR,DNS:$BASE,DNS:localhost,IP:127.0.0.1,DNS:$GH_OIDC_HOST,DNS:$DEVOPS_OIDC_HOST
 extendedKeyUsage=serverAuth
 keyUsage=critical,digitalSignature,keyEncipherment" || return 1
     leaf signing "/CN=acr-entra e2e token signer" "keyUsage=critical,digitalSignature" || return 1
@@ -182,6 +186,8 @@ ENTRA_PORT=$(jq -r .entra "$W/ports.json")
 MI_PORT=$(jq -r .mi "$W/ports.json")
 ACR_PORT=$(jq -r .acr "$W/ports.json")
 HOLE=localhost:$(jq -r .blackhole "$W/ports.json")   # config-listed, never answers
+GH_OIDC_PORT=$(jq -r .github "$W/ports.json")
+DEVOPS_OIDC_PORT=$(jq -r .devops "$W/ports.json")
 
 # ------------------------------------------------------------ registries
 registry() { # registry NAME SERVICE|""  -> sets REG_PORT
@@ -847,6 +853,218 @@ withenv ACR_ENTRA_CONFIG="$CFG_NONE" ACR_ENTRA_CACHE_DIR="$c" "${MI_ENV[@]}" run
     -t e2e-cross:refused -f "$W/tmp/build/Containerfile.cross" "$W/tmp/build"
 refused_ok $?
 
+# ============================================================ secretless CI jobs
+# Jobs shaped like GitHub Actions, Azure Pipelines and GitLab CI jobs. Each runs in an
+# environment built from scratch (env -i): the variables its CI sets, the app's ids, its
+# own request token (or, on GitLab, its own OIDC token) and no secret; plus the test's
+# plumbing (HOME, PATH, DOCKER_CONFIG, DOCKER_HOST, SSL_CERT_FILE, ACR_ENTRA_CONNECT_TO,
+# AZURE_AUTHORITY_HOST). Each runs the same three commands (tests/e2e/README.md): configure
+# docker, a BuildKit build FROM the registry, a push. The fake Entra knows the CI app only
+# by its federated credentials, so a job signs in with its OIDC token or not at all.
+CI_CLIENT_ID=e2e00000-0000-4000-8000-000000000005
+CI_AUD=api://AzureADTokenExchange
+GH_ISSUER=https://token.actions.githubusercontent.com
+GH_MAIN=repo:octo-org/app:ref:refs/heads/main
+GH_PROD=repo:octo-org/app:environment:prod
+GH_PR=repo:octo-org/app:pull_request          # not trusted by Entra
+DEVOPS_ISSUER=https://vstoken.dev.azure.com/5f3c2a1e-0000-4000-8000-00000000d0e5
+DEVOPS_SUB=sc://octo-org/web/acr-push
+DEVOPS_CONN=7d3f1c2b-0000-4000-8000-00000000c0de
+GITLAB_ISSUER=https://gitlab.example.com
+GITLAB_SUB=project_path:octo/app:ref_type:branch:ref:main
+fake_post() { curl -sf -X POST -d "$2" "http://127.0.0.1:$ACR_PORT/$1" >/dev/null; }
+for fic in "$GH_ISSUER $GH_MAIN" "$GH_ISSUER $GH_PROD" "$DEVOPS_ISSUER $DEVOPS_SUB" "$GITLAB_ISSUER $GITLAB_SUB"; do
+    fake_post _federated "{\"client_id\":\"$CI_CLIENT_ID\",\"issuer\":\"${fic% *}\",\"subject\":\"${fic#* }\",\"audience\":\"$CI_AUD\"}" \
+        || die "could not give the CI app its federated credentials"
+done
+ci_register() { # ci_register CI JOB BEARER SUBJECT [CONNECTION]: the OIDC fake accepts BEARER for JOB
+    fake_post _ci_job "{\"ci\":\"$1\",\"job\":\"$2\",\"bearer\":\"$3\",\"subject\":\"$4\",\"connection\":\"${5:-}\"}"
+}
+gh_url() { echo "https://$GH_OIDC_HOST/e2e0000000000000000000000000000000000000000000000/00000000-0000-0000-0000-000000000000/_apis/distributedtask/hubs/Actions/plans/plan-$1/jobs/job-$1/idtoken?api-version=2.0"; }
+devops_url() { echo "https://$DEVOPS_OIDC_HOST/octo-org/0000aaaa-0000-4000-8000-00000000beef/_apis/distributedtask/hubs/build/plans/plan-$1/jobs/job-$1/oidctoken"; }
+gitlab_jwt() { # gitlab_jwt JOB-ID [fakes.py oidc-jwt options]: GitLab's id_tokens ACR_OIDC_TOKEN
+    local id=$1; shift
+    python3 "$HERE/fakes.py" oidc-jwt --iss "$GITLAB_ISSUER" --sub "$GITLAB_SUB" --aud "$CI_AUD" \
+        --claim project_path=octo/app --claim namespace_path=octo --claim ref=main \
+        --claim ref_type=branch --claim job_id="$id" --claim pipeline_source=push "$@"
+}
+# A base image on the registry, pushed by the suite's service principal, not by a job.
+"${SKOPEO[@]}" copy --authfile "$AUTH_HELPERS" --registries-conf "$W/registries-plain.conf" \
+    --format v2s2 "$IMG" "docker://$ACR/ci/base:v1" >>"$LOGS/seed.log" 2>&1 \
+    || log "e2e: could not seed $ACR/ci/base:v1; the CI checks will fail"
+# A job's PATH holds the helper and the system, not the suite's fake az/azd: a job that
+# did not find its CI's token must fail, not fall back to another credential.
+mkdir -p "$W/ci-bin"
+ln -sf "$W/bin/docker-credential-acr-entra" "$W/ci-bin/docker-credential-acr-entra"
+CI_CONNECT_TO=$GH_OIDC_HOST:443:127.0.0.1:$GH_OIDC_PORT,$DEVOPS_OIDC_HOST:443:127.0.0.1:$DEVOPS_OIDC_PORT
+CI_COUNTS=()
+
+ci_job_dir() { # ci_job_dir JOB push RUN-VARIABLE IMAGE-NAME | JOB pull TAG IMAGE-NAME: the job's workspace and script
+    local dir=$W/ci/$1
+    mkdir -p "$dir/docker" "$dir/src"   # DOCKER_CONFIG: the job's own, empty
+    printf 'FROM %s/ci/base:v1\nCOPY app.txt /app.txt\n' "$ACR" > "$dir/src/Dockerfile"
+    echo "built by CI job $1" > "$dir/src/app.txt"
+    {
+        echo "docker-credential-acr-entra configure docker $ACR"
+        if [ "$2" = push ]; then
+            echo "DOCKER_BUILDKIT=1 docker build -t $ACR/ci/$4:\$$3 ."
+            echo "docker push $ACR/ci/$4:\$$3"
+        else
+            echo "docker pull $ACR/ci/$4:$3"
+        fi
+    } > "$dir/job.sh"
+    echo "$dir"
+}
+ci_run() { # ci_run JOBDIR HOME VAR=VALUE...: the job's script, in an environment built from scratch
+    local dir=$1 home=$2; shift 2
+    # PATH: the helper, then the system, where `docker` is the docker.io package's CLI,
+    # which drives BuildKit itself (the newer CLI in /usr/local/bin has no buildx).
+    local vars=(HOME="$home" PATH="$W/ci-bin:/usr/sbin:/usr/bin:/sbin:/bin" DOCKER_CONFIG="$dir/docker"
+                DOCKER_HOST="$ENGINE" SSL_CERT_FILE="$W/pki/bundle.pem" ACR_ENTRA_CONNECT_TO="$CI_CONNECT_TO"
+                AZURE_AUTHORITY_HOST="$AZURE_AUTHORITY_HOST" E2E_CHECK="$E2E_CHECK" "$@")
+    mkdir -p "$home"
+    env -i "${vars[@]}" /usr/bin/env | sort > "$dir/env.txt"
+    { echo "job: $dir (cwd src/), env:"; sed 's/^/    /' "$dir/env.txt"; } >> "$OUT"
+    (cd "$dir/src" && env -i "${vars[@]}" timeout 300 bash -ex "$dir/job.sh") >>"$OUT" 2>&1 </dev/null
+}
+no_secret_in() { # the job's environment holds no client secret, certificate or token file
+    ! grep -q "^AZURE_CLIENT_SECRET=\|^AZURE_CLIENT_CERTIFICATE\|^AZURE_FEDERATED_TOKEN_FILE=\|$CLIENT_SECRET" "$1/env.txt"
+}
+configured() { [ "$(jq -r --arg h "$ACR" '.credHelpers[$h] // empty' "$1/docker/config.json" 2>/dev/null)" = acr-entra ]; }
+oidc_count() { [ "$1" = - ] && echo 0 || state ".oidc.$1.by_job[\"$2\"] // 0"; }
+by_subject() { state ".$1[\"$2\"] // 0"; }   # by_subject entra.by_subject|acr.exchanges_by_subject|acr.tokens_by_subject SUB
+
+# ci_push LABEL OIDC-FAKE(github|devops|-) JOB SUBJECT HOME IMAGE RUN-VAR cold|warm VAR=VALUE...
+# A cold job mints (one Entra call and one exchange, with its own subject); a warm one, on
+# the runner where a job of the same subject ran, asks its CI who it is (one OIDC request,
+# its request token is new) and then reads the cache: no Entra call, no exchange.
+ci_push() {
+    local label=$1 fake=$2 job=$3 sub=$4 home=$5 image=$6 runvar=$7 mode=$8; shift 8
+    local run="" v dir o e x se sx rc want got ref g why=""
+    for v in "$@"; do [[ $v == "$runvar="* ]] && run=${v#*=}; done
+    ref=$ACR/ci/$image:$run
+    begin "CI $label: $mode job ($sub) runs configure docker, BuildKit build, push $ref; no secret"
+    dir=$(ci_job_dir "$job" push "$runvar" "$image")
+    forget "$ACR/ci/base:v1" "$ref"
+    o=$(oidc_count "$fake" "$job"); e=$(entra_calls); x=$(exchanges "$ACR")
+    se=$(by_subject entra.by_subject "$sub"); sx=$(by_subject acr.exchanges_by_subject "$sub")
+    ci_run "$dir" "$home" "$@"; rc=$?
+    g=$(calls get "$ACR")   # the job's own gets (build and push), before the read-back below
+    o=$(( $(oidc_count "$fake" "$job") - o )); e=$(( $(entra_calls) - e )); x=$(( $(exchanges "$ACR") - x ))
+    se=$(( $(by_subject entra.by_subject "$sub") - se )); sx=$(( $(by_subject acr.exchanges_by_subject "$sub") - sx ))
+    want=$(pushed_digest); got=$(served_digest "$ref")
+    echo "pushed $want, registry serves $got; OIDC $o, Entra $e ($se for $sub), exchange $x ($sx for $sub), gets $g" >> "$OUT"
+    CI_COUNTS+=("$label $mode job: OIDC $o, Entra $e, exchange $x (helper gets by build and push: $g)")
+    if [ "$mode" = cold ]; then
+        [ "$fake" = - ] || [ "$o" -ge 1 ] || why="no OIDC request to the $fake fake"
+        [ "$e" = 1 ] && [ "$se" = 1 ] || why="${why:+$why; }want one Entra call with this job's subject (Entra $e, for $sub $se)"
+        [ "$x" = 1 ] && [ "$sx" = 1 ] || why="${why:+$why; }want one exchange of this subject's token (exchange $x, for $sub $sx)"
+    else
+        [ "$o" = "$([ "$fake" = - ] && echo 0 || echo 1)" ] || why="want one OIDC request (the job's request token is new), got $o"
+        [ "$e" = 0 ] && [ "$x" = 0 ] || why="${why:+$why; }want the cache to answer: Entra $e, exchange $x"
+    fi
+    if [ "$rc" != 0 ]; then fail "the job failed (rc=$rc)"
+    elif ! configured "$dir"; then fail "configure docker did not add credHelpers $ACR: acr-entra"
+    elif ! no_secret_in "$dir"; then fail "harness bug: a secret is in the job's environment"
+    elif [ -z "$want" ] || [ "$want" != "$got" ]; then fail "the registry does not serve the pushed manifest"
+    elif [ -n "$why" ]; then fail "$why"
+    else pass; printf '    %s\n' "${CI_COUNTS[-1]}"; fi
+}
+# ci_refused LABEL OIDC-FAKE JOB HOME CODE WHY VAR=VALUE...: the job's build fails with
+# Entra's code in BuildKit's output (not an anonymous pull), and nothing was exchanged.
+ci_refused() {
+    local label=$1 fake=$2 job=$3 home=$4 code=$5 why=$6 dir x r e rc g; shift 6
+    begin "CI $label: $why: the build fails with AADSTS$code in BuildKit's output"
+    dir=$(ci_job_dir "$job" push RUN e2e-refused)
+    forget "$ACR/ci/base:v1"
+    x=$(exchanges "$ACR"); r=$(state ".entra.federated_rejected[\"$code\"] // 0"); e=$(entra_calls)
+    ci_run "$dir" "$home" RUN=1 "$@"; rc=$?
+    g=$(calls get "$ACR")
+    CI_COUNTS+=("$label job refused with AADSTS$code: OIDC $(oidc_count "$fake" "$job"), Entra $(( $(entra_calls) - e )) (all refused), exchange $(( $(exchanges "$ACR") - x )) (helper gets by build: $g, each failed)")
+    echo "${CI_COUNTS[-1]}" >> "$OUT"
+    if [ "$rc" = 0 ]; then fail "the job succeeded"
+    elif [ "$(state ".entra.federated_rejected[\"$code\"] // 0")" -le "$r" ]; then fail "Entra did not refuse with AADSTS$code"
+    elif ! grep -q "AADSTS$code" "$OUT"; then fail "the client's error does not carry AADSTS$code"
+    elif [ "$(exchanges "$ACR")" != "$x" ]; then fail "an exchange happened"
+    else pass; fi
+}
+
+# ------------------------------------------------------------ GitHub Actions
+# What GitHub sets in a job with `permissions: id-token: write`, and the app's ids as the
+# workflow sets them (`env: AZURE_CLIENT_ID: ${{ vars.AZURE_CLIENT_ID }}`, as azure/login
+# users do). ACTIONS_ID_TOKEN_REQUEST_TOKEN is the job's runtime token, as on GitHub.
+gh_env() { # gh_env RUN-ID BEARER
+    printf '%s\n' GITHUB_ACTIONS=true CI=true GITHUB_REPOSITORY=octo-org/app GITHUB_RUN_ID="$1" \
+        RUNNER_OS=Linux ACTIONS_RUNTIME_TOKEN="$2" ACTIONS_ID_TOKEN_REQUEST_URL="$(gh_url "$1")" \
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN="$2" AZURE_CLIENT_ID="$CI_CLIENT_ID" AZURE_TENANT_ID="$TENANT"
+}
+GH_HOME=$W/ci/runner-github/home   # one self-hosted runner: every job below shares its HOME
+ci_register github gh-1001 e2e-gh-request-token-1001 "$GH_MAIN"
+ci_register github gh-1002 e2e-gh-request-token-1002 "$GH_MAIN"
+ci_register github gh-1003 e2e-gh-request-token-1003 "$GH_PROD"
+ci_register github gh-1004 e2e-gh-request-token-1004 "$GH_PR"
+mapfile -t v < <(gh_env 1001 e2e-gh-request-token-1001)
+ci_push github-actions github gh-1001 "$GH_MAIN" "$GH_HOME" github GITHUB_RUN_ID cold "${v[@]}"
+mapfile -t v < <(gh_env 1002 e2e-gh-request-token-1002)
+ci_push github-actions github gh-1002 "$GH_MAIN" "$GH_HOME" github GITHUB_RUN_ID warm "${v[@]}"
+
+begin "CI github-actions: a job of another subject ($GH_PROD) on the same runner pulls $ACR/ci/github:1001 with its own token"
+dir=$(ci_job_dir gh-1003 pull 1001 github)
+forget "$ACR/ci/github:1001"
+se=$(by_subject entra.by_subject "$GH_PROD"); sx=$(by_subject acr.exchanges_by_subject "$GH_PROD")
+tm=$(by_subject acr.tokens_by_subject "$GH_MAIN"); tp=$(by_subject acr.tokens_by_subject "$GH_PROD")
+mapfile -t v < <(gh_env 1003 e2e-gh-request-token-1003)
+e=$(entra_calls); x=$(exchanges "$ACR")
+ci_run "$dir" "$GH_HOME" "${v[@]}"; rc=$?
+CI_COUNTS+=("github-actions pull job of another subject: OIDC $(oidc_count github gh-1003), Entra $(( $(entra_calls) - e )), exchange $(( $(exchanges "$ACR") - x )) (helper gets by pull: $(calls get "$ACR"))")
+se=$(( $(by_subject entra.by_subject "$GH_PROD") - se )); sx=$(( $(by_subject acr.exchanges_by_subject "$GH_PROD") - sx ))
+tm=$(( $(by_subject acr.tokens_by_subject "$GH_MAIN") - tm )); tp=$(( $(by_subject acr.tokens_by_subject "$GH_PROD") - tp ))
+echo "OIDC $(oidc_count github gh-1003); Entra for $GH_PROD +$se; exchanges +$sx; registry tokens from main's refresh token +$tm, from prod's +$tp" >> "$OUT"
+if [ "$rc" != 0 ]; then fail "the pull failed (rc=$rc)"
+elif [ "$(oidc_count github gh-1003)" -lt 1 ]; then fail "the job did not ask GitHub for its own OIDC token"
+elif [ "$se" != 1 ] || [ "$sx" != 1 ]; then fail "want its own Entra sign-in and exchange (Entra +$se, exchange +$sx for $GH_PROD)"
+elif [ "$tm" != 0 ]; then fail "the pull used the main branch's refresh token ($tm registry tokens)"
+elif [ "$tp" -lt 1 ]; then fail "the registry saw no refresh token of $GH_PROD"
+else pass; printf '    %s\n' "${CI_COUNTS[-1]}"; fi
+
+mapfile -t v < <(gh_env 1004 e2e-gh-request-token-1004)
+ci_refused github-actions github gh-1004 "$GH_HOME" 700213 "a pull_request job on the same runner (subject not trusted)" "${v[@]}"
+
+# ------------------------------------------------------------ Azure Pipelines
+# A script step with the job's access token mapped in (`env: SYSTEM_ACCESSTOKEN:
+# $(System.AccessToken)`) and the service connection's ids, as AzureCLI@2 sets them.
+devops_env() { # devops_env BUILD-ID ACCESS-TOKEN
+    printf '%s\n' TF_BUILD=True BUILD_BUILDID="$1" SYSTEM_TEAMFOUNDATIONCOLLECTIONURI=https://dev.azure.com/octo-org/ \
+        SYSTEM_OIDCREQUESTURI="$(devops_url "$1")" SYSTEM_ACCESSTOKEN="$2" \
+        AZURESUBSCRIPTION_SERVICE_CONNECTION_ID="$DEVOPS_CONN" AZURESUBSCRIPTION_CLIENT_ID="$CI_CLIENT_ID" \
+        AZURESUBSCRIPTION_TENANT_ID="$TENANT"
+}
+DEVOPS_HOME=$W/ci/agent-devops/home
+ci_register devops az-2001 e2e-devops-access-token-2001 "$DEVOPS_SUB" "$DEVOPS_CONN"
+ci_register devops az-2002 e2e-devops-access-token-2002 "$DEVOPS_SUB" "$DEVOPS_CONN"
+mapfile -t v < <(devops_env 2001 e2e-devops-access-token-2001)
+ci_push azure-pipelines devops az-2001 "$DEVOPS_SUB" "$DEVOPS_HOME" pipelines BUILD_BUILDID cold "${v[@]}"
+mapfile -t v < <(devops_env 2002 e2e-devops-access-token-2002)
+ci_push azure-pipelines devops az-2002 "$DEVOPS_SUB" "$DEVOPS_HOME" pipelines BUILD_BUILDID warm "${v[@]}"
+
+# ------------------------------------------------------------ GitLab CI
+# `id_tokens: ACR_OIDC_TOKEN: {aud: api://AzureADTokenExchange}` puts the job's token in a
+# variable; ACR_ENTRA_FEDERATED_TOKEN_ENV names it (workload-identity).
+gitlab_env() { # gitlab_env JOB-ID TOKEN
+    printf '%s\n' GITLAB_CI=true CI=true CI_JOB_ID="$1" CI_PROJECT_PATH=octo/app CI_SERVER_URL="$GITLAB_ISSUER" \
+        ACR_OIDC_TOKEN="$2" ACR_ENTRA_FEDERATED_TOKEN_ENV=ACR_OIDC_TOKEN \
+        AZURE_CLIENT_ID="$CI_CLIENT_ID" AZURE_TENANT_ID="$TENANT"
+}
+GITLAB_HOME=$W/ci/runner-gitlab/home
+mapfile -t v < <(gitlab_env 3001 "$(gitlab_jwt 3001)")
+ci_push gitlab-ci - gl-3001 "$GITLAB_SUB" "$GITLAB_HOME" gitlab CI_JOB_ID cold "${v[@]}"
+mapfile -t v < <(gitlab_env 3002 "$(gitlab_jwt 3002)")
+ci_push gitlab-ci - gl-3002 "$GITLAB_SUB" "$GITLAB_HOME" gitlab CI_JOB_ID warm "${v[@]}"
+mapfile -t v < <(gitlab_env 3003 "$(gitlab_jwt 3003 --ttl -60)")
+ci_refused gitlab-ci - gl-3003 "$W/ci/runner-gitlab-2/home" 700024 "an expired ACR_OIDC_TOKEN" "${v[@]}"
+mapfile -t v < <(gitlab_env 3004 "$(python3 "$HERE/fakes.py" oidc-jwt --iss "$GITLAB_ISSUER" --sub "$GITLAB_SUB" --aud "$GITLAB_ISSUER")")
+ci_refused gitlab-ci - gl-3004 "$W/ci/runner-gitlab-3/home" 700212 "id_tokens without aud (GitLab's default audience)" "${v[@]}"
+
 # ============================================================ docker-py
 export E2E_HERE=$HERE E2E_TMP=$W/tmp E2E_CA=$W/pki/ca.pem
 check "docker-py: docker.auth resolves https://$ACR through credsStore (and proves it)" \
@@ -1021,6 +1239,10 @@ set_acr_config '{"reject_acr_audience":[]}'
 # ============================================================ summary
 begin summary; PENDING=""
 secs=$(( $(date +%s) - START_TIME ))
+if [ ${#CI_COUNTS[@]} -gt 0 ]; then
+    echo "e2e: CI requests per job (OIDC token service, Entra, exchange):"
+    printf '    %s\n' "${CI_COUNTS[@]}"
+fi
 echo "e2e: finished in ${secs}s; logs: $([ "${E2E_KEEP:-}" = 1 ] && echo "$W/logs" || echo "E2E_KEEP=1 to keep them")"
 echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
 [ "$FAILED" = 0 ]
