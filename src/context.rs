@@ -53,11 +53,13 @@ impl Context {
         match self.open_dir() {
             Ok(Some(dir)) => Dir::Ready(dir),
             Ok(None) => Dir::Missing,
+            // Said whatever ACR_ENTRA_LOG is: without the cache every `get` mints, and
+            // nothing else would tell why pulls became slow.
             Err(e) => {
-                crate::warn!(
+                crate::log::tell(format_args!(
                     "cache unusable, minting without it (and ignoring stored credentials): {}",
                     e.one_line()
-                );
+                ));
                 Dir::Unusable
             }
         }

@@ -83,6 +83,28 @@ impl<'d> Store<'d> {
         }
     }
 
+    /// Everything stored, to change it under the lock: a file that cannot be read as
+    /// ours is first kept as `credentials.json.corrupt-TIME`, so the write that follows
+    /// never drops the entries a damaged (or newer-version) file still holds.
+    fn load_for_change(&self, _lock: &Lock) -> Result<StoreFile> {
+        let Ok(Some(bytes)) = self.dir.read(FILE_NAME) else {
+            return Ok(self.load());
+        };
+        match serde_json::from_slice::<StoreFile>(&bytes) {
+            Ok(f) if f.version == FORMAT_VERSION => Ok(f),
+            _ => {
+                let kept = format!("{FILE_NAME}.corrupt-{}", crate::now());
+                self.dir.write_atomic(&kept, &bytes)?;
+                crate::log::tell(format_args!(
+                    "stored credentials file `{}` could not be read; kept it as `{}` and started a new one",
+                    self.path().display(),
+                    self.dir.display_path(&kept).display()
+                ));
+                Ok(StoreFile::default())
+            }
+        }
+    }
+
     fn save(&self, _lock: &Lock, mut file: StoreFile) -> Result<()> {
         file.version = FORMAT_VERSION;
         self.dir
@@ -104,7 +126,7 @@ impl<'d> Store<'d> {
 
     /// Keep a credential, replacing any for the same host.
     pub fn put(&self, lock: &Lock, host: &RegistryHost, entry: &Stored) -> Result<()> {
-        let mut file = self.load();
+        let mut file = self.load_for_change(lock)?;
         file.entries.retain(|e| !same_host(&e.server_url, host));
         file.entries.push(StoredEntry {
             server_url: entry.server_url.clone(),
@@ -116,7 +138,7 @@ impl<'d> Store<'d> {
 
     /// Forget the host; `Ok(false)` when nothing was stored.
     pub fn remove(&self, lock: &Lock, host: &RegistryHost) -> Result<bool> {
-        let mut file = self.load();
+        let mut file = self.load_for_change(lock)?;
         let before = file.entries.len();
         file.entries.retain(|e| !same_host(&e.server_url, host));
         if file.entries.len() == before {
@@ -196,5 +218,23 @@ mod tests {
         };
         store.put(&lock, &host, &entry).unwrap();
         assert_eq!(store.list().len(), 1);
+        // The damaged file was kept, byte for byte, before the new one replaced it.
+        let kept: Vec<String> = private
+            .names()
+            .into_iter()
+            .filter(|n| n.starts_with("credentials.json.corrupt-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(
+            std::fs::read(private.display_path(&kept[0])).unwrap(),
+            b"{garbage"
+        );
+        let mode = std::fs::metadata(private.display_path(&kept[0]))
+            .unwrap()
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
     }
 }

@@ -348,7 +348,7 @@ fn directory_section(ctx: &Context, host: &RegistryHost, out: &mut Doc) -> Dir {
             out.line(
                 "directory",
                 &format!(
-                    "not used: {} (`get` ignores its cache and stored credentials)",
+                    "problem: not used: {} (`get` ignores its cache and stored credentials, so it mints on every call)",
                     e.one_line()
                 ),
             );

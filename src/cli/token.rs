@@ -116,9 +116,16 @@ pub fn check_scope(scope: &str) -> Result<String> {
         "metadata_write",
         "*",
     ];
-    let actions_ok = actions.split(',').all(|a| known_actions.contains(&a));
-    if !matches!(kind, "repository" | "registry") || !word_ok(name) || !actions_ok {
+    if !matches!(kind, "repository" | "registry") || !word_ok(name) {
         return Err(bad());
+    }
+    if let Some(unknown) = actions.split(',').find(|a| !known_actions.contains(a)) {
+        return Err(Error::Usage(format!(
+            "scope `{}`: unknown action `{}` (use {})",
+            one_line(scope).chars().take(100).collect::<String>(),
+            one_line(unknown).chars().take(40).collect::<String>(),
+            known_actions.join(", ")
+        )));
     }
     Ok(scope.to_string())
 }
@@ -222,5 +229,11 @@ mod tests {
         ] {
             assert!(check_scope(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            check_scope("repository:team/app:pul")
+                .unwrap_err()
+                .to_string(),
+            "scope `repository:team/app:pul`: unknown action `pul` (use pull, push, delete, metadata_read, metadata_write, *)"
+        );
     }
 }

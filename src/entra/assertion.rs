@@ -14,6 +14,7 @@ use ring::rand::SecureRandom;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 
 use crate::certfile;
+use crate::config::{AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
@@ -45,7 +46,7 @@ impl ClientAssertion for FederatedToken {
             FederatedToken::File(path) => {
                 let bytes = crate::files::read_user_file(path, 64 * 1024).map_err(|e| {
                     credential_error(format!(
-                        "cannot read the federated token file `{}`: {e}",
+                        "cannot read the federated token file `{}` that {AZURE_FEDERATED_TOKEN_FILE} names: {e}",
                         path.display()
                     ))
                 })?;
@@ -53,7 +54,7 @@ impl ClientAssertion for FederatedToken {
                 let token = text.trim();
                 if token.is_empty() {
                     return Err(credential_error(format!(
-                        "the federated token file `{}` is empty",
+                        "the federated token file `{}` that {AZURE_FEDERATED_TOKEN_FILE} names is empty",
                         path.display()
                     )));
                 }
@@ -91,8 +92,12 @@ impl CertificateAssertion {
         token_endpoint: &str,
         send_chain: bool,
     ) -> Result<CertificateAssertion> {
-        let bytes = crate::files::read_user_file(path, crate::files::MAX_FILE)
-            .map_err(|e| Error::file(path, e))?;
+        let bytes = crate::files::read_user_file(path, crate::files::MAX_FILE).map_err(|e| {
+            Error::Config(format!(
+                "cannot read the client certificate `{}` that {AZURE_CLIENT_CERTIFICATE_PATH} names: {e}",
+                path.display()
+            ))
+        })?;
         let loaded = certfile::read(&bytes, password.map(Secret::expose)).map_err(|why| {
             Error::Config(format!("client certificate `{}`: {why}", path.display()))
         })?;

@@ -278,7 +278,12 @@ fn without_proc_a_directory_of_another_user_is_still_refused() {
         "sh",
     ];
     let out = env.get("ghcr.io").wrapped(&no_proc).run();
-    out.assert_not_found();
+    assert_eq!(
+        (out.code, out.stdout_line()),
+        (Some(1), env::NOT_FOUND),
+        "{out:?}"
+    );
+    out.assert_warned("cache unusable");
     let out = env.helper().arg("list").wrapped(&no_proc).run();
     assert_eq!(out.stdout, "{}\n", "{out:?}");
 }

@@ -371,6 +371,17 @@ impl Output {
         assert_eq!(self.stderr, "", "{self:?}");
     }
 
+    /// `stderr` is exactly one warning line containing `warning` (one that is printed
+    /// whatever `ACR_ENTRA_LOG` says).
+    pub fn assert_warned(&self, warning: &str) {
+        assert!(
+            self.stderr.starts_with("acr-entra warn: ")
+                && self.stderr.contains(warning)
+                && self.stderr.lines().count() == 1,
+            "expected one warning line with `{warning}`: {self:?}"
+        );
+    }
+
     /// Exit 1, stdout exactly the not-found text, stderr empty.
     pub fn assert_not_found(&self) {
         assert_eq!(self.code, Some(1), "expected exit 1: {self:?}");
