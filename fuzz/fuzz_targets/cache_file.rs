@@ -39,7 +39,9 @@ fn world() -> &'static World {
                 "https://login.microsoftonline.com".into(),
             )
         };
-        let key = TokenKey::new(&host, &identity, None);
+        // A client-secret identity always has a key.
+        let key =
+            TokenKey::new(&host, &identity, None).expect("a client-secret identity has a key");
         World {
             _dir: dir,
             private,

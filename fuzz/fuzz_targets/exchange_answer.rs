@@ -4,7 +4,9 @@
 #![no_main]
 
 use docker_credential_acr_entra::internals::error::Error;
-use docker_credential_acr_entra::internals::exchange::{ExchangeError, read_answer, server_message};
+use docker_credential_acr_entra::internals::exchange::{
+    ExchangeError, read_answer, server_message,
+};
 use docker_credential_acr_entra::internals::http::HttpResponse;
 use libfuzzer_sys::fuzz_target;
 
@@ -23,7 +25,9 @@ fuzz_target!(|data: &[u8]| {
     assert!(message.chars().count() <= 301);
     match read_answer("https://myacr.azurecr.io/oauth2/exchange", &response) {
         Ok(token) => assert!(status == 200 && !token.0.is_empty()),
-        Err(ExchangeError::Unauthorized(r)) => assert!(status == 401 && !r.to_string().contains('\n')),
+        Err(ExchangeError::Unauthorized(r)) => {
+            assert!(status == 401 && !r.to_string().contains('\n'))
+        }
         Err(ExchangeError::Other(e)) => {
             let line = Error::from(ExchangeError::Other(e)).one_line();
             assert!(!line.contains('\n'));
