@@ -413,13 +413,10 @@ fn looks_like_imds(body: &[u8]) -> bool {
 
 /// Whether `program` is an executable file in one of `PATH`'s directories.
 pub fn on_path(settings: &Settings, program: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    settings.path.as_ref().is_some_and(|path| {
-        std::env::split_paths(path).any(|dir| {
-            std::fs::metadata(dir.join(program))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    })
+    settings
+        .path
+        .as_ref()
+        .is_some_and(|path| crate::platform::on_path(path, settings.pathext.as_deref(), program))
 }
 
 /// Get an Entra access token for `scope` from the chosen identity.
