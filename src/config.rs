@@ -787,14 +787,29 @@ mod tests {
         }
     }
 
+    /// `path` made absolute on the host running the tests (`C:` first on Windows), so
+    /// every platform's conventions are tested everywhere; `shown` undoes it.
+    fn abs(path: &'static str) -> &'static str {
+        if cfg!(windows) {
+            Box::leak(format!("C:{path}").into_boxed_str())
+        } else {
+            path
+        }
+    }
+
+    fn shown(path: &Path) -> String {
+        let text = path.to_string_lossy().replace('\\', "/");
+        text.strip_prefix("C:").unwrap_or(&text).to_string()
+    }
+
     #[test]
     fn locations_follow_each_platform() {
         let env = Env::from_pairs([
-            ("HOME", "/h"),
-            (USERPROFILE, "/u"),
-            (APPDATA, "/roaming"),
-            (LOCALAPPDATA, "/local"),
-            (XDG_RUNTIME_DIR, "/run/1"),
+            ("HOME", abs("/h")),
+            (USERPROFILE, abs("/u")),
+            (APPDATA, abs("/roaming")),
+            (LOCALAPPDATA, abs("/local")),
+            (XDG_RUNTIME_DIR, abs("/run/1")),
         ]);
         let at = |c: Conventions| {
             let home = home(&env, c);
@@ -807,7 +822,7 @@ mod tests {
                 clients.containers,
                 clients.helm,
             ]
-            .map(|p| p.unwrap().to_string_lossy().into_owned())
+            .map(|p| shown(&p.unwrap()))
         };
         assert_eq!(
             at(Conventions::Xdg),
@@ -839,20 +854,23 @@ mod tests {
                 "/roaming/helm/registry/config.json",
             ]
         );
-        // The documented variables win on every platform.
+    }
+
+    #[test]
+    fn documented_variables_win_on_every_platform() {
         let env = Env::from_pairs([
-            (USERPROFILE, "/u"),
-            (LOCALAPPDATA, "/local"),
-            ("XDG_CACHE_HOME", "/xdg-cache"),
-            (ACR_ENTRA_CONFIG, "/etc/acr.json"),
+            (USERPROFILE, abs("/u")),
+            (LOCALAPPDATA, abs("/local")),
+            ("XDG_CACHE_HOME", abs("/xdg-cache")),
+            (ACR_ENTRA_CONFIG, abs("/etc/acr.json")),
         ]);
         for c in [Conventions::Xdg, Conventions::MacOs, Conventions::Windows] {
             let (config, cache) = locations(&env, home(&env, c).as_ref(), c);
-            assert_eq!(config, Some(PathBuf::from("/etc/acr.json")), "{c:?}");
-            assert_eq!(cache, Some(PathBuf::from("/xdg-cache/acr-entra")), "{c:?}");
+            assert_eq!(shown(&config.unwrap()), "/etc/acr.json", "{c:?}");
+            assert_eq!(shown(&cache.unwrap()), "/xdg-cache/acr-entra", "{c:?}");
         }
         // Windows without the application-data variables: no config file, no cache.
-        let env = Env::from_pairs([(USERPROFILE, "/u"), ("HOME", "/h")]);
+        let env = Env::from_pairs([(USERPROFILE, abs("/u")), ("HOME", abs("/h"))]);
         let c = Conventions::Windows;
         assert_eq!(locations(&env, home(&env, c).as_ref(), c), (None, None));
     }

@@ -28,6 +28,7 @@ pub fn private_file(options: &mut OpenOptions) -> &mut OpenOptions {
 }
 
 /// No mode bits to set.
+#[allow(clippy::unnecessary_wraps)] // the signature Unix's needs
 pub fn set_mode(_file: &File, _mode: u32) -> std::io::Result<()> {
     Ok(())
 }
