@@ -6,8 +6,10 @@
 # supply-chain checks (cargo deny), a few seconds of each fuzz target, and the packages:
 # scripts/package.sh all (.deb, reproducible release archive built twice, scratch image)
 # and scripts/package-check.sh (installs the .deb, as root, and runs every artifact).
-# E2E=0, FLEET=0, DENY=0, FUZZ=0 and PACKAGE=0 skip those parts (they install cargo-deny,
-# cargo-fuzz and cargo-deb once).
+# Then the Windows and macOS checks (scripts/cross-check.sh --short: the Windows .exe
+# built with Debian's toolchain and run under wine, the macOS type-check).
+# E2E=0, FLEET=0, DENY=0, FUZZ=0, PACKAGE=0 and CROSS=0 skip those parts (they install
+# cargo-deny, cargo-fuzz, cargo-deb and the Debian cross toolchain once).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -40,4 +42,8 @@ if [ "${PACKAGE:-1}" != 0 ]; then
   echo "== packages: build (.deb, release archive twice, image) and check"
   scripts/package.sh all
   scripts/package-check.sh all
+fi
+if [ "${CROSS:-1}" != 0 ]; then
+  echo "== Windows (built, run under wine) and macOS (type-checked)"
+  scripts/cross-check.sh --short
 fi

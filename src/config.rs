@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::identity::CredentialKind;
 use crate::log::Level;
+use crate::platform::Conventions;
 use crate::registry::{Audience, Cloud, RegistryHost};
 use crate::secret::Secret;
 
@@ -78,6 +79,13 @@ pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 /// helm's registry config file: `configure helm` edits it when set, else
 /// `$XDG_CONFIG_HOME/helm/registry/config.json` or `~/.config/helm/registry/config.json`.
 pub const HELM_REGISTRY_CONFIG: &str = "HELM_REGISTRY_CONFIG";
+/// Windows: the home directory (as docker and az take it), the roaming application data
+/// (the config file, helm's), the machine-local application data (the cache and stored
+/// credentials), and the suffixes that make a file a program (`az` is `az.cmd`).
+pub const USERPROFILE: &str = "USERPROFILE";
+pub const APPDATA: &str = "APPDATA";
+pub const LOCALAPPDATA: &str = "LOCALAPPDATA";
+pub const PATHEXT: &str = "PATHEXT";
 
 /// Default `ACR_ENTRA_MIN_TTL`: a returned token has at least this long to live, so a
 /// long push does not start with a nearly dead token.
@@ -470,6 +478,8 @@ pub struct Settings {
     pub ci: CiEnv,
     /// `PATH`, to find `az` and `azd`.
     pub path: Option<OsString>,
+    /// `PATHEXT`, the program suffixes Windows tries (elsewhere unused).
+    pub pathext: Option<String>,
     pub home: Option<PathBuf>,
     /// The client config files `configure` edits.
     pub clients: ClientFiles,
@@ -493,27 +503,35 @@ pub struct ClientFiles {
 }
 
 impl ClientFiles {
-    fn from_env(env: &Env, home: Option<&PathBuf>) -> ClientFiles {
+    fn from_env(env: &Env, home: Option<&PathBuf>, conventions: Conventions) -> ClientFiles {
         let absolute = |name: &str| env.path(name).filter(|p| p.is_absolute());
-        let config_home = absolute("XDG_CONFIG_HOME").or_else(|| home.map(|h| h.join(".config")));
+        // helm's own defaults (helmpath): XDG_CONFIG_HOME wins everywhere.
+        let helm_home = absolute("XDG_CONFIG_HOME").or_else(|| match conventions {
+            Conventions::Xdg => home.map(|h| h.join(".config")),
+            Conventions::MacOs => home.map(|h| h.join("Library").join("Preferences")),
+            Conventions::Windows => absolute(APPDATA),
+        });
+        // containers/image reads XDG_RUNTIME_DIR on Linux only.
+        let runtime = match conventions {
+            Conventions::Xdg => absolute(XDG_RUNTIME_DIR),
+            Conventions::MacOs | Conventions::Windows => None,
+        };
         ClientFiles {
             docker: env
                 .path(DOCKER_CONFIG)
                 .or_else(|| home.map(|h| h.join(".docker")))
                 .map(|d| d.join("config.json")),
             containers: env.path(REGISTRY_AUTH_FILE).or_else(|| {
-                config_home
-                    .as_ref()
+                absolute("XDG_CONFIG_HOME")
+                    .or_else(|| home.map(|h| h.join(".config")))
                     .map(|c| c.join("containers").join("auth.json"))
             }),
-            containers_runtime: absolute(XDG_RUNTIME_DIR)
+            containers_runtime: runtime
                 .filter(|_| env.path(REGISTRY_AUTH_FILE).is_none())
                 .map(|r| r.join("containers").join("auth.json")),
-            helm: env.path(HELM_REGISTRY_CONFIG).or_else(|| {
-                config_home
-                    .as_ref()
-                    .map(|c| c.join("helm").join("registry").join("config.json"))
-            }),
+            helm: env
+                .path(HELM_REGISTRY_CONFIG)
+                .or_else(|| helm_home.map(|c| c.join("helm").join("registry").join("config.json"))),
         }
     }
 }
@@ -531,8 +549,9 @@ impl Settings {
                 CredentialKind::names()
             ))
         })?;
-        let home = home(env);
-        let (config_path, cache_dir) = locations(env, home.as_ref());
+        let conventions = Conventions::HERE;
+        let home = home(env, conventions);
+        let (config_path, cache_dir) = locations(env, home.as_ref(), conventions);
         let min_ttl = setting(env, ACR_ENTRA_MIN_TTL, DEFAULT_MIN_TTL, parse_duration)
             .map_err(|e| e("a duration (use seconds, or 30m, 1h)"))?;
         let timeout = setting(env, ACR_ENTRA_TIMEOUT, DEFAULT_TIMEOUT, |v| {
@@ -566,7 +585,8 @@ impl Settings {
             azure: AzureEnv::from_env(env, home.as_ref()),
             ci: CiEnv::from_env(env)?,
             path: env.os("PATH").cloned(),
-            clients: ClientFiles::from_env(env, home.as_ref()),
+            pathext: env.get(PATHEXT).map(str::to_string),
+            clients: ClientFiles::from_env(env, home.as_ref(), conventions),
             home,
         })
     }
@@ -590,25 +610,47 @@ fn setting<T>(
     }
 }
 
-/// The home directory comes from HOME alone, never from the user database: a uid
-/// without a passwd entry (containers, CI) has none, and a statically linked binary that
-/// asked NSS would load modules it cannot run. A relative HOME counts as unset, so a
-/// file in the working directory can never act as our config.
-fn home(env: &Env) -> Option<PathBuf> {
-    env.path("HOME").filter(|h| h.is_absolute())
+/// The home directory comes from HOME alone (Windows: USERPROFILE, as docker and az
+/// take it), never from the user database: a uid without a passwd entry (containers, CI)
+/// has none, and a statically linked binary that asked NSS would load modules it cannot
+/// run. A relative value counts as unset, so a file in the working directory can never
+/// act as our config.
+fn home(env: &Env, conventions: Conventions) -> Option<PathBuf> {
+    let name = match conventions {
+        Conventions::Xdg | Conventions::MacOs => "HOME",
+        Conventions::Windows => USERPROFILE,
+    };
+    env.path(name).filter(|h| h.is_absolute())
 }
 
-/// The config file and the cache directory, each `None` when nothing names one.
-fn locations(env: &Env, home: Option<&PathBuf>) -> (Option<PathBuf>, Option<PathBuf>) {
+/// The config file and the cache directory, each `None` when nothing names one. The
+/// helper's own variables win, then the XDG base directories when set (on every
+/// platform), then the platform's convention.
+fn locations(
+    env: &Env,
+    home: Option<&PathBuf>,
+    conventions: Conventions,
+) -> (Option<PathBuf>, Option<PathBuf>) {
     let absolute = |name: &str| env.path(name).filter(|p| p.is_absolute());
+    let (config_home, cache_home) = match conventions {
+        Conventions::Xdg => (
+            home.map(|h| h.join(".config")),
+            home.map(|h| h.join(".cache")),
+        ),
+        Conventions::MacOs => (
+            home.map(|h| h.join("Library").join("Application Support")),
+            home.map(|h| h.join("Library").join("Caches")),
+        ),
+        Conventions::Windows => (absolute(APPDATA), absolute(LOCALAPPDATA)),
+    };
     let config_path = env.path(ACR_ENTRA_CONFIG).or_else(|| {
         absolute("XDG_CONFIG_HOME")
-            .or_else(|| home.map(|h| h.join(".config")))
+            .or(config_home)
             .map(|d| d.join("acr-entra").join("config.json"))
     });
     let cache_dir = env.path(ACR_ENTRA_CACHE_DIR).or_else(|| {
         absolute("XDG_CACHE_HOME")
-            .or_else(|| home.map(|h| h.join(".cache")))
+            .or(cache_home)
             .map(|d| d.join("acr-entra"))
     });
     (config_path, cache_dir)
@@ -750,6 +792,94 @@ mod tests {
             assert_eq!(s.config_path, None);
             assert_eq!(s.cache_dir, None);
         }
+    }
+
+    /// `path` made absolute on the host running the tests (`C:` first on Windows), so
+    /// every platform's conventions are tested everywhere; `shown` undoes it.
+    fn abs(path: &'static str) -> &'static str {
+        if cfg!(windows) {
+            Box::leak(format!("C:{path}").into_boxed_str())
+        } else {
+            path
+        }
+    }
+
+    fn shown(path: &Path) -> String {
+        let text = path.to_string_lossy().replace('\\', "/");
+        text.strip_prefix("C:").unwrap_or(&text).to_string()
+    }
+
+    #[test]
+    fn locations_follow_each_platform() {
+        let env = Env::from_pairs([
+            ("HOME", abs("/h")),
+            (USERPROFILE, abs("/u")),
+            (APPDATA, abs("/roaming")),
+            (LOCALAPPDATA, abs("/local")),
+            (XDG_RUNTIME_DIR, abs("/run/1")),
+        ]);
+        let at = |c: Conventions| {
+            let home = home(&env, c);
+            let (config, cache) = locations(&env, home.as_ref(), c);
+            let clients = ClientFiles::from_env(&env, home.as_ref(), c);
+            [
+                config,
+                cache,
+                clients.docker,
+                clients.containers,
+                clients.helm,
+            ]
+            .map(|p| shown(&p.unwrap()))
+        };
+        assert_eq!(
+            at(Conventions::Xdg),
+            [
+                "/h/.config/acr-entra/config.json",
+                "/h/.cache/acr-entra",
+                "/h/.docker/config.json",
+                "/run/1/containers/auth.json",
+                "/h/.config/helm/registry/config.json",
+            ]
+        );
+        assert_eq!(
+            at(Conventions::MacOs),
+            [
+                "/h/Library/Application Support/acr-entra/config.json",
+                "/h/Library/Caches/acr-entra",
+                "/h/.docker/config.json",
+                "/h/.config/containers/auth.json",
+                "/h/Library/Preferences/helm/registry/config.json",
+            ]
+        );
+        assert_eq!(
+            at(Conventions::Windows),
+            [
+                "/roaming/acr-entra/config.json",
+                "/local/acr-entra",
+                "/u/.docker/config.json",
+                "/u/.config/containers/auth.json",
+                "/roaming/helm/registry/config.json",
+            ]
+        );
+    }
+
+    #[test]
+    fn documented_variables_win_on_every_platform() {
+        let env = Env::from_pairs([
+            (USERPROFILE, abs("/u")),
+            (LOCALAPPDATA, abs("/local")),
+            ("XDG_CACHE_HOME", abs("/xdg-cache")),
+            (ACR_ENTRA_CONFIG, abs("/etc/acr.json")),
+        ]);
+        for c in [Conventions::Xdg, Conventions::MacOs, Conventions::Windows] {
+            let (config, cache) = locations(&env, home(&env, c).as_ref(), c);
+            assert_eq!(shown(&config.unwrap()), "/etc/acr.json", "{c:?}");
+            assert_eq!(shown(&cache.unwrap()), "/xdg-cache/acr-entra", "{c:?}");
+        }
+        // Windows without the application-data variables: no config file, no cache.
+        let env = Env::from_pairs([(USERPROFILE, abs("/u")), ("HOME", abs("/h"))]);
+        let c = Conventions::Windows;
+        assert_eq!(locations(&env, home(&env, c).as_ref(), c), (None, None));
     }
 
     #[test]

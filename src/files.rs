@@ -9,7 +9,6 @@
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,9 +20,7 @@ pub const MAX_FILE: u64 = 1024 * 1024;
 /// Create `dir` and its missing parents as 0700, leaving existing directories alone:
 /// for client config directories (`~/.docker`), which are not ours to police.
 pub fn ensure_dir(dir: &Path) -> Result<()> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
+    crate::platform::private_dirs(DirBuilder::new().recursive(true))
         .create(dir)
         .map_err(|e| Error::file(dir, e))
 }
@@ -68,16 +65,13 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         unique_suffix()
     ));
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| Error::file(&tmp, e))?;
+        let mut file =
+            crate::platform::private_file(OpenOptions::new().write(true).create_new(true))
+                .open(&tmp)
+                .map_err(|e| Error::file(&tmp, e))?;
         file.write_all(bytes).map_err(|e| Error::file(&tmp, e))?;
         if mode != 0o600 {
-            file.set_permissions(std::fs::Permissions::from_mode(mode))
-                .map_err(|e| Error::file(&tmp, e))?;
+            crate::platform::set_mode(&file, mode).map_err(|e| Error::file(&tmp, e))?;
         }
         file.sync_all().map_err(|e| Error::file(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::file(path, e))
@@ -122,9 +116,7 @@ pub fn orphaned(name: &str, file: &str) -> bool {
     let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
         return false;
     };
-    pid != std::process::id()
-        && Path::new("/proc/self").exists()
-        && !Path::new(&format!("/proc/{pid}")).exists()
+    pid != std::process::id() && crate::platform::process_gone(pid)
 }
 
 /// A temp-file suffix unique within this process.
@@ -160,7 +152,7 @@ impl Lock {
                     });
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {}
-                Err(std::fs::TryLockError::Error(e)) if locks_unsupported(&e) => {
+                Err(std::fs::TryLockError::Error(e)) if crate::platform::locks_unsupported(&e) => {
                     crate::debug!(
                         "`{}`: file locks unsupported here ({e}); proceeding unlocked",
                         path.display()
@@ -191,14 +183,11 @@ impl Lock {
     }
 }
 
-fn locks_unsupported(e: &std::io::Error) -> bool {
-    // ENOSYS 38, EOPNOTSUPP/ENOTSUP 95, ENOLCK 37 (NFS without lockd).
-    matches!(e.raw_os_error(), Some(37 | 38 | 95))
-}
-
-#[cfg(test)]
+// Modes and `/proc`: Unix only.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn atomic_write_replaces_and_cleans_up() {

@@ -41,6 +41,7 @@ mod jwt;
 mod lifecycle;
 mod log;
 mod mint;
+mod platform;
 mod private_dir;
 mod protocol;
 mod registry;

@@ -229,12 +229,7 @@ mod tests {
             std::fs::read(private.display_path(&kept[0])).unwrap(),
             b"{garbage"
         );
-        let mode = std::fs::metadata(private.display_path(&kept[0]))
-            .unwrap()
-            .permissions();
-        assert_eq!(
-            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
-            0o600
-        );
+        let meta = std::fs::metadata(private.display_path(&kept[0])).unwrap();
+        assert_eq!(crate::platform::mode(&meta) & 0o777, 0o600);
     }
 }

@@ -9,7 +9,6 @@
 //! diff instead. This file owns the JSON merge and the diff; `files` does the writing.
 
 use std::fmt::Write as _;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -199,7 +198,7 @@ fn apply(
     let _lock = if dry_run { None } else { lock(ctx, &path)? };
     let (old, mode) = match crate::files::read_user_file(&path, 16 * crate::files::MAX_FILE) {
         Ok(bytes) => {
-            let mode = std::fs::metadata(&path).map_or(0o600, |m| m.permissions().mode() & 0o7777);
+            let mode = std::fs::metadata(&path).map_or(0o600, |m| crate::platform::mode(&m));
             let text =
                 String::from_utf8(bytes).map_err(|_| malformed(&path, "it is not UTF-8 text"))?;
             (Some(text), mode)

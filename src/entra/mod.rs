@@ -416,16 +416,14 @@ pub fn on_path(settings: &Settings, program: &str) -> bool {
     find_on_path(settings, program).is_some()
 }
 
-/// The first executable file named `program` in `PATH`'s directories, as a client that
-/// runs it by name would find it.
+/// The first program named `program` in `PATH`'s directories, as a client that runs it by
+/// name would find it.
 pub fn find_on_path(settings: &Settings, program: &str) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    std::env::split_paths(settings.path.as_ref()?)
-        .map(|dir| dir.join(program))
-        .find(|candidate| {
-            std::fs::metadata(candidate)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+    crate::platform::find_on_path(
+        settings.path.as_ref()?,
+        settings.pathext.as_deref(),
+        program,
+    )
 }
 
 /// Get an Entra access token for `scope` from the chosen identity.

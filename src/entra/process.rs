@@ -1,10 +1,10 @@
 //! Running `az` and `azd` with a deadline. `azure_identity`'s own executor waits forever
 //! for a hanging CLI; this one runs the child in its own process group with stdin closed
-//! and its output captured (never printed), and kills the whole group when time is up.
+//! and its output captured (never printed), and kills the whole group when time is up
+//! (how, per platform: `platform::own_process_group`, `platform::kill_tree`).
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,12 +35,11 @@ pub fn run_with_timeout(
     args: &[OsString],
     timeout: Duration,
 ) -> std::io::Result<Output> {
-    let mut child = Command::new(program)
+    let mut child = crate::platform::own_process_group(&mut Command::new(program))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .spawn()?;
     let readers: Vec<_> = [
         child
@@ -69,7 +68,7 @@ pub fn run_with_timeout(
             break status;
         }
         if Instant::now() >= deadline {
-            kill_group(child.id());
+            crate::platform::kill_tree(child.id());
             let _ = child.kill();
             let _ = child.wait();
             return Err(std::io::Error::new(
@@ -91,18 +90,8 @@ pub fn run_with_timeout(
     })
 }
 
-/// Stop the child's whole process group (`az` runs python under a shell), without
-/// unsafe code: `kill -KILL -- -PGID`.
-fn kill_group(pgid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pgid}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-#[cfg(test)]
+// The children are `/bin/sh` scripts.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

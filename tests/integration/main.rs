@@ -4,6 +4,8 @@
 //! and exit codes against the contract. Tests share nothing but the test CA, so they run in
 //! parallel.
 
+// The fakes are Unix: `/bin/sh` scripts for `az`/`azd`, modes, `setpriv`, signals.
+#![cfg(unix)]
 #![allow(clippy::pedantic)]
 // Tests plant, damage and inspect files directly, and may pick another binary by env.
 #![allow(clippy::disallowed_methods)]

@@ -1,14 +1,5 @@
-//! The directory where the helper keeps secrets (the token cache, stored credentials and
-//! their locks), as a checked handle. `PrivateDir` is opened once, without following a
-//! symbolic link, and checked on that open handle: owned by the effective uid (from the
-//! system call, never from `/proc`), not writable by group or others, and inside a parent
-//! that no other user can use to replace it. Every file is then opened relative to the
-//! handle with `O_NOFOLLOW`, so swapping a path component after the check changes
-//! nothing. Holding a `PrivateDir` is the proof that the checks passed: the cache and the
-//! store take one, and nothing else in the crate opens files in this directory.
-//!
-//! Writes go through a 0600 temp file created with that mode (never chmod-ed after the
-//! fact), flushed, then renamed over the old file, so readers see old or new, never half.
+//! The Unix `PrivateDir`: an open directory handle (`openat` with `O_NOFOLLOW`), checked
+//! with `fstat` for owner and mode, every file opened relative to it.
 
 use std::fs::{DirBuilder, File};
 use std::io::{Read, Write};
@@ -33,6 +24,12 @@ pub struct PrivateDir {
 /// The effective uid, from the system call: a process without `/proc` still knows it.
 fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
+}
+
+/// Permission bits as a `u32`: `st_mode` is a `u32` on Linux but a `u16` on macOS.
+#[allow(clippy::useless_conversion)]
+fn permission_bits(mode: rustix::fs::RawMode) -> u32 {
+    u32::from(mode) & 0o7777
 }
 
 fn refused(why: String) -> Error {
@@ -100,7 +97,7 @@ impl PrivateDir {
 
     /// The directory's permission bits, read from the open handle.
     pub fn mode(&self) -> u32 {
-        rustix::fs::fstat(&self.fd).map_or(0, |s| s.st_mode & 0o7777)
+        rustix::fs::fstat(&self.fd).map_or(0, |s| permission_bits(s.st_mode))
     }
 
     /// The permission bits of `name` (not following a link), or `None` when absent.
@@ -108,7 +105,7 @@ impl PrivateDir {
         check_name(name).ok()?;
         rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)
             .ok()
-            .map(|s| s.st_mode & 0o7777)
+            .map(|s| permission_bits(s.st_mode))
     }
 
     /// Where `name` is, for messages only: nothing opens this path.

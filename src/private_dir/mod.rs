@@ -1,0 +1,31 @@
+//! The directory where the helper keeps secrets (the token cache, stored credentials and
+//! their locks), as a checked handle. Holding a `PrivateDir` is the proof that the checks
+//! passed: the cache and the store take one, and nothing else in the crate opens files in
+//! this directory. Writes go through a private temp file, flushed, then renamed over the
+//! old file, so readers see old or new, never half.
+//!
+//! What is checked depends on the platform, and each has its own implementation with the
+//! same methods:
+//!
+//! - Unix (`unix.rs`): the directory is opened once, without following a symbolic link,
+//!   and checked on that open handle: owned by the effective uid (from the system call,
+//!   never from `/proc`), not writable by group or others, and inside a parent that no
+//!   other user can use to replace it. Every file is then opened relative to the handle
+//!   with `O_NOFOLLOW`, so swapping a path component after the check changes nothing.
+//!   Files are created 0600 (never chmod-ed after the fact), directories 0700.
+//! - Windows (`windows.rs`): the directory must not be a symbolic link or junction, and
+//!   is held open without delete sharing, so it cannot be renamed or removed while in
+//!   use; files in it are opened without following reparse points and must be regular
+//!   files. Access is what the directory inherits (`%LOCALAPPDATA%`: the user, SYSTEM
+//!   and Administrators); its owner and ACL are not read (that needs unsafe Win32 calls,
+//!   and this crate forbids unsafe code).
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub use unix::PrivateDir;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::PrivateDir;
