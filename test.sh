@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit and integration tests, then the
+# The whole test suite: formatting, lints, unit and integration tests (on amd64, then
+# for arm64 under qemu: scripts/test-arm64.sh), then the
 # end-to-end suite with real clients (needs root: it edits /etc/hosts and binds :443) and
 # the installed binary under hostile NSS configurations (tests/nss/run.sh).
 # Then a fleet smoke (scripts/fleet.sh --smoke: a few machines at once under a rate limit),
 # supply-chain checks (cargo deny), a few seconds of each fuzz target, and the packages:
-# scripts/package.sh all (.deb, reproducible release archive built twice, scratch image)
-# and scripts/package-check.sh (installs the .deb, as root, and runs every artifact).
+# scripts/package.sh all (.deb, reproducible release archive built twice, scratch image,
+# each for amd64 and arm64) and scripts/package-check.sh (installs the .debs, as root, and
+# runs every artifact, the arm64 ones under qemu).
 # Then the Windows and macOS checks (scripts/cross-check.sh --short: the Windows .exe
 # built with Debian's toolchain and run under wine, the macOS type-check).
 # E2E=0, FLEET=0, DENY=0, FUZZ=0, PACKAGE=0 and CROSS=0 skip those parts (they install
-# cargo-deny, cargo-fuzz, cargo-deb and the Debian cross toolchain once).
+# cargo-deny, cargo-fuzz, cargo-deb and the Debian cross toolchains once); ARM64=0 skips
+# everything arm64 (the tests under qemu and the arm64 packages).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -19,6 +22,10 @@ echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --locked
+if [ "${ARM64:-1}" != 0 ]; then
+  echo "== cargo test for arm64 under qemu"
+  scripts/test-arm64.sh
+fi
 if [ "${E2E:-1}" != 0 ]; then
   echo "== end-to-end suite"
   cargo build --release --locked

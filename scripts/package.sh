@@ -5,30 +5,35 @@
 #
 #   scripts/package.sh [deb|archive|image|all]... [--once]      default: all
 #
-#   deb      dist/docker-credential-acr-entra_VERSION-1_ARCH.deb with cargo-deb (metadata in
-#            Cargo.toml): the binary linked against the system's glibc, as Debian packages
-#            are, at /usr/bin; README, copyright, man page (packaging/manpage.sh, from the
-#            binary's --help), bash and zsh completions; Depends from dpkg-shlibdeps; no
-#            maintainer scripts
-#   archive  dist/docker-credential-acr-entra-VERSION-TARGET.tar.gz: the statically linked
-#            binary, README.md, LICENSE and SHA256SUMS. Built twice, the second time from a
-#            copy of the sources at another path into an empty target directory, and the
-#            two archives compared byte for byte: the script fails unless they are equal
-#            (1.5 to 2 minutes more on two cores)
-#   image    dist/docker-credential-acr-entra-VERSION-image.oci.tar: FROM scratch with the
-#            static binary at /docker-credential-acr-entra and a CA bundle, labelled,
-#            built with buildah (packaging/Containerfile); also a local image
-#            docker-credential-acr-entra:VERSION in the script's own buildah storage, which
-#            is deleted on exit: load the OCI archive with skopeo or podman
+# Each for amd64 (x86_64-unknown-linux-gnu, the build machine) and arm64
+# (aarch64-unknown-linux-gnu, cross-built with Debian's toolchain: scripts/lib/arm64.sh);
+# ARM64=0 builds amd64 only.
+#
+#   deb      dist/docker-credential-acr-entra_VERSION-1_ARCH.deb (amd64, arm64) with
+#            cargo-deb (metadata in Cargo.toml): the binary linked against the system's
+#            glibc, as Debian packages are, at /usr/bin; README, copyright, man page
+#            (packaging/manpage.sh, from the binary's --help), bash and zsh completions;
+#            Depends from dpkg-shlibdeps; no maintainer scripts
+#   archive  dist/docker-credential-acr-entra-VERSION-TARGET.tar.gz (both targets): the
+#            statically linked binary, README.md, LICENSE and SHA256SUMS. Built twice, the
+#            second time from a copy of the sources at another path into an empty target
+#            directory, and the two archives compared byte for byte: the script fails
+#            unless they are equal (1.5 to 3 minutes more per target on two cores)
+#   image    dist/docker-credential-acr-entra-VERSION-image.oci.tar: an OCI image index
+#            for linux/amd64 and linux/arm64, each FROM scratch with its static binary at
+#            /docker-credential-acr-entra and a CA bundle, labelled, built with buildah
+#            (packaging/Containerfile); the local images live in the script's own buildah
+#            storage, which is deleted on exit: load the OCI archive with skopeo or podman
 #   --once   archive: build once, skip the reproducibility build
 #
 # Always writes dist/SHA256SUMS for what dist/ holds (`all` empties dist/ first). Installs
 # what it needs when missing: cargo-deb (cargo install --locked), buildah and dpkg-dev
-# (apt-get). Builds are reproducible: SOURCE_DATE_EPOCH (default: the last commit's time)
+# (apt-get), and the arm64 toolchain (scripts/lib/arm64.sh: Debian packages only). Builds are reproducible: SOURCE_DATE_EPOCH (default: the last commit's time)
 # fixes every timestamp, --remap-path-prefix takes the build machine's paths out of the
 # binary, tar entries are sorted with owner 0 and that mtime, gzip stores no name or time.
 # Builds go to $CARGO_TARGET_DIR/package (default target/package), apart from `cargo
-# build`'s, because the remapping flags would rebuild every crate there.
+# build`'s, because the remapping flags would rebuild every crate there: amd64 in shared/,
+# arm64 in arm64/ (another compiler, so nothing would be shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -41,7 +46,7 @@ for arg in "$@"; do
     deb|archive|image) modes+=("$arg") ;;
     all) modes+=(archive image deb) ;;
     --once) once=1 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "package.sh: unknown argument $arg (deb, archive, image, all, --once)" >&2; exit 2 ;;
   esac
 done
@@ -50,6 +55,17 @@ want() { local m; for m in "${modes[@]}"; do [ "$m" = "$1" ] && return 0; done; 
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 target=$(rustc -vV | sed -n 's/^host: //p')
+case "$target" in
+  x86_64-unknown-linux-gnu) ;;
+  *) echo "package.sh: the artifacts are built on x86_64-unknown-linux-gnu only, not $target" >&2; exit 1 ;;
+esac
+arches=(amd64)
+if [ "${ARM64:-1}" != 0 ]; then
+  arches+=(arm64)
+  . scripts/lib/arm64.sh
+  arm64_toolchain
+fi
+triple() { case "$1" in amd64) echo "$target" ;; arm64) echo "$ARM64_TARGET" ;; esac; }
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null) \
     || { echo "package.sh: not a git checkout: set SOURCE_DATE_EPOCH" >&2; exit 1; }
@@ -88,8 +104,11 @@ need_apt() {
 # the binary (panic locations of dependencies) then read /cargo/registry/src/… and
 # /build/…; the workspace's own files are relative already.
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
-build() { # SRC_DIR TARGET_DIR static|dynamic
-  local src=$1 dir=$2 link=$3
+# arm64 builds with Debian's cargo and rustc (scripts/lib/arm64.sh) and puts the binary in
+# TARGET_DIR/aarch64-unknown-linux-gnu/release.
+build() { # SRC_DIR TARGET_DIR static|dynamic amd64|arm64
+  local src=$1 dir=$2 link=$3 arch=$4 cargo=(cargo) tgt=()
+  if [ "$arch" = arm64 ]; then cargo=("${ARM64_CARGO[@]}"); tgt=(--target "$ARM64_TARGET"); fi
   # CARGO_ENCODED_RUSTFLAGS (0x1f between flags), so a path with a space stays one flag.
   local flags
   flags=$(printf '%s\x1f' "--remap-path-prefix=$src=/build/$name" \
@@ -98,19 +117,19 @@ build() { # SRC_DIR TARGET_DIR static|dynamic
   local t0=$SECONDS
   if [ "$link" = static ]; then
     (cd "$src" && CARGO_TARGET_DIR=$dir CARGO_ENCODED_RUSTFLAGS=$flags \
-      cargo rustc --quiet --release --locked --bin "$name" -- -C target-feature=+crt-static)
+      "${cargo[@]}" rustc "${tgt[@]}" --quiet --release --locked --bin "$name" -- -C target-feature=+crt-static)
   else
     (cd "$src" && CARGO_TARGET_DIR=$dir CARGO_ENCODED_RUSTFLAGS=$flags \
-      cargo build --quiet --release --locked --bin "$name")
+      "${cargo[@]}" build "${tgt[@]}" --quiet --release --locked --bin "$name")
   fi
-  echo "   built $link in $((SECONDS - t0)) s" >&2
+  echo "   built $arch $link in $((SECONDS - t0)) s" >&2
 }
 
 # The archive from a binary, in a staging directory: sorted entries, owner 0, fixed mtime
 # and modes, no gzip name or time, so equal inputs give equal bytes.
-pack() { # BINARY OUT.tar.gz
-  local bin=$1 out=$2 stage top
-  top=$name-$version-$target
+pack() { # BINARY TRIPLE OUT.tar.gz
+  local bin=$1 out=$3 stage top
+  top=$name-$version-$2
   stage=$(mktemp -d "$work/stage.XXXXXX")
   mkdir "$stage/$top"
   install -m 0755 "$bin" "$stage/$top/$name"
@@ -120,67 +139,82 @@ pack() { # BINARY OUT.tar.gz
     --mtime="@$SOURCE_DATE_EPOCH" --mode=go-w -C "$stage" -cf - "$top" | gzip -9 -n > "$out"
 }
 
-static_bin=""
-static_binary() { # builds once per run; copies the binary out of the shared target directory
-  [ -n "$static_bin" ] && return 0
-  case "$target" in
-    x86_64-unknown-linux-gnu) ;;
-    *) echo "package.sh: the static build is made and checked for x86_64-unknown-linux-gnu only, not $target" >&2; exit 1 ;;
-  esac
-  echo "== static binary (cargo rustc --release -C target-feature=+crt-static)" >&2
-  build "$repo" "$pkg_target/shared" static
-  static_bin=$work/static/$name
-  mkdir -p "$work/static"
-  cp "$pkg_target/shared/release/$name" "$static_bin"
+# Where each architecture's builds go, and where cargo leaves the release binary there.
+build_dir() { case "$1" in amd64) echo "$pkg_target/shared" ;; arm64) echo "$pkg_target/arm64" ;; esac; }
+release_dir() { # TARGET_DIR ARCH
+  case "$2" in amd64) echo "$1/release" ;; arm64) echo "$1/$ARM64_TARGET/release" ;; esac
+}
+
+declare -A static_bins=()
+static_binary() { # ARCH; builds once per run; copies the binary out of the shared target directory
+  local arch=$1
+  [ -n "${static_bins[$arch]:-}" ] && return 0
+  echo "== $arch static binary (cargo rustc --release -C target-feature=+crt-static)" >&2
+  build "$repo" "$(build_dir "$arch")" static "$arch"
+  mkdir -p "$work/static-$arch"
+  cp "$(release_dir "$(build_dir "$arch")" "$arch")/$name" "$work/static-$arch/$name"
+  static_bins[$arch]=$work/static-$arch/$name
 }
 
 if want archive; then
-  static_binary
-  archive=$dist/$name-$version-$target.tar.gz
-  pack "$static_bin" "$archive"
-  echo "== archive $(basename "$archive") ($(stat -c %s "$archive") bytes)" >&2
-  if [ "$once" = 1 ]; then
-    echo "   reproducibility build skipped (--once)" >&2
-  else
+  for arch in "${arches[@]}"; do
+    static_binary "$arch"
+    archive=$dist/$name-$version-$(triple "$arch").tar.gz
+    pack "${static_bins[$arch]}" "$(triple "$arch")" "$archive"
+    echo "== archive $(basename "$archive") ($(stat -c %s "$archive") bytes)" >&2
+    if [ "$once" = 1 ]; then
+      echo "   reproducibility build skipped (--once)" >&2
+      continue
+    fi
     # The second build: the same files at another path, an empty target directory.
-    echo "== reproducibility: a second build from a copy of the sources at another path" >&2
-    copy=$work/second/src
+    echo "== reproducibility: a second $arch build from a copy of the sources at another path" >&2
+    second=$work/second-$arch
+    copy=$second/src
     mkdir -p "$copy"
     git ls-files -z --cached --others --exclude-standard \
       | (while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done) \
       | tar --null -T - -cf - | tar -C "$copy" -xf -
-    build "$copy" "$work/second/target" static
-    (cd "$copy" && pack "$work/second/target/release/$name" "$work/second/archive.tar.gz")
+    build "$copy" "$second/target" static "$arch"
+    second_bin=$(release_dir "$second/target" "$arch")/$name
+    (cd "$copy" && pack "$second_bin" "$(triple "$arch")" "$second/archive.tar.gz")
     one=$(sha256sum < "$archive" | cut -d' ' -f1)
-    two=$(sha256sum < "$work/second/archive.tar.gz" | cut -d' ' -f1)
+    two=$(sha256sum < "$second/archive.tar.gz" | cut -d' ' -f1)
     if [ "$one" != "$two" ]; then
-      echo "package.sh: NOT reproducible: the two archives differ ($one, $two)" >&2
-      cmp "$static_bin" "$work/second/target/release/$name" >&2 || echo "   (the binaries differ)" >&2
+      echo "package.sh: NOT reproducible ($arch): the two archives differ ($one, $two)" >&2
+      cmp "${static_bins[$arch]}" "$second_bin" >&2 || echo "   (the binaries differ)" >&2
       exit 1
     fi
-    echo "   reproducible: both builds give sha256 $one" >&2
-  fi
+    echo "   reproducible: both $arch builds give sha256 $one" >&2
+    rm -rf "$second"
+  done
 fi
 
 if want image; then
   need_apt buildah buildah
-  static_binary
   image=$dist/$name-$version-image.oci.tar
-  echo "== image $(basename "$image") (buildah, FROM scratch)" >&2
+  echo "== image $(basename "$image") (buildah, FROM scratch, linux/${arches[*]})" >&2
   # Its own storage, so it never meets other buildah or podman users of this machine.
   ba=(buildah --storage-driver vfs --root "$work/buildah/root" --runroot "$work/buildah/run")
-  ctx=$work/image-context
-  mkdir -p "$ctx"
-  install -m 0755 "$static_bin" "$ctx/$name"
-  install -m 0644 /etc/ssl/certs/ca-certificates.crt "$ctx/ca-certificates.crt"
   labels=()
   [ -n "$source_url" ] && labels+=(--label "org.opencontainers.image.source=$source_url")
-  "${ba[@]}" build --quiet --timestamp "$SOURCE_DATE_EPOCH" --identity-label=false \
-    --build-arg "VERSION=$version" --build-arg "REVISION=$revision" "${labels[@]}" \
-    -f packaging/Containerfile -t "localhost/$name:$version" "$ctx" >/dev/null
+  # One image per platform (FROM scratch has no RUN step, so nothing runs under emulation),
+  # then an image index naming both, in the order built.
+  "${ba[@]}" manifest create "localhost/$name:$version" >/dev/null
+  for arch in "${arches[@]}"; do
+    static_binary "$arch"
+    ctx=$work/image-context-$arch
+    mkdir -p "$ctx"
+    install -m 0755 "${static_bins[$arch]}" "$ctx/$name"
+    install -m 0644 /etc/ssl/certs/ca-certificates.crt "$ctx/ca-certificates.crt"
+    "${ba[@]}" build --quiet --timestamp "$SOURCE_DATE_EPOCH" --identity-label=false \
+      --platform "linux/$arch" \
+      --build-arg "VERSION=$version" --build-arg "REVISION=$revision" "${labels[@]}" \
+      -f packaging/Containerfile -t "localhost/$name:$version-$arch" "$ctx" >/dev/null
+    "${ba[@]}" manifest add "localhost/$name:$version" "containers-storage:localhost/$name:$version-$arch" >/dev/null
+  done
   # An OCI layout directory, then tarred like the release archive: buildah's own
   # oci-archive writes the build time into the tar, this gives the same bytes each build.
-  "${ba[@]}" push --quiet "localhost/$name:$version" "oci:$work/oci-layout:$name:$version"
+  "${ba[@]}" manifest push --quiet --all "localhost/$name:$version" "oci:$work/oci-layout:$name:$version"
   tar --sort=name --format=ustar --owner=0 --group=0 --numeric-owner \
     --mtime="@$SOURCE_DATE_EPOCH" --mode=go-w -C "$work/oci-layout" -cf "$image" oci-layout index.json blobs
   [ -n "$source_url" ] || echo "   note: no org.opencontainers.image.source label: set repository in Cargo.toml or PACKAGE_SOURCE_URL" >&2
@@ -195,16 +229,30 @@ if want deb; then
     echo "== installing cargo-deb $cargo_deb_version" >&2
     cargo install --locked --quiet cargo-deb --version "$cargo_deb_version"
   fi
-  echo "== deb (cargo build --release, dynamically linked; cargo deb)" >&2
-  # Same flags and target directory as the static build, so the dependencies are built once.
-  build "$repo" "$pkg_target/shared" dynamic
-  # The man page and nothing else go where Cargo.toml's deb assets expect them.
-  mkdir -p "$pkg_target/shared/release/man"
-  packaging/manpage.sh "$pkg_target/shared/release/$name" | gzip -9 -n > "$pkg_target/shared/release/man/$name.1.gz"
-  rm -f "$dist/${name}_"*.deb
-  CARGO_TARGET_DIR=$pkg_target/shared cargo deb --no-build --locked --quiet --output "$dist" >/dev/null
-  deb=$(ls "$dist/${name}_"*.deb)
-  echo "   $(basename "$deb") ($(stat -c %s "$deb") bytes)" >&2
+  for arch in "${arches[@]}"; do
+    echo "== $arch deb (cargo build --release, dynamically linked; cargo deb)" >&2
+    # Same flags and target directory as the static build, so the dependencies are built once.
+    dir=$(build_dir "$arch")
+    build "$repo" "$dir" dynamic "$arch"
+    rel=$(release_dir "$dir" "$arch")
+    # The man page and nothing else go where Cargo.toml's deb assets expect them; the
+    # arm64 binary writes its own --help under qemu.
+    run_bin=$rel/$name
+    if [ "$arch" = arm64 ]; then
+      run_bin=$work/$name-arm64
+      printf '#!/bin/sh\nexec qemu-aarch64-static %q "$@"\n' "$rel/$name" > "$run_bin"
+      chmod 0755 "$run_bin"
+    fi
+    mkdir -p "$rel/man"
+    packaging/manpage.sh "$run_bin" | gzip -9 -n > "$rel/man/$name.1.gz"
+    rm -f "$dist/${name}_"*"_$arch.deb"
+    deb_target=()
+    [ "$arch" = arm64 ] && deb_target=(--target "$ARM64_TARGET")
+    # Depends: dpkg-shlibdeps reads the arm64 binary's NEEDED libraries against libc6:arm64.
+    CARGO_TARGET_DIR=$dir cargo deb --no-build --locked --quiet "${deb_target[@]}" --output "$dist" >/dev/null
+    deb=$(ls "$dist/${name}_"*"_$arch.deb")
+    echo "   $(basename "$deb") ($(stat -c %s "$deb") bytes): Depends: $(dpkg-deb -f "$deb" Depends)" >&2
+  done
 fi
 
 # Checksums of every artifact in dist/, for the release page.

@@ -28,13 +28,15 @@ fn kubelet(w: &World, request: &str) -> env::Helper {
         .env("ACR_ENTRA_MIN_TTL", "20m")
 }
 
-/// The exact response, allowing the second or two the run took.
+/// The exact response, allowing the seconds that passed since `before` (at least 3), as
+/// measured here: a slow or emulated machine takes longer, never more than that.
 fn assert_response(out: &Output, registry: &str, token: &str, before: i64) {
+    let waited = (jwt::now() - before + 1).max(3);
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(out.stderr, "", "{out:?}");
     let (_, claims) = jwt::decode(token);
     let remaining = claims["exp"].as_i64().unwrap() - before - 20 * 60;
-    let candidates: Vec<String> = (0..=3)
+    let candidates: Vec<String> = (0..=waited)
         .map(|late| kubelet_response(registry, token, &go_duration(remaining - late)))
         .collect();
     assert!(

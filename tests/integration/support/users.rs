@@ -61,5 +61,25 @@ pub fn binary_for(dir: &Path, uid: u32) -> String {
     let copy = dir.join("docker-credential-acr-entra");
     std::fs::copy(super::env::bin(), &copy).unwrap();
     std::os::unix::fs::chown(&copy, Some(uid), Some(uid)).unwrap();
+    wait_until_executable(&copy);
     copy.display().to_string()
+}
+
+/// A child that another test thread forked while the copy was open for writing holds that
+/// descriptor until it execs, and until then running the copy fails with "Text file busy"
+/// (ETXTBSY). The window is microseconds natively and long under emulation (qemu), so run
+/// the copy once, retrying only that error, before a test relies on it; no new child can
+/// inherit the descriptor once `fs::copy` has closed it.
+fn wait_until_executable(path: &Path) {
+    const ETXTBSY: i32 = 26;
+    for _ in 0..200 {
+        match std::process::Command::new(path).arg("version").output() {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("run {}: {e}", path.display()),
+            Ok(_) => return,
+        }
+    }
+    panic!("{} stayed busy (ETXTBSY) for 10 s", path.display());
 }
