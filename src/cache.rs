@@ -302,7 +302,13 @@ impl<'d> Cache<'d> {
     }
 }
 
-impl HostLock<'_> {
+impl<'d> HostLock<'d> {
+    /// The private directory the host's files are in, for the other files a mint under
+    /// this lock keeps there (the shared Entra token).
+    pub fn dir(&self) -> &'d PrivateDir {
+        self.cache.dir
+    }
+
     /// Whether the lock is really held (file systems without locks proceed unlocked).
     pub fn is_held(&self) -> bool {
         self.lock.is_held()

@@ -837,10 +837,22 @@ mod tests {
                 "/h/.config/acr-entra/config.json",
                 "/h/.cache/acr-entra",
                 "/h/.docker/config.json",
-                "/run/1/containers/auth.json",
+                "/h/.config/containers/auth.json",
                 "/h/.config/helm/registry/config.json",
             ]
         );
+        // The runtime auth file podman reads first is Linux's alone.
+        let runtime = |c: Conventions| {
+            ClientFiles::from_env(&env, home(&env, c).as_ref(), c)
+                .containers_runtime
+                .map(|p| shown(&p))
+        };
+        assert_eq!(
+            runtime(Conventions::Xdg).as_deref(),
+            Some("/run/1/containers/auth.json")
+        );
+        assert_eq!(runtime(Conventions::MacOs), None);
+        assert_eq!(runtime(Conventions::Windows), None);
         assert_eq!(
             at(Conventions::MacOs),
             [

@@ -85,6 +85,13 @@ impl Context {
     pub fn lock_timeout(&self) -> Duration {
         crate::mint::worst_case(&self.settings) + Duration::from_secs(2)
     }
+
+    /// How long to wait for the stored credentials' lock: its holders read and write one
+    /// small file and make no network request, so a few of `ACR_ENTRA_TIMEOUT` is plenty
+    /// and a stuck holder is reported soon.
+    pub fn store_lock_timeout(&self) -> Duration {
+        self.settings.timeout * 3 + Duration::from_secs(2)
+    }
 }
 
 fn no_dir() -> Error {

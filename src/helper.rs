@@ -89,7 +89,7 @@ pub fn store(ctx: &Context, input: &[u8]) -> Result<()> {
     }
     let dir = ctx.created_dir()?;
     let store = Store::new(&dir);
-    let lock = store.lock(ctx.lock_timeout())?;
+    let lock = store.lock(ctx.store_lock_timeout())?;
     store.put(
         &lock,
         &host,
@@ -119,7 +119,7 @@ pub fn erase(ctx: &Context, input: &[u8]) -> Result<()> {
         return Ok(());
     };
     let store = Store::new(&dir);
-    let lock = store.lock(ctx.lock_timeout())?;
+    let lock = store.lock(ctx.store_lock_timeout())?;
     let removed = store.remove(&lock, &host)?;
     drop(lock);
     let cache = Cache::new(&dir);

@@ -31,6 +31,7 @@ mod config;
 mod context;
 mod digest;
 mod entra;
+mod entra_cache;
 mod error;
 mod exchange;
 mod files;

@@ -4,11 +4,14 @@
 //! token that is stale but still valid. The identities that may own the token are worked
 //! out once, before the cache is read and without any network request, so a cache hit
 //! costs a file read; only a mint that needs the instance metadata service probes it.
+//! A mint under the host's lock shares the identity's Entra token with the mints of its
+//! other registries (`entra_cache`); without a usable cache there is nothing to share.
 
 use crate::cache::{Cache, Entry, HostLock, Remembered, Times, TokenKey, jitter};
 use crate::config::{RegistryConfig, Settings};
 use crate::context::{Context, Dir};
 use crate::entra;
+use crate::entra_cache::EntraCache;
 use crate::error::{Error, Result};
 use crate::identity::PodIdentity;
 use crate::identity::{CredentialKind, Identity, ImdsAbsent, ManagedSource};
@@ -167,6 +170,13 @@ fn mint_and_keep(
         } else {
             Wait::Patient
         },
+        entra_cache: lock.map(|l| {
+            EntraCache::new(
+                l.dir(),
+                mint::entra_lock_timeout(settings),
+                mint::entra_margin(settings),
+            )
+        }),
     };
     let minted = mint::mint(
         settings,

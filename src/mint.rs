@@ -1,14 +1,17 @@
 //! One mint, start to finish: the registry's challenge (remembered per host), an Entra
 //! token for the ACR audience, the exchange, and — when the exchange refuses that
 //! audience with 401 — one retry with the ARM audience. The audience that worked is
-//! remembered so the next mint starts with it. No cache or lock logic here.
-//! `mint` reports each step with its duration to an observer, for `doctor`.
+//! remembered so the next mint starts with it. The Entra token comes from the shared
+//! Entra token cache when the caller passes one (`entra_cache`); a shared token the
+//! exchange refuses is dropped and asked for once more. No other cache or lock logic
+//! here. `mint` reports each step with its duration to an observer, for `doctor`.
 
 use std::time::{Duration, Instant};
 
 use crate::cache::Remembered;
 use crate::config::{ACR_ENTRA_MIN_TTL, FileConfig, RegistryConfig, Settings};
 use crate::entra;
+use crate::entra_cache::{EntraCache, EntraKey, Origin};
 use crate::error::{Error, Facts, Result};
 use crate::exchange::{self, Challenge, ExchangeError, RealmPolicy, Refusal};
 use crate::http::Http;
@@ -73,20 +76,36 @@ impl StepKind {
 
 /// The longest one mint can take: the IMDS probe (at most a second) or a CI job's OIDC
 /// token (one request's budget), the challenge, and two rounds (ACR, then ARM audience)
-/// of an Entra token and the exchange. Waiting for another process's lock must outlast
-/// this, or a waiter fails while the minter succeeds.
+/// of waiting for another process's Entra request, an Entra token and the exchange.
+/// Waiting for another process's lock must outlast this, or a waiter fails while the
+/// minter succeeds.
 pub fn worst_case(settings: &Settings) -> Duration {
     let t = settings.timeout;
-    t.max(Duration::from_secs(1)) + t + (entra::deadline(settings) + t) * 2
+    let entra = entra_lock_timeout(settings) + entra::deadline(settings);
+    t.max(Duration::from_secs(1)) + t + (entra + t) * 2
 }
 
-/// What a mint starts from besides its target: what the host's files remember, and
+/// How long a mint waits for another process asking Entra for the same token: one
+/// Entra request's budget.
+pub fn entra_lock_timeout(settings: &Settings) -> Duration {
+    entra::deadline(settings) + Duration::from_secs(1)
+}
+
+/// How much life a shared Entra token must have left to be sent to an exchange: five
+/// minutes, and more than a whole mint can take, so none expires mid-request.
+pub fn entra_margin(settings: &Settings) -> Duration {
+    Duration::from_secs(5 * 60) + worst_case(settings)
+}
+
+/// What a mint starts from besides its target: what the host's files remember,
 /// whether a throttled request may wait for the service (not when a still-valid token is
-/// at hand to answer with instead).
+/// at hand to answer with instead), and where identities' Entra tokens are shared (none:
+/// every mint asks Entra, as `doctor` wants).
 #[derive(Debug, Default)]
-pub struct Start {
+pub struct Start<'d> {
     pub remembered: Remembered,
     pub wait: Wait,
+    pub entra_cache: Option<EntraCache<'d>>,
 }
 
 /// One mint, telling `observe` about each step as it ends (`doctor` prints them; `get`
@@ -107,14 +126,25 @@ pub fn mint(
         identity,
         http: crate::http::shared(settings).waiting(start.wait),
         policy: RealmPolicy::new(config),
+        entra_cache: start.entra_cache,
         observe,
     };
     let challenge = run.challenge(remembered)?;
     let audiences = audiences(host, registry, remembered);
     let mut last_refusal = None;
     for (i, audience) in audiences.iter().enumerate() {
-        let entra_token = run.entra_token(audience)?;
-        let failure = match run.exchange(&challenge, audience, &entra_token) {
+        let (entra_token, origin) = run.entra_token(audience)?;
+        let mut exchanged = run.exchange(&challenge, audience, &entra_token);
+        if origin == Origin::Shared && matches!(exchanged, Err(ExchangeError::Unauthorized(_))) {
+            crate::debug!(
+                "`{host}` refused the shared Entra token for the {} audience; asking Entra again",
+                audience.name()
+            );
+            run.forget(audience, &entra_token);
+            let (entra_token, _) = run.entra_token(audience)?;
+            exchanged = run.exchange(&challenge, audience, &entra_token);
+        }
+        let failure = match exchanged {
             Ok(token) => return Ok(finish(settings, host, token, audience, challenge)),
             Err(failure) => failure,
         };
@@ -232,6 +262,7 @@ struct Run<'a, 'o> {
     identity: &'a Identity,
     http: Http,
     policy: RealmPolicy<'a>,
+    entra_cache: Option<EntraCache<'a>>,
     observe: &'o mut dyn FnMut(Step),
 }
 
@@ -272,22 +303,44 @@ impl Run<'_, '_> {
         found
     }
 
-    fn entra_token(&mut self, audience: &Audience) -> Result<EntraToken> {
+    /// The identity's Entra token for `audience`: the shared one while it is fresh,
+    /// else asked for (and shared).
+    fn entra_token(&mut self, audience: &Audience) -> Result<(EntraToken, Origin)> {
         let scope = audience.scope(self.identity.cloud);
         let start = Instant::now();
-        let got = entra::token(self.identity, self.settings, &self.http, &scope);
+        let fetch = || entra::token(self.identity, self.settings, &self.http, &scope);
+        let got = match self.entra_cache.zip(EntraKey::new(self.identity, &scope)) {
+            Some((cache, key)) => cache.token(&key, self.identity.kind.name(), fetch),
+            None => fetch().map(|t| (t, Origin::Fetched)),
+        };
         let detail = match &got {
-            Ok(t) => format!(
-                "audience {} (`{scope}`): token for tenant `{}`, object id `{}`",
+            Ok((t, origin)) => format!(
+                "audience {} (`{scope}`): {}token for tenant `{}`, object id `{}`",
                 audience.name(),
+                if *origin == Origin::Shared {
+                    "shared "
+                } else {
+                    ""
+                },
                 jwt::string_claim(t.0.expose(), "tid").unwrap_or_else(|| "?".into()),
                 jwt::string_claim(t.0.expose(), "oid").unwrap_or_else(|| "?".into())
             ),
             Err(_) => format!("audience {} (`{scope}`)", audience.name()),
         };
+        if let Ok((_, Origin::Shared)) = &got {
+            crate::debug!("the shared Entra token for `{scope}` is fresh");
+        }
         let error = got.as_ref().err().map(Failure::of);
         self.timed(StepKind::EntraToken, start, detail, error);
         got
+    }
+
+    /// Drop the shared token a registry refused.
+    fn forget(&self, audience: &Audience, refused: &EntraToken) {
+        let scope = audience.scope(self.identity.cloud);
+        if let Some((cache, key)) = self.entra_cache.zip(EntraKey::new(self.identity, &scope)) {
+            cache.forget(&key, refused);
+        }
     }
 
     /// The exchange, with the tenant from the identity or else the Entra token's `tid`.

@@ -149,8 +149,9 @@ fn storm_full_size() {
     storm(64, 100);
 }
 
-/// A process stuck while holding the lock: waiting is bounded by 3 × ACR_ENTRA_TIMEOUT
-/// + 2 s and ends in one line that names the lock file.
+/// A process stuck while holding the stored credentials' lock: waiting is bounded by
+/// 3 × ACR_ENTRA_TIMEOUT + 2 s (nothing holds that lock across a network request) and
+/// ends in one line that names the lock file.
 #[test]
 fn a_held_lock_is_waited_for_a_bounded_time_with_a_clear_error() {
     let env = TestEnv::new();

@@ -154,9 +154,11 @@ fn arm_audience_fallback_is_remembered() {
         .iter()
         .map(|r| r.scope().to_string())
         .collect();
+    assert_eq!(scopes, [ACR_SCOPE, ARM_SCOPE], "the ARM token is shared");
+    let audiences: Vec<String> = acr.exchanges().iter().map(|e| e.audience()).collect();
     assert_eq!(
-        scopes,
-        [ACR_SCOPE, ARM_SCOPE, ARM_SCOPE],
+        audiences,
+        [ACR_AUDIENCE, ARM_AUDIENCE, ARM_AUDIENCE],
         "the second mint goes straight to the audience that worked"
     );
 }

@@ -22,6 +22,7 @@ mod concurrency;
 mod config;
 mod credentials;
 mod durability;
+mod entra_sharing;
 mod exchange;
 mod failures;
 mod fakes_selftest;

@@ -40,6 +40,8 @@ struct State {
     v2: V2Mode,
     exchange: ExchangeMode,
     reject_audiences: Vec<String>,
+    /// Entra tokens answered with 401 (ACR's answer to a revoked or expired token).
+    refused_tokens: Vec<String>,
     issued: Vec<String>,
     /// The realm URL in the challenge, when not `https://HOST/oauth2/token`.
     realm: Option<String>,
@@ -100,6 +102,7 @@ impl FakeAcr {
             v2: V2Mode::Challenge,
             exchange: ExchangeMode::Normal,
             reject_audiences: Vec::new(),
+            refused_tokens: Vec::new(),
             issued: Vec::new(),
             realm: None,
             service: None,
@@ -156,6 +159,15 @@ impl FakeAcr {
             .unwrap()
             .reject_audiences
             .push(aud.to_string());
+    }
+
+    /// Answer 401 to exchanges that send this Entra token.
+    pub fn refuse_token(&self, entra_token: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .refused_tokens
+            .push(entra_token.to_string());
     }
 
     /// Refresh tokens issued so far.
@@ -282,6 +294,13 @@ fn exchange_answer(
     else {
         return acr_error(401, "UNAUTHORIZED", "malformed access token");
     };
+    if state.lock().unwrap().refused_tokens.contains(&access_token) {
+        return acr_error(
+            401,
+            "UNAUTHORIZED",
+            "the access token is invalid or expired",
+        );
+    }
     let aud = payload["aud"].as_str().unwrap_or_default();
     if rejected.iter().any(|r| r == aud) {
         return acr_error(

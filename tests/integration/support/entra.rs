@@ -27,6 +27,8 @@ struct State {
     mode: Option<EntraMode>,
     issued: Vec<String>,
     oid: Option<String>,
+    /// How long issued tokens live, in seconds (default 3599, as Entra's app tokens).
+    lifetime: Option<i64>,
     /// Federated credentials: (client id, issuer, subject, audience). A client that has
     /// any accepts only assertions that match one, as Entra does.
     federated: Vec<[String; 4]>,
@@ -78,6 +80,11 @@ impl FakeEntra {
             subject.to_string(),
             audience.to_string(),
         ]);
+    }
+
+    /// Issue tokens that live `seconds`.
+    pub fn set_lifetime(&self, seconds: i64) {
+        self.state.lock().unwrap().lifetime = Some(seconds);
     }
 
     pub fn set_oid(&self, oid: &str) {
@@ -230,20 +237,23 @@ fn handle(req: &Req, state: &Mutex<State>) -> Resp {
         }
     }
     let aud = jwt::audience_for_scope(scope.split(' ').next().unwrap_or_default());
-    let oid = state
-        .lock()
-        .unwrap()
-        .oid
-        .clone()
-        .unwrap_or_else(|| format!("oid-of-{client_id}"));
-    let token = jwt::entra_access_token(&aud, tenant, &oid, &client_id);
+    let (oid, lifetime) = {
+        let s = state.lock().unwrap();
+        (
+            s.oid
+                .clone()
+                .unwrap_or_else(|| format!("oid-of-{client_id}")),
+            s.lifetime.unwrap_or(3599),
+        )
+    };
+    let token = jwt::entra_access_token_living(&aud, tenant, &oid, &client_id, lifetime);
     state.lock().unwrap().issued.push(token.clone());
     Resp::json(
         200,
         &json!({
             "token_type": "Bearer",
-            "expires_in": 3599,
-            "ext_expires_in": 3599,
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
             "access_token": token,
         }),
     )

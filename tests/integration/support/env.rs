@@ -69,6 +69,29 @@ impl TestEnv {
         self.dir.path().join(name)
     }
 
+    /// The shared Entra token files in the cache directory (`entra-<digest>.json`).
+    pub fn entra_token_files(&self) -> Vec<PathBuf> {
+        fs::read_dir(&self.cache)
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| {
+                        let name = p.file_name().unwrap().to_string_lossy();
+                        name.starts_with("entra-") && name.ends_with(".json")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Remove the shared Entra tokens, as if they had expired: the next mint asks its
+    /// identity's token service again.
+    pub fn forget_entra_tokens(&self) {
+        for file in self.entra_token_files() {
+            fs::remove_file(file).unwrap();
+        }
+    }
+
     /// Write a file in the test dir and return its path.
     pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
         let path = self.path(name);

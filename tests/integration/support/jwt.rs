@@ -78,6 +78,17 @@ pub fn audience_for_scope(scope: &str) -> String {
 
 /// An Entra-like access token.
 pub fn entra_access_token(aud: &str, tid: &str, oid: &str, appid: &str) -> String {
+    entra_access_token_living(aud, tid, oid, appid, 3599)
+}
+
+/// The same, living `seconds`.
+pub fn entra_access_token_living(
+    aud: &str,
+    tid: &str,
+    oid: &str,
+    appid: &str,
+    seconds: i64,
+) -> String {
     let now = now();
     make(
         &json!({"typ": "JWT", "alg": "RS256", "kid": "fake-entra-key"}),
@@ -86,7 +97,7 @@ pub fn entra_access_token(aud: &str, tid: &str, oid: &str, appid: &str) -> Strin
             "iss": format!("https://sts.windows.net/{tid}/"),
             "iat": now,
             "nbf": now,
-            "exp": now + 3599,
+            "exp": now + seconds,
             "appid": appid,
             "oid": oid,
             "sub": oid,

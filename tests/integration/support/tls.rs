@@ -17,6 +17,7 @@ pub const SERVER_NAMES: &[&str] = &[
     "127.0.0.1",
     "myacr.azurecr.io",
     "other.azurecr.io",
+    "third.azurecr.io",
     "fabrikam.azurecr.cn",
     "contoso.azurecr.us",
     "myacr.eastus.geo.azurecr.io",
