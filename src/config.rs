@@ -809,6 +809,23 @@ mod tests {
         text.strip_prefix("C:").unwrap_or(&text).to_string()
     }
 
+    /// The runtime auth file podman reads first is Linux's alone.
+    #[test]
+    fn the_podman_runtime_file_is_linux_only() {
+        let env = Env::from_pairs([("HOME", abs("/h")), (XDG_RUNTIME_DIR, abs("/run/1"))]);
+        let runtime = |c: Conventions| {
+            ClientFiles::from_env(&env, home(&env, c).as_ref(), c)
+                .containers_runtime
+                .map(|p| shown(&p))
+        };
+        assert_eq!(
+            runtime(Conventions::Xdg).as_deref(),
+            Some("/run/1/containers/auth.json")
+        );
+        assert_eq!(runtime(Conventions::MacOs), None);
+        assert_eq!(runtime(Conventions::Windows), None);
+    }
+
     #[test]
     fn locations_follow_each_platform() {
         let env = Env::from_pairs([
@@ -841,18 +858,7 @@ mod tests {
                 "/h/.config/helm/registry/config.json",
             ]
         );
-        // The runtime auth file podman reads first is Linux's alone.
-        let runtime = |c: Conventions| {
-            ClientFiles::from_env(&env, home(&env, c).as_ref(), c)
-                .containers_runtime
-                .map(|p| shown(&p))
-        };
-        assert_eq!(
-            runtime(Conventions::Xdg).as_deref(),
-            Some("/run/1/containers/auth.json")
-        );
-        assert_eq!(runtime(Conventions::MacOs), None);
-        assert_eq!(runtime(Conventions::Windows), None);
+
         assert_eq!(
             at(Conventions::MacOs),
             [
