@@ -3,13 +3,21 @@
 each its own HOME and cache directory, call `get` for a few registries at once against
 the shared loopback fake (tests/e2e/fakes.py single) under an admission rate limit.
 
-  cold run     N machines x M registries start `get` together on empty caches:
-               failed gets (stderr first lines, counted), exchanges (goal N x M),
-               p50/p99/max time to an answer, 429s received.
+  cold runs    N machines x M registries start `get` together on empty caches, once
+               with the default ACR_ENTRA_TIMEOUT and once with it sized to the
+               fleet (N / rate + a margin): failed gets (stderr first lines,
+               counted, and whether each is one line naming the throttling party and
+               when to come back), Entra requests (goal N: one per machine, shared by
+               its registries), exchanges (goal N x M), p50/p99/max time to an
+               answer, 429s received.
   refresh run  every machine holds short-lived tokens minted together (no limit while
                minting); from just before the earliest refresh point each machine calls
                `get` once a second, and the fake's per-second counts give the peak of
-               exchange attempts and of admitted exchanges. Once with the helper's
+               exchange attempts and of admitted exchanges, and the peak of re-mints
+               (admitted exchanges) per second over their mean across the seconds
+               that had any. Token lifetime and ACR_ENTRA_MIN_TTL default to 180 s
+               and 30 s, the proportion of ACR's 3-hour token and the 30-minute
+               default (one simulated second per real minute). Once with the helper's
                refresh jitter as it is, once with ACR_ENTRA_REFRESH_JITTER=0; whether
                that variable took effect is read from the cache files' refresh_jitter.
 
@@ -20,6 +28,7 @@ Exits non-zero when something is badly wrong (a get failed although the fake sen
 import argparse
 import glob
 import json
+import math
 import os
 import ssl
 import statistics
@@ -99,7 +108,8 @@ class Fleet:
                 pass
             if code == 0 and not ok_json:
                 self.problems.append(f"{tag}: exit 0 with invalid JSON: {text[:80]!r}")
-            results.append({"ms": ms, "ok": code == 0 and ok_json, "stderr": err})
+            results.append({"ms": ms, "ok": code == 0 and ok_json, "stderr": err,
+                            "lines": len([l for l in text.splitlines() if l.strip()])})
         return results
 
     @staticmethod
@@ -107,14 +117,24 @@ class Fleet:
         xs = sorted(xs)
         return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else 0
 
+    @staticmethod
+    def explained(line):
+        """Whether a failure line names the throttling party and when to come back."""
+        party = "Entra ID" in line or "exchange" in line or "registry" in line
+        when = "come back" in line or "try again" in line
+        return party and when and "answered 429" in line
+
     def summary(self, results, before, after):
         failed = [r for r in results if not r["ok"]]
         lines = {}
         for r in failed:
             lines[r["stderr"]] = lines.get(r["stderr"], 0) + 1
+        unexplained = [r for r in failed if not self.explained(r["stderr"]) or r["lines"] != 1]
         ms = [r["ms"] for r in results]
         ex = lambda s: sum(s["acr"]["exchanges"].values())
         return {"gets": len(results), "failed": len(failed), "failed_stderr": lines,
+                "failed_unexplained": len(unexplained),
+                "failed_max_ms": round(max([r["ms"] for r in failed] or [0]), 1),
                 "exchanges": ex(after) - ex(before),
                 "exchange_429s": after["acr"]["throttled"] - before["acr"]["throttled"],
                 "entra_429s": after["entra"]["throttled"] - before["entra"]["throttled"],
@@ -122,15 +142,20 @@ class Fleet:
                 "p50_ms": round(self.pct(ms, 50), 1), "p99_ms": round(self.pct(ms, 99), 1),
                 "max_ms": round(max(ms), 1) if ms else 0}
 
-    def cold(self):
+    def cold(self, name, extra):
         self.call("/_config", {"rate": self.a.rate, "token_lifetime": 11700})
-        homes = self.machines("cold")
+        homes = self.machines(name)
         before = self.call("/_state")
-        res = self.gets(homes, {}, "cold")
+        res = self.gets(homes, extra, name)
         s = self.summary(res, before, self.call("/_state"))
         s["goal_exchanges"] = self.a.machines * len(self.a.registries)
+        s["goal_entra_calls"] = self.a.machines
+        s["timeout"] = extra.get("ACR_ENTRA_TIMEOUT", "10 (default)")
         if s["failed"] and s["exchange_429s"] == 0 and s["entra_429s"] == 0:
-            self.problems.append(f"cold: {s['failed']} gets failed with no 429 sent: {s['failed_stderr']}")
+            self.problems.append(f"{name}: {s['failed']} gets failed with no 429 sent: {s['failed_stderr']}")
+        if s["failed_unexplained"]:
+            self.problems.append(f"{name}: {s['failed_unexplained']} failures are not one line naming "
+                                 f"the throttling party and when to come back: {s['failed_stderr']}")
         return s
 
     def refresh(self, name, extra):
@@ -164,7 +189,12 @@ class Fleet:
         def peak(key, where="acr"):
             b, a = before[where][key], after[where][key]
             return max([a[k] - b.get(k, 0) for k in a] or [0])
+        def remint_peak_over_mean():
+            b, a = before["acr"]["exchanges_by_second"], after["acr"]["exchanges_by_second"]
+            counts = [a[k] - b.get(k, 0) for k in a if a[k] - b.get(k, 0) > 0]
+            return round(max(counts) / statistics.mean(counts), 2) if counts else 0
         s.update(ticks=ticks, peak_exchange_attempts_per_s=peak("attempts_by_second"),
+                 remint_peak_over_mean=remint_peak_over_mean(),
                  peak_exchanges_per_s=peak("exchanges_by_second"),
                  peak_entra_calls_per_s=peak("calls_by_second", "entra"),
                  refresh_points_spread_s=round(max(points) - min(points), 1),
@@ -180,37 +210,54 @@ def main():
     ap.add_argument("--registry", dest="registries", action="append", required=True)
     ap.add_argument("--machines", type=int, default=200)
     ap.add_argument("--rate", type=float, default=20)
-    ap.add_argument("--token-lifetime", type=int, default=120)
+    ap.add_argument("--token-lifetime", type=int, default=180)
     ap.add_argument("--min-ttl", default="30s")
     ap.add_argument("--tail", type=float, default=15, help="seconds polled after the last refresh point")
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--no-refresh", action="store_true", help="the cold runs only")
+    ap.add_argument("--margin", type=int, default=20,
+                    help="seconds added to machines / rate for the sized ACR_ENTRA_TIMEOUT")
     a = ap.parse_args()
     fl = Fleet(a)
     n, m = a.machines, len(a.registries)
-    print(f"fleet: cold run, {n} machines x {m} registries, --rate {a.rate:g} ...", file=sys.stderr)
+    sized = math.ceil(n / a.rate) + a.margin if a.rate else a.margin
     res = {"machines": n, "registries": a.registries, "rate": a.rate, "smoke": a.smoke,
-           "token_lifetime": a.token_lifetime, "min_ttl": a.min_ttl, "cold": fl.cold()}
-    print("fleet: refresh run, jitter as built ...", file=sys.stderr)
-    res["refresh_jitter"] = fl.refresh("refresh-jitter", {})
-    print("fleet: refresh run, ACR_ENTRA_REFRESH_JITTER=0 ...", file=sys.stderr)
-    res["refresh_nojitter"] = fl.refresh("refresh-nojitter", {"ACR_ENTRA_REFRESH_JITTER": "0"})
-    j, nj = res["refresh_jitter"], res["refresh_nojitter"]
-    res["jitter_switch_effect"] = (nj["refresh_jitter_s"]["max"] == 0 and j["refresh_jitter_s"]["max"] > 0)
+           "token_lifetime": a.token_lifetime, "min_ttl": a.min_ttl, "sized_timeout": sized}
+    print(f"fleet: cold run, {n} machines x {m} registries, --rate {a.rate:g} ...", file=sys.stderr)
+    res["cold"] = fl.cold("cold", {})
+    print(f"fleet: cold run, ACR_ENTRA_TIMEOUT={sized} ...", file=sys.stderr)
+    res["cold_sized"] = fl.cold("cold-sized", {"ACR_ENTRA_TIMEOUT": str(sized)})
+    runs = [("cold", res["cold"]), (f"cold, ACR_ENTRA_TIMEOUT={sized}", res["cold_sized"])]
+    if not a.no_refresh:
+        print("fleet: refresh run, jitter as built ...", file=sys.stderr)
+        res["refresh_jitter"] = fl.refresh("refresh-jitter", {})
+        print("fleet: refresh run, ACR_ENTRA_REFRESH_JITTER=0 ...", file=sys.stderr)
+        res["refresh_nojitter"] = fl.refresh("refresh-nojitter", {"ACR_ENTRA_REFRESH_JITTER": "0"})
+        j, nj = res["refresh_jitter"], res["refresh_nojitter"]
+        res["jitter_switch_effect"] = (nj["refresh_jitter_s"]["max"] == 0 and j["refresh_jitter_s"]["max"] > 0)
+        runs += [("refresh, jitter", j), ("refresh, no jitter", nj)]
     res["date"] = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
     res["problems"] = fl.problems
-    c = res["cold"]
-    rows = ["| run | gets | failed | exchanges | 429s (exchange / Entra) | p50 ms | p99 ms | max ms | peak exchange attempts/s | peak admitted exchanges/s |",
-            "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
-            f"| cold, {n}×{m} at once | {c['gets']} | {c['failed']} | {c['exchanges']} (goal {c['goal_exchanges']}) | {c['exchange_429s']} / {c['entra_429s']} | {c['p50_ms']} | {c['p99_ms']} | {c['max_ms']} | | |"]
-    for label, r in (("refresh, jitter as built", j), ("refresh, ACR_ENTRA_REFRESH_JITTER=0", nj)):
-        rows.append(f"| {label} ({r['ticks']} ticks, refresh points over {r['refresh_points_spread_s']} s) | {r['gets']} | {r['failed']} | {r['exchanges']} | {r['exchange_429s']} / {r['entra_429s']} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {r['peak_exchange_attempts_per_s']} | {r['peak_exchanges_per_s']} |")
+    rows = ["| run | gets | failed (not one explained line) | Entra requests | exchanges | 429s (exchange / Entra) | p50 ms | p99 ms | max ms | slowest failure ms |",
+            "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for label, key in (("cold, default ACR_ENTRA_TIMEOUT", "cold"), (f"cold, ACR_ENTRA_TIMEOUT={sized}", "cold_sized")):
+        c = res[key]
+        rows.append(f"| {label}, {n}×{m} at once | {c['gets']} | {c['failed']} ({c['failed_unexplained']}) | {c['entra_calls']} (goal {c['goal_entra_calls']}) | {c['exchanges']} (goal {c['goal_exchanges']}) | {c['exchange_429s']} / {c['entra_429s']} | {c['p50_ms']} | {c['p99_ms']} | {c['max_ms']} | {c['failed_max_ms']} |")
+    if not a.no_refresh:
+        rows += ["", "| refresh run | ticks | refresh points over s | gets | failed | exchanges | 429s (exchange / Entra) | peak exchange attempts/s | peak admitted exchanges/s | re-mint peak / mean |",
+                 "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
+        for label, r in (("jitter as built", j), ("ACR_ENTRA_REFRESH_JITTER=0", nj)):
+            rows.append(f"| {label} | {r['ticks']} | {r['refresh_points_spread_s']} | {r['gets']} | {r['failed']} | {r['exchanges']} | {r['exchange_429s']} / {r['entra_429s']} | {r['peak_exchange_attempts_per_s']} | {r['peak_exchanges_per_s']} | {r['remint_peak_over_mean']} |")
     rows.append("")
-    rows.append(f"{'smoke' if a.smoke else 'full'} run, --rate {a.rate:g} per endpoint, refresh tokens of "
-                f"{a.token_lifetime} s with ACR_ENTRA_MIN_TTL={a.min_ttl}, {os.cpu_count()} cores, {res['date']}. "
-                f"ACR_ENTRA_REFRESH_JITTER=0 {'took effect' if res['jitter_switch_effect'] else 'had no effect (refresh_jitter in the cache files: ' + str(nj['refresh_jitter_s']) + ')'}.")
-    for label, r in (("cold", c), ("refresh, jitter", j), ("refresh, no jitter", nj)):
+    note = (f"{'smoke' if a.smoke else 'full'} run, --rate {a.rate:g} per registry's exchange and for Entra, "
+            f"{os.cpu_count()} cores, {res['date']}.")
+    if not a.no_refresh:
+        note += (f" Refresh tokens of {a.token_lifetime} s with ACR_ENTRA_MIN_TTL={a.min_ttl}; "
+                 f"ACR_ENTRA_REFRESH_JITTER=0 {'took effect' if res['jitter_switch_effect'] else 'had no effect (refresh_jitter in the cache files: ' + str(nj['refresh_jitter_s']) + ')'}.")
+    rows.append(note)
+    for label, r in runs:
         for line, count in sorted(r["failed_stderr"].items(), key=lambda x: -x[1])[:5]:
-            rows.append(f"- {label}: {count}× `{line[:160]}`")
+            rows.append(f"- {label}: {count}× `{line[:200]}`")
     table = "\n".join(rows)
     print(table)
     open(a.table, "w").write(table + "\n")

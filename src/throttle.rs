@@ -3,7 +3,10 @@
 //! included) answer 429 or 503, usually with `Retry-After` in seconds or as an HTTP date.
 //! A request is retried when the wait it asks for ends within the budget
 //! (`ACR_ENTRA_TIMEOUT`, counted from the first attempt), and the retry gets only what is
-//! left of it; without the header, a few retries with exponential backoff and full jitter
+//! left of it. The asked-for wait is the least one: each further refusal adds a random
+//! part that grows (up to eight times the asked-for wait), so a fleet refused together
+//! spreads its retries instead of coming back in the same second and being refused
+//! again. Without the header, a few retries with exponential backoff and full jitter
 //! in the same budget. A wait that does not fit fails at once, saying when the service
 //! asks to come back, so no process queues behind a wait it cannot finish. Callers that
 //! hold a still-valid token do not wait at all (`Wait::Never`): answering it is better.
@@ -57,8 +60,15 @@ const BACKOFF_RETRIES: u32 = 3;
 /// The first backoff step; each retry doubles it, and the wait is drawn from 0 to it.
 const BACKOFF_BASE: Duration = Duration::from_millis(400);
 
-/// Attempts at most this many times in all, however short the asked-for waits.
-const MAX_ATTEMPTS: u32 = 6;
+/// Attempts at most this many times in all, however short the asked-for waits: with the
+/// spread above, a budget sized for a large fleet's queue (minutes) takes a dozen or two.
+const MAX_ATTEMPTS: u32 = 32;
+
+/// The most the spread after an asked-for wait grows to, in multiples of that wait.
+const SPREAD_MAX: u32 = 8;
+
+/// Time kept back at the end of the budget for the request after a wait.
+const LAST_REQUEST: Duration = Duration::from_millis(500);
 
 /// One request's patience: after each 429 or 503 answer, how long to wait before the
 /// next attempt, or why not to try again. `Http::send_patiently` drives it.
@@ -69,6 +79,8 @@ pub struct Patience {
     wait: Wait,
     attempts: u32,
     backoffs: u32,
+    /// Throttled answers that said how long to wait.
+    asked: u32,
 }
 
 impl Patience {
@@ -79,6 +91,7 @@ impl Patience {
             wait,
             attempts: 0,
             backoffs: 0,
+            asked: 0,
         }
     }
 
@@ -97,7 +110,10 @@ impl Patience {
     ) -> Result<Duration, Throttled> {
         let asked = retry_after_value.and_then(|v| retry_after(v, crate::now()));
         let (wait, gave_up) = match asked {
-            Some(wait) => (wait, None),
+            Some(wait) => {
+                self.asked += 1;
+                (wait, None)
+            }
             None if self.backoffs < BACKOFF_RETRIES => {
                 self.backoffs += 1;
                 (full_jitter(self.backoffs, crate::random_u32()), None)
@@ -112,9 +128,25 @@ impl Patience {
         });
         match gave_up {
             Some(gave_up) => Err(facts(status, asked, self.attempts, gave_up, self.budget)),
+            None if asked.is_some() => {
+                let room = self
+                    .budget
+                    .saturating_sub(self.start.elapsed() + LAST_REQUEST)
+                    .max(wait);
+                Ok(spread(wait, self.asked, crate::random_u32()).min(room))
+            }
             None => Ok(wait),
         }
     }
+}
+
+/// The wait after the `nth` refusal that asked for `asked`: that, plus a part drawn
+/// evenly from 0 to `asked × 2^(nth-1)` (at most `SPREAD_MAX` times `asked`; a zero wait
+/// spreads over `BACKOFF_BASE`).
+pub fn spread(asked: Duration, nth: u32, draw: u32) -> Duration {
+    let unit = asked.max(BACKOFF_BASE).as_millis() as u64;
+    let factor = (1u64 << nth.saturating_sub(1).min(10)).min(u64::from(SPREAD_MAX));
+    asked + Duration::from_millis(u64::from(draw) % (unit * factor + 1))
 }
 
 /// Whether an answer is one this module waits out.
@@ -222,6 +254,31 @@ mod tests {
             assert_eq!(full_jitter(retry, 0), Duration::ZERO);
         }
         assert!(full_jitter(u32::MAX, u32::MAX) <= BACKOFF_BASE * 1024);
+    }
+
+    #[test]
+    fn asked_for_waits_are_the_least_and_spread_grows_to_a_bound() {
+        let s = Duration::from_secs;
+        assert_eq!(spread(s(2), 1, 0), s(2));
+        assert!(spread(s(2), 1, u32::MAX) <= s(4));
+        assert_eq!(spread(s(2), 1, 2_000), s(4));
+        assert!(spread(s(2), 2, u32::MAX) <= s(2) + s(4));
+        assert!(spread(s(2), 30, u32::MAX) <= s(2) + s(2) * SPREAD_MAX);
+        assert!(spread(Duration::ZERO, 1, u32::MAX) <= BACKOFF_BASE);
+        // Draws differ, so a fleet refused together comes back apart.
+        assert_ne!(spread(s(1), 3, 1_000), spread(s(1), 3, 3_000));
+    }
+
+    #[test]
+    fn a_spread_wait_never_outlasts_the_budget() {
+        let mut p = Patience::new(Duration::from_secs(3), Wait::Patient);
+        for _ in 0..5 {
+            p.attempt();
+            if let Ok(wait) = p.after(429, Some("1")) {
+                assert!(wait >= Duration::from_secs(1));
+                assert!(p.start.elapsed() + wait <= Duration::from_secs(3), "{wait:?}");
+            }
+        }
     }
 
     #[test]

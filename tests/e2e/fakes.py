@@ -42,7 +42,8 @@ helper reaches every name through ACR_ENTRA_CONNECT_TO. It writes the port to F.
 
 Both modes take the fleet options, also settable at run time through POST /_config
 ({"rate": R, "token_lifetime": S}): `--rate R` admits at most R requests a second
-(bursts of R) to the exchange and, separately, to Entra's token endpoint, and answers
+(bursts of R) to each registry's exchange (ACR throttles per registry) and, separately,
+to Entra's token endpoint, and answers
 the rest 429 with a whole-second Retry-After, in ACR's and Entra's error shapes;
 `--token-lifetime S` sets the ACR refresh token's exp - iat (default 11700, ACR's).
 
@@ -152,7 +153,13 @@ class Admission:
             return max(1, math.ceil((1 - self.tokens) / rate))
 
 
-LIMITS = {"exchange": Admission(), "entra": Admission()}
+LIMITS = {"entra": Admission()}
+
+
+def exchange_admission(service):
+    """The admission of one registry's exchange, made when first asked for."""
+    with LOCK:
+        return LIMITS.setdefault(f"exchange {service}", Admission())
 
 
 def per_second(table):
@@ -573,7 +580,7 @@ class Handler(BaseHTTPRequestHandler):
     def exchange(self):
         f = self.form()
         one = lambda k: (f.get(k) or [""])[0]
-        wait = LIMITS["exchange"].admit()
+        wait = exchange_admission(one("service")).admit()
         with LOCK:
             per_second(STATE["acr"]["attempts_by_second"])
             if wait:
