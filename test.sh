@@ -8,8 +8,9 @@
 # scripts/package.sh all (.deb, reproducible release archive built twice, scratch image,
 # each for amd64 and arm64) and scripts/package-check.sh (installs the .debs, as root, and
 # runs every artifact, the arm64 ones under qemu).
-# Then the Windows and macOS checks (scripts/cross-check.sh --short: the Windows .exe
-# built with Debian's toolchain and run under wine, the macOS type-check).
+# Then the Windows and macOS checks (scripts/cross-check.sh --short --zip dist: the
+# Windows .exe built with Debian's toolchain, run under wine and zipped into dist/, the
+# macOS type-check).
 # E2E=0, FLEET=0, DENY=0, FUZZ=0, PACKAGE=0 and CROSS=0 skip those parts (they install
 # cargo-deny, cargo-fuzz, cargo-deb and the Debian cross toolchains once); ARM64=0 skips
 # everything arm64 (the tests under qemu and the arm64 packages).
@@ -52,5 +53,6 @@ if [ "${PACKAGE:-1}" != 0 ]; then
 fi
 if [ "${CROSS:-1}" != 0 ]; then
   echo "== Windows (built, run under wine) and macOS (type-checked)"
-  scripts/cross-check.sh --short
+  # The zip goes beside the Linux artifacts, in the same SHA256SUMS.
+  scripts/cross-check.sh --short --zip dist
 fi

@@ -20,7 +20,8 @@
 #            platform's defaults as Linux's) (what test.sh runs)
 #   --zip DIR  windows: also write DIR/docker-credential-acr-entra-VERSION-x86_64-pc-windows-gnu.zip
 #            (the .exe, README.md, LICENSE, SHA256SUMS; fixed timestamps from
-#            SOURCE_DATE_EPOCH, default the last commit's time)
+#            SOURCE_DATE_EPOCH, default the last commit's time) and rewrite
+#            DIR/SHA256SUMS for every file there (`--zip dist` after scripts/package.sh)
 #
 # Installs what it needs with apt-get when missing (root). Builds go to
 # $CARGO_TARGET_DIR/cross (default target/cross), apart from the rustup toolchain's.
@@ -257,6 +258,14 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
         z.writestr(info, b)
 PY
     ok "$(basename "$zip"): $(stat -c %s "$zip") bytes"
+    # One SHA256SUMS for everything the directory holds, as scripts/package.sh writes it
+    # for the Linux artifacts, so a download of the zip is checked like theirs.
+    (cd "$zip_dir" && rm -f SHA256SUMS && find . -maxdepth 1 -type f ! -name SHA256SUMS -printf '%f\n' \
+      | LC_ALL=C sort | xargs -r sha256sum > SHA256SUMS && sha256sum --quiet -c SHA256SUMS) \
+      || fail "SHA256SUMS in $zip_dir"
+    (cd "$work" && rm -rf unzipped && mkdir unzipped && cd unzipped && python3 -m zipfile -e "$zip" . \
+      && cd "$top" && sha256sum --quiet -c SHA256SUMS) || fail "the zip's own SHA256SUMS"
+    ok "$zip_dir/SHA256SUMS lists $(wc -l < "$zip_dir/SHA256SUMS") files, the zip among them"
   fi
 fi
 echo "cross-check.sh: all checks passed"
