@@ -345,13 +345,13 @@ drwxr-xr-x ./usr/share/zsh/vendor-completions/
     || fail "the binary uses GLIBC_$newest but Depends asks only libc6 (>= $floor)"
   # Read from the package, not the installed file: images often tell dpkg to skip man pages.
   man=$(zcat "$work/deb-$arch/usr/share/man/man1/$name.1.gz")
-  for section in NAME SYNOPSIS COMMANDS ENVIRONMENT SUBCOMMANDS; do
+  for section in NAME SYNOPSIS COMMANDS ENVIRONMENT SUBCOMMANDS EXAMPLES; do
     echo "$man" | grep -qx "\.SH $section" || fail "the man page has no $section section"
   done
   for verb in token configure doctor kubelet; do
     echo "$man" | grep -q "^$verb " || fail "the man page has no entry for $verb"
   done
-  ok "man page: NAME, SYNOPSIS, COMMANDS, ENVIRONMENT, SUBCOMMANDS, an entry per subcommand"
+  ok "man page: NAME, SYNOPSIS, COMMANDS, ENVIRONMENT, SUBCOMMANDS, EXAMPLES, an entry per subcommand"
   ok "Depends: $depends (libraries needed: ${needed_pkgs[*]}; newest glibc symbol GLIBC_$newest)"
 
   if dpkg-query -W -f='${Status}\n' "$name" 2>/dev/null | grep -q 'ok installed'; then

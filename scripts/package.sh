@@ -12,8 +12,8 @@
 #   deb      dist/docker-credential-acr-entra_VERSION-1_ARCH.deb (amd64, arm64) with
 #            cargo-deb (metadata in Cargo.toml): the binary linked against the system's
 #            glibc, as Debian packages are, at /usr/bin; README, copyright, man page
-#            (packaging/manpage.sh, from the binary's --help), bash and zsh completions;
-#            Depends from dpkg-shlibdeps; no maintainer scripts
+#            (packaging/manpage.sh, from the binary's --help and the README's variables),
+#            bash and zsh completions; Depends from dpkg-shlibdeps; no maintainer scripts
 #   archive  dist/docker-credential-acr-entra-VERSION-TARGET.tar.gz (both targets): the
 #            statically linked binary, README.md, LICENSE and SHA256SUMS. Built twice, the
 #            second time from a copy of the sources at another path into an empty target

@@ -21,6 +21,7 @@ mod completions;
 mod concurrency;
 mod config;
 mod credentials;
+mod docs;
 mod durability;
 mod entra_sharing;
 mod exchange;
