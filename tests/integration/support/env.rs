@@ -25,8 +25,24 @@ pub fn bin() -> String {
 }
 pub const NULL_GUID: &str = "00000000-0000-0000-0000-000000000000";
 pub const NOT_FOUND: &str = "credentials not found in native keychain";
-/// The most a run may take before the test calls it hung.
+/// The most a run may take before the test calls it hung (times `time_scale`).
 const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// How much slower than a native machine this one runs the helper, for the upper bounds
+/// that tell a bounded wait from a hang: `ACR_ENTRA_TEST_TIME_SCALE` (a whole number,
+/// default 1; the arm64 tests under qemu set it). Lower bounds are never scaled.
+pub fn time_scale() -> u32 {
+    std::env::var("ACR_ENTRA_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(1)
+}
+
+/// An upper bound on a wall-clock wait, scaled for this machine.
+pub fn scaled(limit: Duration) -> Duration {
+    limit * time_scale()
+}
 
 pub struct TestEnv {
     pub dir: TempDir,
@@ -308,7 +324,7 @@ impl Helper {
             if let Some(status) = child.try_wait().unwrap() {
                 break Some(status);
             }
-            if start.elapsed() > RUN_LIMIT {
+            if start.elapsed() > scaled(RUN_LIMIT) {
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
@@ -332,8 +348,9 @@ impl Helper {
         };
         assert!(
             status.is_some(),
-            "helper `{}` still running after {RUN_LIMIT:?}; killed. {output:?}",
-            self.args.join(" ")
+            "helper `{}` still running after {:?}; killed. {output:?}",
+            self.args.join(" "),
+            scaled(RUN_LIMIT)
         );
         output
     }
@@ -445,6 +462,7 @@ impl Output {
 
     /// Ended in well under `limit`.
     pub fn assert_within(&self, limit: Duration) {
+        let limit = scaled(limit);
         assert!(
             self.elapsed < limit,
             "took {:?}, limit {limit:?}: {self:?}",
