@@ -221,6 +221,12 @@ impl<'d> Cache<'d> {
         format!("host-{}.lock", digest(&[host.key()]))
     }
 
+    /// Whether a mint for `host` ever took its lock here (the lock file is there): only
+    /// then can there be cached tokens of it to remove.
+    pub fn has_lock(&self, host: &RegistryHost) -> bool {
+        self.dir.entry_mode(&Cache::lock_name(host)).is_some()
+    }
+
     /// Take `host`'s lock, waiting at most `timeout`.
     pub fn lock(&self, host: &RegistryHost, timeout: Duration) -> Result<HostLock<'d>> {
         let lock = self.dir.lock(&Cache::lock_name(host), timeout)?;

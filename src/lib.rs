@@ -382,16 +382,23 @@ fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
     }
     let settings = Settings::from_env(env)?;
     log::set_level(settings.log_level);
+    if verb == Verb::Get {
+        let input = read_input(stdin)?;
+        let ctx = match helper::beyond_config(&input) {
+            Some(host) => context::Context::load_setting_aside_for(settings, &host)?,
+            None => context::Context::load(settings)?,
+        };
+        return helper::get(&ctx, &input).map(Reply::Answer);
+    }
     let ctx = context::Context::load(settings)?;
     match verb {
-        Verb::Get => helper::get(&ctx, &read_input(stdin)?).map(Reply::Answer),
         Verb::Store => helper::store(&ctx, &read_input(stdin)?).map(|()| Reply::Nothing),
         Verb::Erase => helper::erase(&ctx, &read_input(stdin)?).map(|()| Reply::Nothing),
         Verb::List => Ok(Reply::Answer(helper::list(&ctx))),
         Verb::Token => cli::token::run(&ctx, rest).map(Reply::Answer),
         Verb::Configure => cli::configure::run(&ctx, rest).map(Reply::Answer),
         Verb::Kubelet => cli::kubelet::run(&ctx, rest, &read_input(stdin)?).map(Reply::Answer),
-        Verb::Help | Verb::Version | Verb::Doctor => Ok(Reply::Nothing),
+        Verb::Get | Verb::Help | Verb::Version | Verb::Doctor => Ok(Reply::Nothing),
     }
 }
 
