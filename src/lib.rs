@@ -140,9 +140,11 @@ Usage: docker-credential-acr-entra <get|store|erase|list|version>
             print HOST's ACR refresh token (for --password-stdin logins as user
             00000000-0000-0000-0000-000000000000), or {\"loginServer\",\"accessToken\"};
             with --scope, an access token for that scope
-  configure docker|podman|helm [HOST...] [--all] [--dry-run]
+  configure docker|podman|helm [HOST...] [--all [--force]] [--dry-run]
             add credHelpers entries for HOST (default: the config file's registries),
             or credsStore with --all, to the client's config file
+  configure --remove docker|podman|helm [HOST...] [--dry-run]
+            undo what configure did (only HOST's entries when given)
   doctor HOST
             explain and time one mint for HOST, with hints when it fails
   kubelet   kubelet image credential provider: CredentialProviderRequest on stdin,
