@@ -414,13 +414,19 @@ fn managed_identity(
     ))
 }
 
-/// Ask IMDS whether it is there: one GET, no proxy, no retry, at most a second.
-pub fn probe_imds(settings: &Settings) -> std::result::Result<(), ImdsAbsent> {
-    let base = settings
+/// Where the instance metadata service is asked: `AZURE_POD_IDENTITY_AUTHORITY_HOST`,
+/// else its fixed address.
+pub fn imds_base(settings: &Settings) -> String {
+    settings
         .azure
         .pod_identity_host
         .clone()
-        .unwrap_or_else(|| IMDS_BASE.to_string());
+        .unwrap_or_else(|| IMDS_BASE.to_string())
+}
+
+/// Ask IMDS whether it is there: one GET, no proxy, no retry, at most a second.
+pub fn probe_imds(settings: &Settings) -> std::result::Result<(), ImdsAbsent> {
+    let base = imds_base(settings);
     let http = Http::with_timeout(settings, settings.timeout.min(Duration::from_secs(1)));
     let url = format!(
         "{}/metadata/identity/oauth2/token?api-version=2018-02-01",
