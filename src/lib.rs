@@ -24,6 +24,7 @@
 //! is written here and nowhere else. Client certificate files are read by `certfile` with
 //! `der`, `pbe` and `pkcs12` (pure functions over bytes, no I/O), for `assertion`.
 
+mod build_info;
 mod cache;
 mod certfile;
 mod cli;
@@ -134,7 +135,7 @@ Usage: docker-credential-acr-entra <get|store|erase|list|version>
   store     read {\"ServerURL\",\"Username\",\"Secret\"} on stdin and keep it
   erase     read a server URL on stdin and forget it (stored and cached)
   list      print {\"<server>\":\"<username>\",...}
-  version   print the version
+  version   print the version (then commit, build date, linkage, target)
 
   token HOST [--json] [--scope repository:NAME:pull[,push]]
             print HOST's ACR refresh token (for --password-stdin logins as user
@@ -315,7 +316,10 @@ impl Verb {
                 "usage: docker-credential-acr-entra list\n\
                  print {\"<server>\":\"<username>\",...}: stored hosts and the config file's registries"
             }
-            Verb::Version => "usage: docker-credential-acr-entra version\nprint the version",
+            Verb::Version => {
+                "usage: docker-credential-acr-entra version\n\
+                 print `docker-credential-acr-entra VERSION`, then the commit, build date, linkage and target"
+            }
             _ => USAGE,
         })
     }
@@ -370,7 +374,11 @@ fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
                 None => USAGE.to_string(),
             }));
         }
-        Verb::Version => return Ok(Reply::Answer(format!("{NAME} {VERSION}"))),
+        Verb::Version => {
+            return Ok(Reply::Answer(build_info::version_text(
+                http::statically_linked(),
+            )));
+        }
         // doctor reports a broken environment or config file instead of failing on it.
         Verb::Doctor => {
             let report = cli::doctor::run(rest, env)?;
@@ -434,9 +442,10 @@ mod tests {
     #[test]
     fn verbs_in_process() {
         let env = Env::default();
+        let (code, out) = run_with(&["version"], "", &env);
         assert_eq!(
-            run_with(&["version"], "", &env),
-            (0, format!("{NAME} {VERSION}\n"))
+            (code, out.lines().next()),
+            (0, Some(format!("{NAME} {VERSION}").as_str()))
         );
         let (code, out) = run_with(&[], "", &env);
         assert_eq!(
