@@ -623,6 +623,19 @@ fn stray_characters(env: &Env) -> Result<()> {
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Settings> {
         stray_characters(env)?;
+        Settings::read(env)
+    }
+
+    /// `from_env` for a request that no Azure variable can concern (a `get` of a host
+    /// that is not an ACR login server): a stray character is handed back to be said as
+    /// a warning instead of failing the request, as a config file that cannot be used
+    /// is (see `Context::load_setting_aside_for`).
+    pub fn from_env_with_strays(env: &Env) -> Result<(Settings, Option<Error>)> {
+        let stray = stray_characters(env).err();
+        Ok((Settings::read(env)?, stray))
+    }
+
+    fn read(env: &Env) -> Result<Settings> {
         let log_level = setting(env, ACR_ENTRA_LOG, Level::Off, Level::parse)
             .map_err(|e| e("a level (use error, warn, info, debug or trace)"))?;
         let credential = setting(env, ACR_ENTRA_CREDENTIAL, None, |v| {

@@ -390,16 +390,11 @@ fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
         }
         _ => {}
     }
+    if verb == Verb::Get {
+        return get(stdin, env).map(Reply::Answer);
+    }
     let settings = Settings::from_env(env)?;
     log::set_level(settings.log_level);
-    if verb == Verb::Get {
-        let input = read_input(stdin)?;
-        let ctx = match helper::beyond_config(&input) {
-            Some(host) => context::Context::load_setting_aside_for(settings, &host)?,
-            None => context::Context::load(settings)?,
-        };
-        return helper::get(&ctx, &input).map(Reply::Answer);
-    }
     let ctx = context::Context::load(settings)?;
     match verb {
         Verb::Store => helper::store(&ctx, &read_input(stdin)?).map(|()| Reply::Nothing),
@@ -410,6 +405,29 @@ fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
         Verb::Kubelet => cli::kubelet::run(&ctx, rest, &read_input(stdin)?).map(Reply::Answer),
         Verb::Get | Verb::Help | Verb::Version | Verb::Doctor => Ok(Reply::Nothing),
     }
+}
+
+/// `get`. With the helper as docker's `credsStore` every Docker Hub pull asks it, so for
+/// a host that is not an ACR login server a stray character in a variable or a config
+/// file that cannot be used is said in a warning line, and the host answered as it would
+/// be without them; an ACR host fails on them.
+fn get(stdin: &mut dyn Read, env: &Env) -> Result<String> {
+    let input = read_input(stdin)?;
+    let Some(host) = helper::beyond_config(&input) else {
+        let settings = Settings::from_env(env)?;
+        log::set_level(settings.log_level);
+        return helper::get(&context::Context::load(settings)?, &input);
+    };
+    let (settings, stray) = Settings::from_env_with_strays(env)?;
+    log::set_level(settings.log_level);
+    if let Some(stray) = stray {
+        log::tell(format_args!(
+            "{}; `{host}` is answered regardless",
+            stray.one_line()
+        ));
+    }
+    let ctx = context::Context::load_setting_aside_for(settings, &host)?;
+    helper::get(&ctx, &input)
 }
 
 fn read_input(stdin: &mut dyn Read) -> Result<Vec<u8>> {

@@ -365,6 +365,21 @@ fn stray_characters_in_variables_are_named_without_the_value() {
         );
         assert!(!out.stdout.contains(value.trim()), "{out:?}");
     }
+    // Docker Hub pulls through `credsStore` do not depend on these: answered as always,
+    // with the problem said once on stderr.
+    let out = w
+        .env
+        .get("docker.io")
+        .env("AZURE_CLIENT_SECRET", "secret-value-7Q~x\r")
+        .run();
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (
+            Some(1),
+            "credentials not found in native keychain\n",
+            "acr-entra warn: AZURE_CLIENT_SECRET ends with a carriage return (\\r): remove it (a file saved with Windows line endings leaves one on every line; `dos2unix` or `sed -i 's/\\r$//'` fixes the file); `docker.io` is answered regardless\n"
+        )
+    );
     // A certificate password may really end in a space; a carriage return it never has.
     let out = w
         .get()
