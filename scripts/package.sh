@@ -76,6 +76,8 @@ if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
   echo "package.sh: note: the work tree has uncommitted changes; the artifacts are of the work tree, not of $revision" >&2
   revision="$revision-dirty"
 fi
+# `version` names the commit the artifacts were built from (build.rs), dirty included.
+export ACR_ENTRA_COMMIT=$revision
 # Where the image says its source lives: PACKAGE_SOURCE_URL, else Cargo.toml's repository.
 source_url=${PACKAGE_SOURCE_URL:-$(sed -n 's/^repository = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)}
 

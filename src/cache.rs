@@ -3,7 +3,9 @@
 //! secret), plus one file per registry host remembering its challenge and the audience
 //! that worked, and one small file per CI job's OIDC request remembering whom its token
 //! named (never the token), so the job's next `get` finds its cache entry without asking
-//! the CI again. Reads are lock-free (files are replaced atomically); writes need the
+//! the CI again, and one file remembering that the instance metadata service did not
+//! answer a probe (this boot, for `IMDS_ABSENT_TTL`), so a machine without a managed
+//! identity does not wait for that probe on every failing `get`. Reads are lock-free (files are replaced atomically); writes need the
 //! host's `HostLock`, the guard that `Cache::lock` hands out and that alone can write that
 //! host's entries. A corrupt, foreign or unreadable file counts as empty: the cache never
 //! fails a `get`.
@@ -93,6 +95,30 @@ struct SubjectFile {
     version: u32,
     subject: String,
     created_on: i64,
+}
+
+/// How long a failed probe of the instance metadata service is believed: long enough
+/// for a `docker pull` of many images or a build's many `get`s, short enough that a
+/// machine given an identity (or a VM whose IMDS was briefly down) soon uses it.
+pub const IMDS_ABSENT_TTL: i64 = 5 * 60;
+
+const IMDS_ABSENT_NAME: &str = "imds-absent.json";
+
+/// A failed probe: which endpoint, in which boot, when, and what it said.
+#[derive(Serialize, Deserialize)]
+struct ImdsAbsentFile {
+    version: u32,
+    endpoint: String,
+    boot_id: Option<String>,
+    failed_on: i64,
+    why: String,
+}
+
+/// Which probe a remembered failure is about: the endpoint asked and this boot's id.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe<'a> {
+    pub endpoint: &'a str,
+    pub boot_id: Option<&'a str>,
 }
 
 fn digest(parts: &[String]) -> String {
@@ -221,6 +247,12 @@ impl<'d> Cache<'d> {
         format!("host-{}.lock", digest(&[host.key()]))
     }
 
+    /// Whether a mint for `host` ever took its lock here (the lock file is there): only
+    /// then can there be cached tokens of it to remove.
+    pub fn has_lock(&self, host: &RegistryHost) -> bool {
+        self.dir.entry_mode(&Cache::lock_name(host)).is_some()
+    }
+
     /// Take `host`'s lock, waiting at most `timeout`.
     pub fn lock(&self, host: &RegistryHost, timeout: Duration) -> Result<HostLock<'d>> {
         let lock = self.dir.lock(&Cache::lock_name(host), timeout)?;
@@ -285,6 +317,20 @@ impl<'d> Cache<'d> {
         (file.version == FORMAT_VERSION && (0..SUBJECT_LIFETIME).contains(&age))
             .then_some(file.subject)
             .filter(|s| !s.is_empty())
+    }
+
+    /// When `probe` failed in this boot less than `IMDS_ABSENT_TTL` ago: how long ago
+    /// (seconds) and what it said. Another endpoint, another boot or an older failure
+    /// is not believed.
+    pub fn imds_absent(&self, probe: Probe, now: i64) -> Option<(i64, String)> {
+        let bytes = self.dir.read(IMDS_ABSENT_NAME).ok()??;
+        let file: ImdsAbsentFile = serde_json::from_slice(&bytes).ok()?;
+        let age = now.saturating_sub(file.failed_on);
+        (file.version == FORMAT_VERSION
+            && file.endpoint == probe.endpoint
+            && file.boot_id.as_deref() == probe.boot_id
+            && (0..IMDS_ABSENT_TTL).contains(&age))
+        .then_some((age, file.why))
     }
 
     /// What earlier mints taught us about `host` (empty when nothing readable is there).
@@ -356,6 +402,32 @@ impl<'d> HostLock<'d> {
             &Cache::host_name(&self.host),
             &serde_json::to_vec(&file).unwrap_or_default(),
         )
+    }
+
+    /// `Cache::imds_absent`, read under the lock.
+    pub fn imds_absent(&self, probe: Probe, now: i64) -> Option<(i64, String)> {
+        self.cache.imds_absent(probe, now)
+    }
+
+    /// Remember that `probe` failed, saying `why`. Any host's lock will do: every writer
+    /// records the same fact about the machine.
+    pub fn remember_imds_absent(&self, probe: Probe, why: &str, now: i64) -> Result<()> {
+        let file = ImdsAbsentFile {
+            version: FORMAT_VERSION,
+            endpoint: probe.endpoint.to_string(),
+            boot_id: probe.boot_id.map(str::to_string),
+            failed_on: now,
+            why: why.to_string(),
+        };
+        self.cache.dir.write_atomic(
+            IMDS_ABSENT_NAME,
+            &serde_json::to_vec(&file).unwrap_or_default(),
+        )
+    }
+
+    /// The probe answered: a failure remembered before no longer holds.
+    pub fn forget_imds_absent(&self) {
+        let _ = self.cache.dir.remove(IMDS_ABSENT_NAME);
     }
 
     /// Remember whom the OIDC token of the request `key` named, and sweep away the
@@ -514,6 +586,40 @@ mod tests {
         }
         assert_eq!(jitter(lifetime, 5_000, 50), 5_000);
         assert_eq!(jitter(lifetime, 2_000, 10), 2_000 % 1_001);
+    }
+
+    #[test]
+    fn a_failed_imds_probe_is_believed_for_one_boot_and_a_few_minutes() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = PrivateDir::create(&dir.path().join("c")).unwrap();
+        let cache = Cache::new(&private);
+        let h = RegistryHost::parse("myacr.azurecr.io").unwrap();
+        let lock = cache.lock(&h, Duration::from_secs(1)).unwrap();
+        let probe = Probe {
+            endpoint: "http://169.254.169.254",
+            boot_id: Some("boot-1"),
+        };
+        assert_eq!(cache.imds_absent(probe, 1000), None);
+        lock.remember_imds_absent(probe, "no answer", 1000).unwrap();
+        assert_eq!(
+            cache.imds_absent(probe, 1000 + IMDS_ABSENT_TTL - 1),
+            Some((IMDS_ABSENT_TTL - 1, "no answer".to_string()))
+        );
+        assert_eq!(cache.imds_absent(probe, 1000 + IMDS_ABSENT_TTL), None);
+        assert_eq!(cache.imds_absent(probe, 999), None, "from the future");
+        let rebooted = Probe {
+            boot_id: Some("boot-2"),
+            ..probe
+        };
+        assert_eq!(cache.imds_absent(rebooted, 1001), None);
+        let elsewhere = Probe {
+            endpoint: "http://127.0.0.1:1",
+            ..probe
+        };
+        assert_eq!(cache.imds_absent(elsewhere, 1001), None);
+        lock.forget_imds_absent();
+        assert_eq!(cache.imds_absent(probe, 1001), None);
+        assert_eq!(private.entry_mode(IMDS_ABSENT_NAME), None);
     }
 
     #[test]

@@ -253,13 +253,21 @@ pub struct FileConfig {
 }
 
 impl FileConfig {
-    /// Read the config file; a missing file is an empty config, anything else that
-    /// cannot be read or parsed is an error naming the file.
-    pub fn load(path: &Path) -> Result<FileConfig> {
+    /// Read the config file; a missing file is an empty config unless `named` (the
+    /// user pointed `ACR_ENTRA_CONFIG` at it, so a typo there must not silently drop
+    /// every registry entry), anything else that cannot be read or parsed is an error
+    /// naming the file.
+    pub fn load(path: &Path, named: bool) -> Result<FileConfig> {
         let text = match crate::files::read_user_file(path, crate::files::MAX_FILE) {
             Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
                 Error::Config(format!("config file `{}` is not UTF-8", path.display()))
             })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && named => {
+                return Err(Error::Config(format!(
+                    "{ACR_ENTRA_CONFIG} names `{}`, which does not exist: create it, or unset {ACR_ENTRA_CONFIG} to use the default location",
+                    path.display()
+                )));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(FileConfig {
                     path: Some(path.to_path_buf()),
@@ -467,6 +475,8 @@ pub struct Settings {
     /// `None` without ACR_ENTRA_CONFIG, XDG_CONFIG_HOME and HOME: then there is no
     /// config file (never a relative path).
     pub config_path: Option<PathBuf>,
+    /// `config_path` comes from `ACR_ENTRA_CONFIG`, so the file must exist.
+    pub config_named: bool,
     pub cache_dir: Option<PathBuf>,
     pub no_cache: bool,
     pub min_ttl: Duration,
@@ -536,8 +546,96 @@ impl ClientFiles {
     }
 }
 
+/// The variables whose values are names, ids, URLs, paths or secrets taken as they are:
+/// a stray character at either end (a `.env` file saved with Windows line endings gives
+/// every value a trailing carriage return; `set X=abc ` in cmd a trailing space) would
+/// otherwise reach Entra or the file system and fail far from its cause. Variables
+/// parsed as numbers, durations or switches are trimmed where they are read instead.
+const TAKEN_AS_IS: [&str; 29] = [
+    ACR_ENTRA_CREDENTIAL,
+    ACR_ENTRA_CONFIG,
+    ACR_ENTRA_CACHE_DIR,
+    ACR_ENTRA_CONNECT_TO,
+    ACR_ENTRA_OIDC_AUDIENCE,
+    ACR_ENTRA_FEDERATED_TOKEN_ENV,
+    AZURE_CLIENT_ID,
+    AZURE_CLIENT_SECRET,
+    AZURE_TENANT_ID,
+    AZURE_CLIENT_CERTIFICATE_PATH,
+    AZURE_CLIENT_CERTIFICATE_PASSWORD,
+    AZURE_CONFIG_DIR,
+    AZD_CONFIG_DIR,
+    AZURE_FEDERATED_TOKEN_FILE,
+    AZURE_AUTHORITY_HOST,
+    AZURE_POD_IDENTITY_AUTHORITY_HOST,
+    IDENTITY_ENDPOINT,
+    IDENTITY_HEADER,
+    IMDS_ENDPOINT,
+    ACTIONS_ID_TOKEN_REQUEST_URL,
+    ACTIONS_ID_TOKEN_REQUEST_TOKEN,
+    SYSTEM_OIDCREQUESTURI,
+    SYSTEM_ACCESSTOKEN,
+    AZURESUBSCRIPTION_SERVICE_CONNECTION_ID,
+    AZURESUBSCRIPTION_CLIENT_ID,
+    AZURESUBSCRIPTION_TENANT_ID,
+    DOCKER_CONFIG,
+    REGISTRY_AUTH_FILE,
+    HELM_REGISTRY_CONFIG,
+];
+
+/// A password may really begin or end with a space; a carriage return it never has.
+const MAY_HAVE_SPACES: [&str; 1] = [AZURE_CLIENT_CERTIFICATE_PASSWORD];
+
+/// The first variable of `TAKEN_AS_IS` with a stray character at either end, named with
+/// that character. The value is never shown: several of these are secrets, and the name
+/// and the character are what the user needs.
+fn stray_characters(env: &Env) -> Result<()> {
+    for name in &TAKEN_AS_IS {
+        let Some(value) = env.os(name).and_then(|v| v.to_str()) else {
+            continue;
+        };
+        let spaces_ok = MAY_HAVE_SPACES.contains(name);
+        let stray = |c: char| match c {
+            '\r' => Some("a carriage return (\\r)"),
+            '\n' => Some("a line feed (\\n)"),
+            ' ' if !spaces_ok => Some("a space"),
+            '\t' if !spaces_ok => Some("a tab"),
+            _ => None,
+        };
+        let found = [
+            ("ends", value.chars().next_back()),
+            ("starts", value.chars().next()),
+        ]
+        .into_iter()
+        .find_map(|(end, c)| Some((end, stray(c?)?)));
+        if let Some((end, what)) = found {
+            let fix = if what.starts_with("a carriage") {
+                "remove it (a file saved with Windows line endings leaves one on every line; `dos2unix` or `sed -i 's/\\r$//'` fixes the file)"
+            } else {
+                "remove it"
+            };
+            return Err(Error::Config(format!("{name} {end} with {what}: {fix}")));
+        }
+    }
+    Ok(())
+}
+
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Settings> {
+        stray_characters(env)?;
+        Settings::read(env)
+    }
+
+    /// `from_env` for a request that no Azure variable can concern (a `get` of a host
+    /// that is not an ACR login server): a stray character is handed back to be said as
+    /// a warning instead of failing the request, as a config file that cannot be used
+    /// is (see `Context::load_setting_aside_for`).
+    pub fn from_env_with_strays(env: &Env) -> Result<(Settings, Option<Error>)> {
+        let stray = stray_characters(env).err();
+        Ok((Settings::read(env)?, stray))
+    }
+
+    fn read(env: &Env) -> Result<Settings> {
         let log_level = setting(env, ACR_ENTRA_LOG, Level::Off, Level::parse)
             .map_err(|e| e("a level (use error, warn, info, debug or trace)"))?;
         let credential = setting(env, ACR_ENTRA_CREDENTIAL, None, |v| {
@@ -573,6 +671,7 @@ impl Settings {
         Ok(Settings {
             log_level,
             credential,
+            config_named: env.path(ACR_ENTRA_CONFIG).is_some(),
             config_path,
             cache_dir,
             no_cache: env

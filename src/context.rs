@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::config::{FileConfig, Settings};
 use crate::error::{Error, Result};
 use crate::private_dir::PrivateDir;
+use crate::registry::RegistryHost;
 
 /// Settings plus the config file: what every verb needs.
 #[derive(Debug)]
@@ -40,10 +41,36 @@ impl Dir {
 impl Context {
     pub fn load(settings: Settings) -> Result<Context> {
         let config = match &settings.config_path {
-            Some(path) => FileConfig::load(path)?,
+            Some(path) => FileConfig::load(path, settings.config_named)?,
             None => FileConfig::default(),
         };
         Ok(Context { settings, config })
+    }
+
+    /// `load` for a request about `host`, which no config file could concern (not an ACR
+    /// login server, so only a `registries` entry could give it tokens, and a file that
+    /// cannot be read lists nothing for sure): a config file that cannot be used is set
+    /// aside with one warning instead of failing. With the helper as docker's
+    /// `credsStore`, every Docker Hub pull asks it, and a typo in a file about ACR
+    /// registries must not break those; requests about ACR hosts still fail on it.
+    pub fn load_setting_aside_for(settings: Settings, host: &RegistryHost) -> Result<Context> {
+        let Some(path) = settings.config_path.as_deref() else {
+            return Context::load(settings);
+        };
+        match FileConfig::load(path, settings.config_named) {
+            Ok(config) => Ok(Context { settings, config }),
+            Err(e) => {
+                crate::log::tell(format_args!(
+                    "{}; answering `{host}` without the config file",
+                    e.one_line()
+                ));
+                let config = FileConfig {
+                    path: Some(path.to_path_buf()),
+                    ..FileConfig::default()
+                };
+                Ok(Context { settings, config })
+            }
+        }
     }
 
     /// The private directory for reading: an untrusted one is ignored with a warning

@@ -88,13 +88,13 @@ pub enum Error {
         reason: Unavailable,
     },
 
-    /// No credential kind can serve: each one tried, and why it was skipped.
-    #[error(
-        "no Entra credential found ({}); set ACR_ENTRA_CREDENTIAL and the variables it needs, or log in with `az login`",
-        skipped_text(skipped)
-    )]
+    /// No credential kind can serve: each one tried, and why it was skipped. `lead` is
+    /// what the environment half-sets (a service principal without its secret), said
+    /// first and alone: the other kinds' reasons would bury it.
+    #[error("{}", no_credential_text(skipped, lead.as_deref()))]
     NoCredential {
         skipped: Vec<(CredentialKind, Unavailable)>,
+        lead: Option<String>,
     },
 
     /// Another process held a lock for too long.
@@ -220,6 +220,16 @@ pub fn printable(text: &str) -> String {
 }
 
 /// `kind: reason; kind: reason` for the kinds a pick skipped.
+fn no_credential_text(skipped: &[(CredentialKind, Unavailable)], lead: Option<&str>) -> String {
+    match lead {
+        Some(lead) => format!("{lead}; no other Entra credential found (`doctor HOST` lists each)"),
+        None => format!(
+            "no Entra credential found ({}); set ACR_ENTRA_CREDENTIAL and the variables it needs, or log in with `az login`",
+            skipped_text(skipped)
+        ),
+    }
+}
+
 pub fn skipped_text(skipped: &[(CredentialKind, Unavailable)]) -> String {
     skipped
         .iter()

@@ -47,6 +47,16 @@ pub fn acr_target<'a>(
     Some((registry, cloud))
 }
 
+/// The host a `get` asks about when no config file could change its answer: not an ACR
+/// login server, so it gets tokens only if the config lists it (see
+/// `Context::load_setting_aside_for`).
+pub fn beyond_config(input: &[u8]) -> Option<RegistryHost> {
+    let url = protocol::read_server_url(input).ok()?;
+    RegistryHost::parse(&url)
+        .ok()
+        .filter(|h| h.acr_cloud().is_none())
+}
+
 pub fn get(ctx: &Context, input: &[u8]) -> Result<String> {
     let url = protocol::read_server_url(input)?;
     let host = parse_host(&url)?;
@@ -122,7 +132,13 @@ pub fn erase(ctx: &Context, input: &[u8]) -> Result<()> {
     let lock = store.lock(ctx.store_lock_timeout())?;
     let removed = store.remove(&lock, &host)?;
     drop(lock);
+    // A host the helper never minted for has no tokens here, and no lock file is created
+    // for it (`docker logout` of Docker Hub must leave nothing behind).
     let cache = Cache::new(&dir);
+    if acr_target(ctx, &host).is_none() && !cache.has_lock(&host) {
+        crate::debug!("`{host}`: erased (stored: {removed}, never minted for)");
+        return Ok(());
+    }
     let lock = cache.lock(&host, ctx.lock_timeout())?;
     let tokens = lock.remove_all();
     crate::debug!("`{host}`: erased (stored: {removed}, cached tokens: {tokens})");

@@ -452,6 +452,11 @@ pub fn set_statically_linked(yes: bool) {
     STATICALLY_LINKED.store(yes, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// What `main` said, for `version`.
+pub fn statically_linked() -> bool {
+    STATICALLY_LINKED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A statically linked glibc still loads, at run time, the NSS modules that
 /// `/etc/nsswitch.conf` names for `hosts:` (`mdns4_minimal`, `resolve`, `myhostname`…);
 /// built for the shared libc, they crash a static process. Only `files` and `dns` are

@@ -107,6 +107,8 @@ pub enum ImdsAbsent {
     NoAnswer(String),
     /// Something answered, but not as IMDS does (a proxy or a firewall page).
     NotImds(u16),
+    /// A probe in this boot failed `age` seconds ago, saying `why`; not asked again yet.
+    Remembered { age: i64, why: String },
 }
 
 impl std::fmt::Display for Unavailable {
@@ -148,6 +150,11 @@ impl std::fmt::Display for ImdsAbsent {
             ImdsAbsent::NotImds(status) => write!(
                 f,
                 "something answered {status} at the metadata address, but not like IMDS (a proxy or firewall?)"
+            ),
+            ImdsAbsent::Remembered { age, why } => write!(
+                f,
+                "{why}, {age}s ago (believed for {} minutes; ACR_ENTRA_NO_CACHE=1 asks every time)",
+                crate::cache::IMDS_ABSENT_TTL / 60
             ),
         }
     }

@@ -24,6 +24,7 @@
 //! is written here and nowhere else. Client certificate files are read by `certfile` with
 //! `der`, `pbe` and `pkcs12` (pure functions over bytes, no I/O), for `assertion`.
 
+mod build_info;
 mod cache;
 mod certfile;
 mod cli;
@@ -135,15 +136,17 @@ Usage: docker-credential-acr-entra <get|store|erase|list|version>
   store     read {\"ServerURL\",\"Username\",\"Secret\"} on stdin and keep it
   erase     read a server URL on stdin and forget it (stored and cached)
   list      print {\"<server>\":\"<username>\",...}
-  version   print the version
+  version   print the version (then commit, build date, linkage, target)
 
   token HOST [--json] [--scope repository:NAME:pull[,push]]
             print HOST's ACR refresh token (for --password-stdin logins as user
             00000000-0000-0000-0000-000000000000), or {\"loginServer\",\"accessToken\"};
             with --scope, an access token for that scope
-  configure docker|podman|helm [HOST...] [--all] [--dry-run]
+  configure docker|podman|helm [HOST...] [--all [--force]] [--dry-run]
             add credHelpers entries for HOST (default: the config file's registries),
             or credsStore with --all, to the client's config file
+  configure --remove docker|podman|helm [HOST...] [--dry-run]
+            undo what configure did (only HOST's entries when given)
   doctor HOST
             explain and time one mint for HOST, with hints when it fails
   kubelet   kubelet image credential provider: CredentialProviderRequest on stdin,
@@ -314,7 +317,10 @@ impl Verb {
                 "usage: docker-credential-acr-entra list\n\
                  print {\"<server>\":\"<username>\",...}: stored hosts and the config file's registries"
             }
-            Verb::Version => "usage: docker-credential-acr-entra version\nprint the version",
+            Verb::Version => {
+                "usage: docker-credential-acr-entra version\n\
+                 print `docker-credential-acr-entra VERSION`, then the commit, build date, linkage and target"
+            }
             _ => USAGE,
         })
     }
@@ -369,7 +375,11 @@ fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
                 None => USAGE.to_string(),
             }));
         }
-        Verb::Version => return Ok(Reply::Answer(format!("{NAME} {VERSION}"))),
+        Verb::Version => {
+            return Ok(Reply::Answer(build_info::version_text(
+                http::statically_linked(),
+            )));
+        }
         // doctor reports a broken environment or config file instead of failing on it.
         Verb::Doctor => {
             let report = cli::doctor::run(rest, env)?;
@@ -381,19 +391,44 @@ fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
         }
         _ => {}
     }
+    if verb == Verb::Get {
+        return get(stdin, env).map(Reply::Answer);
+    }
     let settings = Settings::from_env(env)?;
     log::set_level(settings.log_level);
     let ctx = context::Context::load(settings)?;
     match verb {
-        Verb::Get => helper::get(&ctx, &read_input(stdin)?).map(Reply::Answer),
         Verb::Store => helper::store(&ctx, &read_input(stdin)?).map(|()| Reply::Nothing),
         Verb::Erase => helper::erase(&ctx, &read_input(stdin)?).map(|()| Reply::Nothing),
         Verb::List => Ok(Reply::Answer(helper::list(&ctx))),
         Verb::Token => cli::token::run(&ctx, rest).map(Reply::Answer),
         Verb::Configure => cli::configure::run(&ctx, rest).map(Reply::Answer),
         Verb::Kubelet => cli::kubelet::run(&ctx, rest, &read_input(stdin)?).map(Reply::Answer),
-        Verb::Help | Verb::Version | Verb::Doctor => Ok(Reply::Nothing),
+        Verb::Get | Verb::Help | Verb::Version | Verb::Doctor => Ok(Reply::Nothing),
     }
+}
+
+/// `get`. With the helper as docker's `credsStore` every Docker Hub pull asks it, so for
+/// a host that is not an ACR login server a stray character in a variable or a config
+/// file that cannot be used is said in a warning line, and the host answered as it would
+/// be without them; an ACR host fails on them.
+fn get(stdin: &mut dyn Read, env: &Env) -> Result<String> {
+    let input = read_input(stdin)?;
+    let Some(host) = helper::beyond_config(&input) else {
+        let settings = Settings::from_env(env)?;
+        log::set_level(settings.log_level);
+        return helper::get(&context::Context::load(settings)?, &input);
+    };
+    let (settings, stray) = Settings::from_env_with_strays(env)?;
+    log::set_level(settings.log_level);
+    if let Some(stray) = stray {
+        log::tell(format_args!(
+            "{}; `{host}` is answered regardless",
+            stray.one_line()
+        ));
+    }
+    let ctx = context::Context::load_setting_aside_for(settings, &host)?;
+    helper::get(&ctx, &input)
 }
 
 fn read_input(stdin: &mut dyn Read) -> Result<Vec<u8>> {
@@ -426,9 +461,10 @@ mod tests {
     #[test]
     fn verbs_in_process() {
         let env = Env::default();
+        let (code, out) = run_with(&["version"], "", &env);
         assert_eq!(
-            run_with(&["version"], "", &env),
-            (0, format!("{NAME} {VERSION}\n"))
+            (code, out.lines().next()),
+            (0, Some(format!("{NAME} {VERSION}").as_str()))
         );
         let (code, out) = run_with(&[], "", &env);
         assert_eq!(

@@ -7,7 +7,7 @@
 //! A mint under the host's lock shares the identity's Entra token with the mints of its
 //! other registries (`entra_cache`); without a usable cache there is nothing to share.
 
-use crate::cache::{Cache, Entry, HostLock, Remembered, Times, TokenKey, jitter};
+use crate::cache::{Cache, Entry, HostLock, Probe, Remembered, Times, TokenKey, jitter};
 use crate::config::{RegistryConfig, Settings};
 use crate::context::{Context, Dir};
 use crate::entra;
@@ -147,7 +147,7 @@ fn mint_and_keep(
     now: i64,
 ) -> Result<(AcrRefreshToken, i64)> {
     let settings = &ctx.settings;
-    let identity = for_mint(settings, target, candidates)?;
+    let identity = for_mint(settings, target, candidates, lock)?;
     let identity = match with_assertion(settings, target, identity, lock, now) {
         Ok(identity) => identity,
         Err(failed) => {
@@ -262,9 +262,14 @@ fn candidates(
 
 /// The identity to mint with: the first candidate, unless it depends on the instance
 /// metadata service, which is then asked whether it is there.
-fn for_mint(settings: &Settings, target: &Target, candidates: Vec<Identity>) -> Result<Identity> {
+fn for_mint(
+    settings: &Settings,
+    target: &Target,
+    candidates: Vec<Identity>,
+    lock: Option<&HostLock>,
+) -> Result<Identity> {
     let identity = if candidates[0].managed_source == Some(ManagedSource::Imds) {
-        choose(settings, target, &|| entra::probe_imds(settings))?
+        choose(settings, target, &|| probe_imds(settings, lock))?
     } else {
         candidates
             .into_iter()
@@ -281,6 +286,36 @@ fn for_mint(settings: &Settings, target: &Target, candidates: Vec<Identity>) -> 
         crate::trace!("skipped {skipped}");
     }
     Ok(identity)
+}
+
+/// Probe the instance metadata service, unless a probe in this boot failed a few minutes
+/// ago (`cache::IMDS_ABSENT_TTL`): a laptop without an identity would otherwise wait
+/// for the probe on every `get` of a `docker pull`. Remembered only with the cache (its
+/// lock in hand), so `ACR_ENTRA_NO_CACHE` probes every time.
+fn probe_imds(settings: &Settings, lock: Option<&HostLock>) -> std::result::Result<(), ImdsAbsent> {
+    let Some(lock) = lock else {
+        return entra::probe_imds(settings);
+    };
+    let endpoint = entra::imds_base(settings);
+    let boot_id = crate::platform::boot_id();
+    let probe = Probe {
+        endpoint: &endpoint,
+        boot_id: boot_id.as_deref(),
+    };
+    if let Some((age, why)) = lock.imds_absent(probe, crate::now()) {
+        crate::debug!("instance metadata service: {why} {age}s ago; not probing again yet");
+        return Err(ImdsAbsent::Remembered { age, why });
+    }
+    let probed = entra::probe_imds(settings);
+    match &probed {
+        Ok(()) => lock.forget_imds_absent(),
+        Err(absent) => {
+            if let Err(e) = lock.remember_imds_absent(probe, &absent.to_string(), crate::now()) {
+                crate::warn!("could not write the cache: {}", e.one_line());
+            }
+        }
+    }
+    probed
 }
 
 /// `candidates` always holds at least one identity; this is never called.

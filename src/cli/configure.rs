@@ -4,9 +4,12 @@
 //! tools (podman, buildah, skopeo) ignore `credsStore`, so podman always gets per-host
 //! entries. The edit keeps every other key, is idempotent, is serialised between
 //! concurrent runs by a lock in the cache directory, keeps a backup of the previous file
-//! (`NAME.acr-entra.bak`), replaces the file atomically with its old mode (0600 for a new
+//! (`NAME.acr-entra.bak`) and of the first one without the helper (`NAME.acr-entra.orig`,
+//! never overwritten), replaces the file atomically with its old mode (0600 for a new
 //! file), and refuses to touch a file that is not a JSON object. `--dry-run` prints the
-//! diff instead. This file owns the JSON merge and the diff; `files` does the writing.
+//! diff instead, secrets masked. `--remove` undoes the edit: the helper's entries go and
+//! what they replaced comes back from the `.orig`. This file owns the JSON merge, its
+//! undoing and the diff; `files` does the writing.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,7 +26,7 @@ use crate::files::{self, Lock};
 /// The helper's name in `credHelpers`/`credsStore`: clients run `docker-credential-NAME`.
 pub const HELPER_NAME: &str = "acr-entra";
 
-const USAGE: &str = "usage: configure docker|podman|helm [HOST...] [--all [--force]] [--dry-run]";
+const USAGE: &str = "usage: configure docker|podman|helm [HOST...] [--all [--force]] [--dry-run], or configure --remove docker|podman|helm [HOST...] [--dry-run]";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Client {
@@ -63,19 +66,19 @@ pub struct Wanted {
 }
 
 pub fn run(ctx: &Context, args: &[String]) -> Result<String> {
-    let args = Args::parse("configure", args, &["all", "dry-run", "force"], &[])?;
+    let args = Args::parse(
+        "configure",
+        args,
+        &["all", "dry-run", "force", "remove"],
+        &[],
+    )?;
     let Some((client, hosts)) = args.positional.split_first() else {
         return Err(Error::Usage(USAGE.into()));
     };
-    let client = Client::parse(client).ok_or_else(|| {
-        Error::Usage(format!(
-            "`configure`: unknown client `{}` ({USAGE})",
-            crate::error::one_line(client)
-                .chars()
-                .take(40)
-                .collect::<String>()
-        ))
-    })?;
+    let client = parse_client(client)?;
+    if args.has("remove") {
+        return remove(ctx, client, hosts, &args);
+    }
     let all = args.has("all");
     let mut wanted = Wanted {
         hosts: Vec::new(),
@@ -122,6 +125,19 @@ pub fn run(ctx: &Context, args: &[String]) -> Result<String> {
         );
     }
     Ok(report)
+}
+
+/// The CLIENT argument.
+fn parse_client(text: &str) -> Result<Client> {
+    Client::parse(text).ok_or_else(|| {
+        Error::Usage(format!(
+            "`configure`: unknown client `{}` ({USAGE})",
+            crate::error::one_line(text)
+                .chars()
+                .take(40)
+                .collect::<String>()
+        ))
+    })
 }
 
 /// podman, buildah and skopeo read `$XDG_RUNTIME_DIR/containers/auth.json` before the
@@ -188,24 +204,9 @@ fn apply(
     wanted: &Wanted,
     dry_run: bool,
 ) -> Result<String> {
-    // Edit the file a symlink points at (dotfile managers), not the link.
-    let path = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => {
-            std::fs::canonicalize(path).map_err(|e| Error::file(path, e))?
-        }
-        _ => path.to_path_buf(),
-    };
+    let path = edited_path(path)?;
     let _lock = if dry_run { None } else { lock(ctx, &path)? };
-    let (old, mode) = match crate::files::read_user_file(&path, 16 * crate::files::MAX_FILE) {
-        Ok(bytes) => {
-            let mode = std::fs::metadata(&path).map_or(0o600, |m| crate::platform::mode(&m));
-            let text =
-                String::from_utf8(bytes).map_err(|_| malformed(&path, "it is not UTF-8 text"))?;
-            (Some(text), mode)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, 0o600),
-        Err(e) => return Err(Error::file(&path, e)),
-    };
+    let (old, mode) = read_client_file(&path)?;
     let (merged, changes) = merge(old.as_deref(), wanted).map_err(|why| match why {
         Unmergeable::OtherStore(store) => other_store(client, &path, &store),
         why => malformed(&path, &why.to_string()),
@@ -222,30 +223,150 @@ fn apply(
     if dry_run {
         return dry_run_diff(client, &path, old.as_deref(), merged);
     }
+    write_edit(client, &path, old.as_deref(), &new, mode, &changes)
+}
+
+/// Replace `path` (mode `mode`) with `new` and report `changes`. The file it replaces is
+/// kept as `NAME.acr-entra.bak`, and the first one that had nothing of the helper in it
+/// also as `NAME.acr-entra.orig`, never overwritten: the `.bak` of a second run already
+/// holds the helper's entries, the `.orig` is what the user had before.
+fn write_edit(
+    client: Client,
+    path: &Path,
+    old: Option<&str>,
+    new: &str,
+    mode: u32,
+    changes: &[String],
+) -> Result<String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         files::ensure_dir(dir)?;
     }
+    let name = client.name();
     let mut report;
-    if let Some(old) = &old {
-        let backup = backup_path(&path);
+    if let Some(old) = old {
+        let backup = backup_path(path);
         files::write_atomic(&backup, old.as_bytes())?;
         report = format!(
-            "{name}: updated `{}` (previous file kept as `{}`)",
+            "{name}: updated `{}` (previous file kept as `{}`",
             path.display(),
             backup.display()
         );
+        let original = original_path(path);
+        let absent = matches!(std::fs::symlink_metadata(&original), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+        if absent && !mentions_helper(old) {
+            files::write_atomic(&original, old.as_bytes())?;
+            let _ = write!(report, ", and as `{}`", original.display());
+        }
+        report.push(')');
     } else {
         report = format!("{name}: created `{}`", path.display());
     }
-    files::write_atomic_mode(&path, new.as_bytes(), mode)?;
+    files::write_atomic_mode(path, new.as_bytes(), mode)?;
     for change in changes {
         report.push_str("\n  ");
-        report.push_str(&change);
+        report.push_str(change);
     }
     Ok(report)
 }
 
-/// What `configure` would change, as a diff of the two files with every secret-bearing
+/// Whether a client config already routes anything to the helper (then it is not the
+/// user's original).
+fn mentions_helper(text: &str) -> bool {
+    let Ok(Value::Object(root)) = serde_json::from_str::<Value>(text) else {
+        return false;
+    };
+    let helper = Value::String(HELPER_NAME.into());
+    root.get("credsStore") == Some(&helper)
+        || root
+            .get("credHelpers")
+            .and_then(Value::as_object)
+            .is_some_and(|m| m.values().any(|v| *v == helper))
+}
+
+/// `configure --remove`: take out what configure put in — the `credHelpers` entries
+/// naming the helper (only `hosts`' when given) and a `credsStore` naming it (only
+/// without hosts) — and nothing else. A value configure replaced comes back from the
+/// `.acr-entra.orig` kept then (`credsStore: desktop` after `--all --force`).
+fn remove(ctx: &Context, client: Client, hosts: &[String], args: &Args) -> Result<String> {
+    if args.has("all") || args.has("force") {
+        return Err(Error::Usage(format!(
+            "`configure --remove` takes no --all or --force: it removes every entry configure made, or HOST's ({USAGE})"
+        )));
+    }
+    let dry_run = args.has("dry-run");
+    let mut keys = Vec::new();
+    for host in hosts {
+        let key = crate::registry::RegistryHost::parse(host)
+            .map_err(|_| {
+                Error::Usage(format!(
+                    "`configure --remove`: `{}` is not a registry host",
+                    crate::error::one_line(host)
+                        .chars()
+                        .take(80)
+                        .collect::<String>()
+                ))
+            })?
+            .key();
+        keys.push(key);
+    }
+    let path = edited_path(&client_file(ctx, client)?)?;
+    let _lock = if dry_run { None } else { lock(ctx, &path)? };
+    let (old, mode) = read_client_file(&path)?;
+    let original = crate::files::read_user_file(&original_path(&path), 16 * crate::files::MAX_FILE)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+    let (kept, changes) = unmerge(old.as_deref(), &keys, original.as_ref())
+        .map_err(|why| malformed(&path, &why.to_string()))?;
+    if changes.is_empty() {
+        return Ok(format!(
+            "{}: `{}` has no {HELPER_NAME} entries{}; nothing changed",
+            client.name(),
+            path.display(),
+            if keys.is_empty() {
+                String::new()
+            } else {
+                format!(" for {}", keys.join(", "))
+            }
+        ));
+    }
+    if dry_run {
+        return dry_run_diff(client, &path, old.as_deref(), kept);
+    }
+    write_edit(
+        client,
+        &path,
+        old.as_deref(),
+        &to_pretty(&kept),
+        mode,
+        &changes,
+    )
+}
+
+/// The file to edit: the target of a symbolic link (dotfile managers), not the link.
+fn edited_path(path: &Path) -> Result<PathBuf> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(path).map_err(|e| Error::file(path, e))
+        }
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
+/// A client config's text and mode; `None` (and 0600 for the new file) when absent.
+fn read_client_file(path: &Path) -> Result<(Option<String>, u32)> {
+    match crate::files::read_user_file(path, 16 * crate::files::MAX_FILE) {
+        Ok(bytes) => {
+            let mode = std::fs::metadata(path).map_or(0o600, |m| crate::platform::mode(&m));
+            let text =
+                String::from_utf8(bytes).map_err(|_| malformed(path, "it is not UTF-8 text"))?;
+            Ok((Some(text), mode))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, 0o600)),
+        Err(e) => Err(Error::file(path, e)),
+    }
+}
+
+/// What configure would change, as a diff of the two files with every secret-bearing
 /// value masked, so that neither changed nor context lines print `auths.*.auth` or an
 /// identity token.
 fn dry_run_diff(client: Client, path: &Path, old: Option<&str>, merged: Value) -> Result<String> {
@@ -282,8 +403,16 @@ fn lock(ctx: &Context, path: &Path) -> Result<Option<Lock>> {
 }
 
 pub fn backup_path(path: &Path) -> PathBuf {
+    suffixed(path, ".acr-entra.bak")
+}
+
+pub fn original_path(path: &Path) -> PathBuf {
+    suffixed(path, ".acr-entra.orig")
+}
+
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".acr-entra.bak");
+    name.push(suffix);
     path.with_file_name(name)
 }
 
@@ -346,20 +475,7 @@ pub fn merge(
     text: Option<&str>,
     wanted: &Wanted,
 ) -> std::result::Result<(Value, Vec<String>), Unmergeable> {
-    let mut root = match text.map(str::trim) {
-        None | Some("") => Map::new(),
-        Some(text) => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(map)) => map,
-            Ok(_) => return Err(Unmergeable::NotAnObject),
-            Err(e) => {
-                return Err(Unmergeable::Json {
-                    what: e.classify_name(),
-                    line: e.line(),
-                    column: e.column(),
-                });
-            }
-        },
-    };
+    let mut root = parse_object(text)?.unwrap_or_default();
     let mut changes = Vec::new();
     let helper = Value::String(HELPER_NAME.into());
     let describe = |old: Option<&Value>| match old {
@@ -401,6 +517,93 @@ pub fn merge(
     Ok((Value::Object(root), changes))
 }
 
+/// Take the helper's entries out of the config text: `credHelpers` entries naming it
+/// (only `hosts`' when given, matched as registry hosts) and, without hosts, a
+/// `credsStore` naming it. Each comes back as `original` (the file before configure
+/// first edited it) had it, when that named another helper; a `credHelpers` left empty
+/// goes when `original` had none. Everything else stays as it is.
+pub fn unmerge(
+    text: Option<&str>,
+    hosts: &[String],
+    original: Option<&Value>,
+) -> std::result::Result<(Value, Vec<String>), Unmergeable> {
+    let Some(mut root) = parse_object(text)? else {
+        return Ok((Value::Object(Map::new()), Vec::new()));
+    };
+    let helper = Value::String(HELPER_NAME.into());
+    let before = |section: Option<&str>, key: &str| {
+        let map = original?;
+        let value = match section {
+            Some(section) => map.get(section)?.get(key)?,
+            None => map.get(key)?,
+        };
+        value
+            .as_str()
+            .filter(|v| !v.is_empty() && *v != HELPER_NAME)
+            .map(|v| Value::String(v.to_string()))
+    };
+    let mut changes = Vec::new();
+    if hosts.is_empty() && root.get("credsStore") == Some(&helper) {
+        match before(None, "credsStore") {
+            Some(was) => {
+                changes.push(format!("credsStore: {was} (restored)"));
+                root.insert("credsStore".into(), was);
+            }
+            None => {
+                changes.push(format!("credsStore: {HELPER_NAME} removed"));
+                root.remove("credsStore");
+            }
+        }
+    }
+    if let Some(Value::Object(helpers)) = root.get_mut("credHelpers") {
+        let ours: Vec<String> = helpers
+            .iter()
+            .filter(|(k, v)| {
+                **v == helper
+                    && (hosts.is_empty()
+                        || crate::registry::RegistryHost::parse(k)
+                            .is_ok_and(|h| hosts.contains(&h.key())))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in ours {
+            match before(Some("credHelpers"), &key) {
+                Some(was) => {
+                    changes.push(format!("credHelpers: {key} → {was} (restored)"));
+                    helpers.insert(key, was);
+                }
+                None => {
+                    changes.push(format!("credHelpers: {key} removed"));
+                    helpers.remove(&key);
+                }
+            }
+        }
+        let had_none = original.is_none_or(|o| o.get("credHelpers").is_none());
+        if helpers.is_empty() && had_none && !changes.is_empty() {
+            root.remove("credHelpers");
+        }
+    }
+    Ok((Value::Object(root), changes))
+}
+
+/// The top-level object of a client config; `None` for an absent or blank file.
+fn parse_object(
+    text: Option<&str>,
+) -> std::result::Result<Option<Map<String, Value>>, Unmergeable> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => Ok(Some(map)),
+            Ok(_) => Err(Unmergeable::NotAnObject),
+            Err(e) => Err(Unmergeable::Json {
+                what: e.classify_name(),
+                line: e.line(),
+                column: e.column(),
+            }),
+        },
+    }
+}
+
 trait ClassifyName {
     fn classify_name(&self) -> &'static str;
 }
@@ -427,16 +630,31 @@ const SECRET_KEYS: [&str; 8] = [
     "refreshtoken",
 ];
 
-/// `value` with every secret-bearing string (at any depth) replaced by `REDACTED`.
+/// docker's `HttpHeaders`: headers sent with every registry request, where people put
+/// `Authorization` and API keys, so each value counts as a secret.
+const HEADERS_KEY: &str = "httpheaders";
+
+/// `value` with every secret-bearing string (at any depth) replaced by `REDACTED`: the
+/// values of `SECRET_KEYS` and of `HttpHeaders`' entries, and the password inside any
+/// URL (`proxies`' `http://user:pass@proxy:3128`).
 pub fn masked(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.into_iter()
                 .map(|(k, v)| {
-                    let secret = SECRET_KEYS.contains(&k.to_ascii_lowercase().as_str())
-                        && !matches!(v, Value::Object(_) | Value::Array(_) | Value::Null);
-                    let v = if secret {
+                    let key = k.to_ascii_lowercase();
+                    let scalar = !matches!(v, Value::Object(_) | Value::Array(_) | Value::Null);
+                    let v = if SECRET_KEYS.contains(&key.as_str()) && scalar {
                         Value::String("REDACTED".into())
+                    } else if key == HEADERS_KEY
+                        && let Value::Object(headers) = v
+                    {
+                        Value::Object(
+                            headers
+                                .into_iter()
+                                .map(|(name, _)| (name, Value::String("REDACTED".into())))
+                                .collect(),
+                        )
                     } else {
                         masked(v)
                     };
@@ -445,8 +663,33 @@ pub fn masked(value: Value) -> Value {
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.into_iter().map(masked).collect()),
+        Value::String(text) => Value::String(url_password_masked(&text)),
         other => other,
     }
+}
+
+/// `scheme://user:password@host…` with the password replaced by `REDACTED`; any other
+/// text as it is. The userinfo ends at the last `@` before the path, so a password
+/// holding `@` is masked whole.
+fn url_password_masked(text: &str) -> String {
+    let Some(scheme_end) = text.find("://") else {
+        return text.to_string();
+    };
+    let rest = &text[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return text.to_string();
+    };
+    let Some(colon) = authority[..at].find(':') else {
+        return text.to_string();
+    };
+    format!(
+        "{}{}REDACTED{}",
+        &text[..scheme_end + 3],
+        &authority[..=colon],
+        &rest[at..]
+    )
 }
 
 /// Tab-indented, as docker and podman write these files, with a final newline.
@@ -603,6 +846,30 @@ mod tests {
             masked(v),
             json!({"auths": {"ghcr.io": {"auth": "REDACTED", "IdentityToken": "REDACTED", "email": "e"}},
                 "credHelpers": {"a.azurecr.io": "acr-entra"}, "x": [{"password": "REDACTED"}], "auth": {"k": "v"}})
+        );
+    }
+
+    #[test]
+    fn masks_headers_and_proxy_passwords() {
+        let v = json!({"HttpHeaders": {"Authorization": "Bearer abc", "X-Meta": "m"},
+            "proxies": {"default": {"httpProxy": "http://user:p@ss@proxy:3128/x",
+                "httpsProxy": "https://proxy:3128", "ftpProxy": "http://token@proxy", "noProxy": "*.local"}},
+            "credHelpers": {"a.azurecr.io": "acr-entra"}});
+        assert_eq!(
+            masked(v),
+            json!({"HttpHeaders": {"Authorization": "REDACTED", "X-Meta": "REDACTED"},
+                "proxies": {"default": {"httpProxy": "http://user:REDACTED@proxy:3128/x",
+                    "httpsProxy": "https://proxy:3128", "ftpProxy": "http://token@proxy", "noProxy": "*.local"}},
+                "credHelpers": {"a.azurecr.io": "acr-entra"}})
+        );
+        assert_eq!(
+            url_password_masked("socks5://u:@h:1"),
+            "socks5://u:REDACTED@h:1"
+        );
+        assert_eq!(url_password_masked("not a url: a@b"), "not a url: a@b");
+        assert_eq!(
+            url_password_masked("http://h/p?u=a:b@c"),
+            "http://h/p?u=a:b@c"
         );
     }
 

@@ -401,7 +401,7 @@ fn credential_section(
                     reason: Unavailable::NoIdTokenPermission,
                     ..
                 } => &[Hint::IdTokenPermission],
-                Error::NoCredential { skipped }
+                Error::NoCredential { skipped, .. }
                     if skipped
                         .iter()
                         .any(|(_, why)| *why == Unavailable::NoIdTokenPermission) =>

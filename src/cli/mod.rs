@@ -25,10 +25,13 @@ pub fn help(verb: &str) -> Option<&'static str> {
         }
         "configure" => {
             "usage: configure docker|podman|helm [HOST...] [--all [--force]] [--dry-run]\n\
+             \x20      configure --remove docker|podman|helm [HOST...] [--dry-run]\n\
              add credHelpers entries (HOST: acr-entra) for HOST, default the config file's\n\
              registries, to the client's config file; --all sets credsStore (docker, helm),\n\
-             --force replaces another credsStore; --dry-run prints the diff. The previous\n\
-             file is kept as NAME.acr-entra.bak"
+             --force replaces another credsStore; --dry-run prints the diff (secrets masked).\n\
+             --remove takes out what configure added (only HOST's entries when given) and\n\
+             puts back what it replaced. The previous file is kept as NAME.acr-entra.bak,\n\
+             the first one without acr-entra as NAME.acr-entra.orig (never overwritten)"
         }
         "doctor" => {
             "usage: doctor HOST\n\

@@ -143,7 +143,35 @@ pub fn choose(
             Err(reason) => skipped.push((kind, reason)),
         }
     }
-    Err(Error::NoCredential { skipped })
+    let lead = half_set(settings, &skipped);
+    Err(Error::NoCredential { skipped, lead })
+}
+
+/// What the environment half-sets, when nothing serves: a kind whose variables are
+/// partly there (a secret without its tenant, a CI job without its permission), else a
+/// service principal's client and tenant ids without a secret, certificate or federated
+/// token. `None` when nothing points at one kind.
+fn half_set(settings: &Settings, skipped: &[(CredentialKind, Unavailable)]) -> Option<String> {
+    let partial = skipped.iter().find(|(_, why)| {
+        matches!(
+            why,
+            Unavailable::MissingApp { .. }
+                | Unavailable::NoIdTokenPermission
+                | Unavailable::PipelinesIncomplete(_)
+                | Unavailable::EmptyVariable(_)
+        )
+    });
+    if let Some((kind, why)) = partial {
+        return Some(format!("{}: {why}", kind.name()));
+    }
+    let azure = &settings.azure;
+    (azure.client_id.is_some() && azure.tenant_id.is_some()).then(|| {
+        format!(
+            "{AZURE_CLIENT_ID} and {AZURE_TENANT_ID} are set but no {AZURE_CLIENT_SECRET}, \
+             {AZURE_CLIENT_CERTIFICATE_PATH} or {AZURE_FEDERATED_TOKEN_FILE} for the service \
+             principal: set one"
+        )
+    })
 }
 
 /// The workload identity of a pod, as kubelet passed it: its service-account token as
@@ -386,13 +414,19 @@ fn managed_identity(
     ))
 }
 
-/// Ask IMDS whether it is there: one GET, no proxy, no retry, at most a second.
-pub fn probe_imds(settings: &Settings) -> std::result::Result<(), ImdsAbsent> {
-    let base = settings
+/// Where the instance metadata service is asked: `AZURE_POD_IDENTITY_AUTHORITY_HOST`,
+/// else its fixed address.
+pub fn imds_base(settings: &Settings) -> String {
+    settings
         .azure
         .pod_identity_host
         .clone()
-        .unwrap_or_else(|| IMDS_BASE.to_string());
+        .unwrap_or_else(|| IMDS_BASE.to_string())
+}
+
+/// Ask IMDS whether it is there: one GET, no proxy, no retry, at most a second.
+pub fn probe_imds(settings: &Settings) -> std::result::Result<(), ImdsAbsent> {
+    let base = imds_base(settings);
     let http = Http::with_timeout(settings, settings.timeout.min(Duration::from_secs(1)));
     let url = format!(
         "{}/metadata/identity/oauth2/token?api-version=2018-02-01",

@@ -3,7 +3,7 @@
 //! whether a file is a program and where a program is on `PATH` (`az`, and `az.cmd` on
 //! Windows through `PATHEXT`), running a child in its own process group and killing that
 //! whole tree, whether a writer's process is gone, which file-lock errors mean "locks
-//! unsupported here", and which directory conventions apply (`Conventions::HERE`, used by
+//! unsupported here", this boot's id, and which directory conventions apply (`Conventions::HERE`, used by
 //! `config`). The private directory has its own two implementations in `private_dir`.
 //!
 //! Unix (Linux, macOS) is `unix.rs`, Windows is `windows.rs`; both offer the same

@@ -11,6 +11,16 @@ use std::process::{Command, Stdio};
 
 use rustix::io::Errno;
 
+/// This boot's identity, where the kernel gives one (Linux's `boot_id`, a random UUID
+/// drawn at each boot): what is remembered about the machine's network (no instance
+/// metadata service) holds for one boot only. `None` elsewhere (macOS).
+pub fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty() && id.len() <= 64)
+}
+
 /// Directories created for the helper's files: 0700 (then `private_dir` checks them).
 pub fn private_dirs(builder: &mut DirBuilder) -> &mut DirBuilder {
     builder.mode(0o700)

@@ -72,6 +72,12 @@ pub fn kill_tree(pid: u32) {
         .status();
 }
 
+/// This boot's identity: Windows has none without unsafe calls, so what is remembered
+/// about the network lasts only its short time-to-live.
+pub fn boot_id() -> Option<String> {
+    None
+}
+
 /// Without a safe way to ask whether a process exists, nobody counts as gone: a killed
 /// writer's temp file stays (it is private, like the directory it is in).
 pub fn process_gone(_pid: u32) -> bool {

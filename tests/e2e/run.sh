@@ -412,10 +412,11 @@ set_acr_config() { curl -sf -X POST -d "$1" "http://127.0.0.1:$ACR_PORT/_config"
 echo "e2e: helper $("$BIN" version 2>/dev/null | head -1 || echo '(no version)') at $BIN"
 
 # ============================================================ helper, directly
-begin "helper: version prints one line and exits 0"
+begin "helper: version prints its name and version first, then the build, and exits 0"
 out=$(timeout 10 "$BIN" version 2>>"$OUT" </dev/null); rc=$?
 echo "$out" >> "$OUT"
-if [ "$rc" = 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] && grep -qi "acr-entra" <<<"$out"; then pass; else fail "rc=$rc"; fi
+if [ "$rc" = 0 ] && printf '%s\n' "$out" | head -n 1 | grep -qx "docker-credential-acr-entra [0-9][0-9.]*" \
+   && printf '%s\n' "$out" | grep -q "^target: "; then pass; else fail "rc=$rc"; fi
 
 begin "helper: get for docker.io answers not-found, no network"
 before=$(( $(entra_calls) ))

@@ -183,3 +183,72 @@ fn read_only_cache_directory_still_answers() {
         }
     }
 }
+
+/// A machine without any identity probes the instance metadata service before giving
+/// up: a probe that failed is believed for a few minutes of this boot, so the `get`s of
+/// one `docker pull` do not each pay for it. `ACR_ENTRA_NO_CACHE` probes every time.
+#[test]
+fn a_failed_imds_probe_is_remembered_briefly() {
+    let env = TestEnv::new();
+    let imds = http::Server::start(None, |_| http::Resp::text(404, "no metadata here"));
+    let get = || {
+        env.get(HOST)
+            .env(
+                "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+                format!("http://127.0.0.1:{}", imds.port()),
+            )
+            .run()
+    };
+    let first = get();
+    assert!(
+        first.assert_loud_error().contains(
+            "managed-identity: instance metadata service: something answered 404 at the metadata address, but not like IMDS (a proxy or firewall?);"
+        ),
+        "{first:?}"
+    );
+    assert_eq!(imds.request_count(), 1);
+    let second = get();
+    let line = second.assert_loud_error();
+    assert!(
+        line.contains("managed-identity: instance metadata service: something answered 404 at the metadata address, but not like IMDS (a proxy or firewall?), 0s ago (believed for 5 minutes; ACR_ENTRA_NO_CACHE=1 asks every time);")
+            || line.contains(", 1s ago (believed for 5 minutes;"),
+        "{second:?}"
+    );
+    assert_eq!(imds.request_count(), 1, "not asked again");
+    let marker = env.cache.join("imds-absent.json");
+    assert_eq!(
+        std::fs::metadata(&marker).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Without the cache, every get asks.
+    for expected in [2, 3] {
+        let out = env
+            .get(HOST)
+            .env(
+                "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+                format!("http://127.0.0.1:{}", imds.port()),
+            )
+            .env("ACR_ENTRA_NO_CACHE", "1")
+            .run();
+        out.assert_loud_error();
+        assert_eq!(imds.request_count(), expected);
+    }
+    // Another endpoint is not covered by what this one said.
+    let other = http::Server::start(None, |_| http::Resp::text(404, "no"));
+    env.get(HOST)
+        .env(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            format!("http://127.0.0.1:{}", other.port()),
+        )
+        .run()
+        .assert_loud_error();
+    assert_eq!(other.request_count(), 1);
+    // An old failure is not believed: the probe runs again.
+    let text = std::fs::read_to_string(&marker).unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    value["endpoint"] = serde_json::json!(format!("http://127.0.0.1:{}", imds.port()));
+    value["failed_on"] = serde_json::json!(value["failed_on"].as_i64().unwrap() - 301);
+    std::fs::write(&marker, value.to_string()).unwrap();
+    get().assert_loud_error();
+    assert_eq!(imds.request_count(), 4);
+}

@@ -233,3 +233,158 @@ fn plain_http_input_for_a_public_acr_host_never_sends_a_token_over_http() {
         out.assert_loud_error();
     }
 }
+
+/// With the helper as docker's `credsStore`, every Docker Hub pull asks it: a config file
+/// that cannot be used (it only concerns ACR registries) must not break those. A host
+/// that is not an ACR login server gets what it would get without the file (stored
+/// credentials, else not-found) and one warning naming the file and the problem; an ACR
+/// host still fails loudly on it.
+#[test]
+fn unusable_config_file_leaves_other_registries_working() {
+    let env = TestEnv::new();
+    let acr = FakeAcr::start("myacr.azurecr.io");
+    let broken = env.write("broken.json", r#"{"registries": {"#);
+    let broken = broken.display().to_string();
+    let missing = env.path("missing.json").display().to_string();
+    for (config, problem) in [
+        (
+            &broken,
+            format!(
+                "acr-entra warn: config file `{broken}` is not valid: EOF while parsing an object at line 1 column 16; answering `docker.io` without the config file\n"
+            ),
+        ),
+        (
+            &missing,
+            format!(
+                "acr-entra warn: ACR_ENTRA_CONFIG names `{missing}`, which does not exist: create it, or unset ACR_ENTRA_CONFIG to use the default location; answering `docker.io` without the config file\n"
+            ),
+        ),
+    ] {
+        let out = env.get("docker.io").env("ACR_ENTRA_CONFIG", config).run();
+        assert_eq!(
+            (out.code, out.stdout.as_str(), out.stderr.as_str()),
+            (
+                Some(1),
+                "credentials not found in native keychain\n",
+                problem.as_str()
+            )
+        );
+        let out = env
+            .get("myacr.azurecr.io")
+            .env("ACR_ENTRA_CONFIG", config)
+            .connect_to(&acr.connect_to())
+            .run();
+        let line = out.assert_loud_error();
+        assert!(line.contains(config.as_str()), "{line}");
+        assert_eq!(out.stderr, "", "{out:?}");
+    }
+    // A Docker Hub login stored earlier is still answered.
+    let stored =
+        json!({"ServerURL": "https://index.docker.io/v1/", "Username": "me", "Secret": "hub-pat"});
+    let out = env.helper().arg("store").stdin(stored.to_string()).run();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = env
+        .get("https://index.docker.io/v1/")
+        .env("ACR_ENTRA_CONFIG", &broken)
+        .run();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "{\"ServerURL\":\"https://index.docker.io/v1/\",\"Username\":\"me\",\"Secret\":\"hub-pat\"}\n"
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert_eq!(acr.server.connection_count(), 0);
+}
+
+/// A config file named by ACR_ENTRA_CONFIG that is not there is a typo or a missing
+/// mount, not "no config": one line naming the variable and the path. The default
+/// location may be absent.
+#[test]
+fn named_config_file_that_does_not_exist_is_an_error() {
+    let env = TestEnv::new();
+    let missing = env.path("nowhere").join("config.json");
+    let out = env
+        .get("myacr.azurecr.io")
+        .env("ACR_ENTRA_CONFIG", missing.display().to_string())
+        .run();
+    assert_eq!(
+        (out.code, out.stdout, out.stderr),
+        (
+            Some(1),
+            format!(
+                "ACR_ENTRA_CONFIG names `{}`, which does not exist: create it, or unset ACR_ENTRA_CONFIG to use the default location\n",
+                missing.display()
+            ),
+            String::new()
+        )
+    );
+    // The default location (XDG_CONFIG_HOME/acr-entra/config.json) is absent here.
+    env.get("ghcr.io").run().assert_not_found();
+    let out = env.helper().arg("list").run();
+    assert_eq!((out.code, out.stdout.as_str()), (Some(0), "{}\n"));
+}
+
+/// Values from a `.env` file with Windows line endings end in `\r`; `set X=abc ` in cmd
+/// ends in a space. The error names the variable and the character, one line, and never
+/// shows the value (some are secrets).
+#[test]
+fn stray_characters_in_variables_are_named_without_the_value() {
+    let w = World::start("myacr.azurecr.io");
+    for (name, value, expected) in [
+        (
+            "AZURE_CLIENT_ID",
+            "client-id-value\r",
+            "AZURE_CLIENT_ID ends with a carriage return (\\r): remove it (a file saved with Windows line endings leaves one on every line; `dos2unix` or `sed -i 's/\\r$//'` fixes the file)",
+        ),
+        (
+            "AZURE_CLIENT_SECRET",
+            "secret-value-7Q~x\r",
+            "AZURE_CLIENT_SECRET ends with a carriage return (\\r): remove it (a file saved with Windows line endings leaves one on every line; `dos2unix` or `sed -i 's/\\r$//'` fixes the file)",
+        ),
+        (
+            "AZURE_TENANT_ID",
+            "tenant-value ",
+            "AZURE_TENANT_ID ends with a space: remove it",
+        ),
+        (
+            "AZURE_CLIENT_SECRET",
+            " secret-value-7Q~x",
+            "AZURE_CLIENT_SECRET starts with a space: remove it",
+        ),
+        (
+            "ACR_ENTRA_CONFIG",
+            "/etc/acr-entra.json\r",
+            "ACR_ENTRA_CONFIG ends with a carriage return (\\r): remove it (a file saved with Windows line endings leaves one on every line; `dos2unix` or `sed -i 's/\\r$//'` fixes the file)",
+        ),
+    ] {
+        let out = w.get().env(name, value).run();
+        assert_eq!(
+            (out.code, out.stdout.clone(), out.stderr.as_str()),
+            (Some(1), format!("{expected}\n"), ""),
+            "{name}"
+        );
+        assert!(!out.stdout.contains(value.trim()), "{out:?}");
+    }
+    // Docker Hub pulls through `credsStore` do not depend on these: answered as always,
+    // with the problem said once on stderr.
+    let out = w
+        .env
+        .get("docker.io")
+        .env("AZURE_CLIENT_SECRET", "secret-value-7Q~x\r")
+        .run();
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (
+            Some(1),
+            "credentials not found in native keychain\n",
+            "acr-entra warn: AZURE_CLIENT_SECRET ends with a carriage return (\\r): remove it (a file saved with Windows line endings leaves one on every line; `dos2unix` or `sed -i 's/\\r$//'` fixes the file); `docker.io` is answered regardless\n"
+        )
+    );
+    // A certificate password may really end in a space; a carriage return it never has.
+    let out = w
+        .get()
+        .env("AZURE_CLIENT_CERTIFICATE_PASSWORD", "pass word ")
+        .run();
+    out.assert_answer("myacr.azurecr.io", &w.issued()[0]);
+    assert_eq!(w.entra.request_count(), 1, "nothing else reached Entra");
+}

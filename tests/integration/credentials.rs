@@ -844,3 +844,35 @@ fn auto_pick_with_nothing_available_names_every_kind() {
     assert_eq!(out.stderr, "");
     out.assert_within(Duration::from_secs(20));
 }
+
+/// A service principal with its client and tenant ids but no secret, certificate or
+/// federated token: the one line says that first and stays short, instead of listing why
+/// each of eight kinds was skipped.
+#[test]
+fn half_set_service_principal_says_what_is_missing_first() {
+    let env = TestEnv::new();
+    let out = env
+        .get(HOST)
+        .env("AZURE_CLIENT_ID", CLIENT)
+        .env("AZURE_TENANT_ID", TENANT)
+        .run();
+    let line = out.assert_loud_error();
+    assert_eq!(
+        line,
+        "AZURE_CLIENT_ID and AZURE_TENANT_ID are set but no AZURE_CLIENT_SECRET, \
+         AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE for the service principal: \
+         set one; no other Entra credential found (`doctor HOST` lists each)"
+    );
+    assert!(line.len() < 250, "{}", line.len());
+    // A secret without its tenant names the kind and what it lacks.
+    let out = env
+        .get(HOST)
+        .env("AZURE_CLIENT_ID", CLIENT)
+        .env("AZURE_CLIENT_SECRET", SECRET)
+        .run();
+    assert_eq!(
+        out.assert_loud_error(),
+        "client-secret: AZURE_CLIENT_SECRET is set but AZURE_TENANT_ID is not (set it, or add it \
+         to the registry's config entry); no other Entra credential found (`doctor HOST` lists each)"
+    );
+}

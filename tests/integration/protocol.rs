@@ -132,19 +132,41 @@ fn get_userinfo_host_is_never_sent_a_token() {
     assert_eq!(acr.server.connection_count(), 0);
 }
 
+/// The first line is exactly `docker-credential-acr-entra VERSION` (scripts compare
+/// it); the commit, build date, linkage and target follow, one per line.
 #[test]
-fn version_prints_one_line() {
+fn version_prints_name_and_version_first_then_the_build() {
     let env = TestEnv::new();
     let out = env.helper().arg("version").run();
     assert_eq!(out.code, Some(0), "{out:?}");
-    let line = out.stdout_line();
+    assert_eq!(out.stderr, "");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{out:?}");
+    assert_eq!(
+        lines[0],
+        concat!("docker-credential-acr-entra ", env!("CARGO_PKG_VERSION"))
+    );
+    let commit = lines[1].strip_prefix("commit: ").unwrap();
     assert!(
-        line.contains("docker-credential-acr-entra") || line.contains("acr-entra"),
+        commit == "unknown"
+            || commit.len() >= 40 && commit[..40].bytes().all(|b| b.is_ascii_hexdigit()),
         "{out:?}"
     );
-    assert!(line.contains(env!("CARGO_PKG_VERSION")), "{out:?}");
+    let built = lines[2].strip_prefix("built: ").unwrap();
+    assert!(
+        built == "unknown (SOURCE_DATE_EPOCH was not set at build time)"
+            || (built.len() == 23 && built.ends_with(" UTC")),
+        "{out:?}"
+    );
+    assert!(
+        ["linkage: static", "linkage: dynamic"].contains(&lines[3]),
+        "{out:?}"
+    );
+    assert!(
+        lines[4].starts_with(&format!("target: {}-", std::env::consts::ARCH)),
+        "{out:?}"
+    );
     assert!(out.stdout.ends_with('\n'), "{out:?}");
-    assert_eq!(out.stderr, "");
 }
 
 #[test]

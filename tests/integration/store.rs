@@ -162,3 +162,38 @@ fn store_with_malformed_json_is_one_line_error() {
     out.assert_loud_error();
     assert_eq!(out.stderr, "");
 }
+
+/// A host the helper does not serve gets no lock file of its own: `docker logout` and
+/// `get` of Docker Hub leave at most the store's own lock behind. An ACR host's lock is
+/// created by the mint that needs it.
+#[test]
+fn hosts_not_served_leave_no_lock_file() {
+    let w = World::start("myacr.azurecr.io");
+    let env = &w.env;
+    let host_locks = || {
+        let mut names: Vec<String> = std::fs::read_dir(&env.cache)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("host-") && n.ends_with(".lock"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    std::fs::create_dir_all(&env.cache).unwrap();
+    std::fs::set_permissions(&env.cache, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for input in ["docker.io", "https://index.docker.io/v1/", "ghcr.io"] {
+        env.get(input).run().assert_not_found();
+        assert_silent_success(&env.helper().arg("erase").stdin(input).run());
+    }
+    assert_eq!(host_locks(), Vec::<String>::new());
+    w.get()
+        .run()
+        .assert_answer("myacr.azurecr.io", &w.issued()[0]);
+    assert_eq!(host_locks().len(), 1);
+    // Erasing the ACR host takes that same lock; nothing new appears.
+    assert_silent_success(&w.helper().arg("erase").stdin("myacr.azurecr.io").run());
+    assert_eq!(host_locks().len(), 1);
+}

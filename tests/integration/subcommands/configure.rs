@@ -112,7 +112,7 @@ fn configure_keeps_every_other_key_of_a_populated_file() {
     assert_eq!(
         out.stdout,
         format!(
-            "docker: updated `{p}` (previous file kept as `{p}.acr-entra.bak`)\n  credHelpers: myacr.azurecr.io → acr-entra (was \"acr-env\")\n  credHelpers: other.azurecr.io → acr-entra (added)\n",
+            "docker: updated `{p}` (previous file kept as `{p}.acr-entra.bak`, and as `{p}.acr-entra.orig`)\n  credHelpers: myacr.azurecr.io → acr-entra (was \"acr-env\")\n  credHelpers: other.azurecr.io → acr-entra (added)\n",
             p = path.display()
         )
     );
@@ -376,7 +376,7 @@ fn configure_rejects_non_acr_hosts_and_unknown_clients() {
     let out = configure(&env, &["nerdctl", "myacr.azurecr.io"]);
     assert_eq!(
         out.subcommand_error(),
-        "`configure`: unknown client `nerdctl` (usage: configure docker|podman|helm [HOST...] [--all [--force]] [--dry-run])"
+        "`configure`: unknown client `nerdctl` (usage: configure docker|podman|helm [HOST...] [--all [--force]] [--dry-run], or configure --remove docker|podman|helm [HOST...] [--dry-run])"
     );
     assert!(!docker_file(&env).exists());
 }
@@ -411,8 +411,8 @@ fn concurrent_configure_runs_lose_no_entry() {
         .collect();
     assert_eq!(
         names.len(),
-        2,
-        "config and backup, no temp files: {names:?}"
+        3,
+        "config, backup and original, no temp files: {names:?}"
     );
 }
 
@@ -447,4 +447,108 @@ fn configure_edits_the_target_of_a_symlinked_file() {
     );
     assert_eq!(fs::read_to_string(&real).unwrap(), ONE_HOST);
     assert_eq!(fs::read_to_string(backup(&real)).unwrap(), "{}");
+}
+
+fn original(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.acr-entra.orig", path.display()))
+}
+
+/// `--dry-run` prints the file around the change: header values (`HttpHeaders`, where
+/// `Authorization` goes) and passwords inside proxy URLs are masked like `auths`, and
+/// every other byte is as in the file.
+#[test]
+fn configure_dry_run_masks_headers_and_proxy_passwords() {
+    let env = TestEnv::new();
+    let path = docker_file(&env);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let before = "{\n\t\"HttpHeaders\": {\n\t\t\"Authorization\": \"Bearer hdr-secret\"\n\t},\n\t\"proxies\": {\n\t\t\"default\": {\n\t\t\t\"httpProxy\": \"http://me:proxy-pass@proxy:3128\",\n\t\t\t\"noProxy\": \"*.local\"\n\t\t}\n\t}\n}\n";
+    fs::write(&path, before).unwrap();
+    let out = configure(&env, &["docker", "myacr.azurecr.io", "--dry-run"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "--- {p}\n+++ {p} (after configure docker)\n {{\n \t\"HttpHeaders\": {{\n \t\t\"Authorization\": \"REDACTED\"\n \t}},\n+\t\"credHelpers\": {{\n+\t\t\"myacr.azurecr.io\": \"acr-entra\"\n+\t}},\n \t\"proxies\": {{\n \t\t\"default\": {{\n \t\t\t\"httpProxy\": \"http://me:REDACTED@proxy:3128\",\n \t\t\t\"noProxy\": \"*.local\"\n \t\t}}\n \t}}\n }}\n",
+            p = path.display()
+        )
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), before);
+}
+
+/// The first file without the helper is kept as `.acr-entra.orig` and never overwritten
+/// (`.bak` is only the previous file); `configure --remove CLIENT [HOST]` takes out
+/// exactly what configure added and puts back what it replaced, leaving every other
+/// key alone.
+#[test]
+fn configure_keeps_the_original_and_remove_undoes_it() {
+    let env = TestEnv::new();
+    let path = docker_file(&env);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let before = "{\n\t\"auths\": {\n\t\t\"ghcr.io\": {}\n\t},\n\t\"credHelpers\": {\n\t\t\"gcr.io\": \"gcloud\",\n\t\t\"myacr.azurecr.io\": \"acr-env\"\n\t},\n\t\"credsStore\": \"desktop\"\n}\n";
+    fs::write(&path, before).unwrap();
+    let out = configure(&env, &["docker", "myacr.azurecr.io", "other.azurecr.io"]);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "docker: updated `{p}` (previous file kept as `{p}.acr-entra.bak`, and as `{p}.acr-entra.orig`)\n  credHelpers: myacr.azurecr.io → acr-entra (was \"acr-env\")\n  credHelpers: other.azurecr.io → acr-entra (added)\n",
+            p = path.display()
+        )
+    );
+    assert_eq!(fs::read_to_string(original(&path)).unwrap(), before);
+    let out = configure(&env, &["docker", "--all", "--force"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(!out.stdout.contains(".orig"), "{out:?}");
+    assert_eq!(fs::read_to_string(original(&path)).unwrap(), before, "kept");
+    assert_ne!(fs::read_to_string(backup(&path)).unwrap(), before);
+
+    // One host first: only its entry, back to what configure replaced.
+    let out = configure(&env, &["--remove", "docker", "https://MyAcr.azurecr.io/"]);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "docker: updated `{p}` (previous file kept as `{p}.acr-entra.bak`)\n  credHelpers: myacr.azurecr.io → \"acr-env\" (restored)\n",
+            p = path.display()
+        )
+    );
+    let out = configure(&env, &["--remove", "docker", "--dry-run"]);
+    assert!(
+        out.stdout
+            .contains("\n-\t\"credsStore\": \"acr-entra\"\n+\t\"credsStore\": \"desktop\"\n"),
+        "{out:?}"
+    );
+    let out = configure(&env, &["--remove", "docker"]);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "docker: updated `{p}` (previous file kept as `{p}.acr-entra.bak`)\n  credsStore: \"desktop\" (restored)\n  credHelpers: other.azurecr.io removed\n",
+            p = path.display()
+        )
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), before);
+    let out = configure(&env, &["--remove", "docker"]);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "docker: `{}` has no acr-entra entries; nothing changed\n",
+            path.display()
+        )
+    );
+
+    // A file configure created loses only what configure put there.
+    let podman = env.path("xdg-config/containers/auth.json");
+    configure(&env, &["podman", "myacr.azurecr.io"]);
+    let mut value: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&podman).unwrap()).unwrap();
+    value["auths"] = serde_json::json!({"quay.io": {"auth": "eDp5"}});
+    fs::write(&podman, value.to_string()).unwrap();
+    let out = configure(&env, &["--remove", "podman", "myacr.azurecr.io"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        fs::read_to_string(&podman).unwrap(),
+        "{\n\t\"auths\": {\n\t\t\"quay.io\": {\n\t\t\t\"auth\": \"eDp5\"\n\t\t}\n\t}\n}\n"
+    );
+    assert_eq!(
+        configure(&env, &["--remove", "docker", "--all"]).subcommand_error(),
+        "`configure --remove` takes no --all or --force: it removes every entry configure made, or HOST's (usage: configure docker|podman|helm [HOST...] [--all [--force]] [--dry-run], or configure --remove docker|podman|helm [HOST...] [--dry-run])"
+    );
 }
