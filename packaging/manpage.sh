@@ -92,6 +92,12 @@ docker-credential-acr-entra configure docker myacr.azurecr.io --dry-run
 docker-credential-acr-entra configure docker myacr.azurecr.io
 .fi
 .PP
+Take that entry out again, restoring what it replaced:
+.PP
+.nf
+docker-credential-acr-entra configure --remove docker myacr.azurecr.io
+.fi
+.PP
 Log a client in that takes a password on standard input:
 .PP
 .nf

@@ -42,7 +42,9 @@ _docker_credential_acr_entra() {
       fi ;;
     configure)
       if [ "$COMP_CWORD" -eq 2 ]; then
-        words="docker podman helm buildah skopeo --help"
+        words="docker podman helm buildah skopeo --remove --help"
+      elif [ "$COMP_CWORD" -eq 3 ] && [ "${COMP_WORDS[2]}" = --remove ]; then
+        words="docker podman helm buildah skopeo"
       elif [ -n "$hosts" ]; then
         words=$hosts
       else

@@ -29,7 +29,10 @@ fn options(text: &str) -> BTreeSet<String> {
 /// The options a synopsis offers: `[--name` (prose that mentions other programs' options,
 /// like `--password-stdin`, is not a synopsis).
 fn synopsis_options(text: &str) -> BTreeSet<String> {
-    dashed(text, "[--")
+    // Optional flags, and `configure --remove`, the flag that names another mode.
+    let mut found = dashed(text, "[--");
+    found.extend(dashed(text, "configure --"));
+    found
 }
 
 fn dashed(text: &str, lead: &str) -> BTreeSet<String> {
@@ -192,6 +195,7 @@ const CASES: &[(&str, &str)] = &[
     ("configure docker ", REGISTRIES),
     ("configure podman my", "myacr.azurecr.io"),
     ("configure docker --d", "--dry-run"),
+    ("configure --remove ", "buildah docker helm podman skopeo"),
     ("token ", REGISTRIES),
     ("token reg", "registry.contoso.com"),
     ("token myacr.azurecr.io --j", "--json"),
@@ -242,7 +246,7 @@ fn bash_completion_offers_what_each_position_takes() {
         // bash offers the two options beside the verbs at the first word.
         let want = match *line {
             "" => format!("--help --version {want}"),
-            "configure " => format!("--help {want}"),
+            "configure " => format!("--help --remove {want}"),
             _ => want.to_string(),
         };
         assert_eq!(
