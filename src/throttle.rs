@@ -276,7 +276,10 @@ mod tests {
             p.attempt();
             if let Ok(wait) = p.after(429, Some("1")) {
                 assert!(wait >= Duration::from_secs(1));
-                assert!(p.start.elapsed() + wait <= Duration::from_secs(3), "{wait:?}");
+                assert!(
+                    p.start.elapsed() + wait <= Duration::from_secs(3),
+                    "{wait:?}"
+                );
             }
         }
     }
