@@ -9,6 +9,7 @@ and the ratios stay comparable across machines:
     floor         static C hello that reads stdin and prints a line (the process-start limit)
     rust_static   the same in Rust, statically linked as the helper's static build is
     floor_dynamic the Rust hello dynamically linked (what the loader alone costs)
+    floor_dynamic_libc  the same linked as release-dynamic (libc.so.6 its one library)
     get_notfound  our `get` for ghcr.io (not ACR, nothing stored), default build
     get_hit       our `get` for myacr.azurecr.io answered from the cache, default build
     static_*      the same two with the static build (`install.sh --static`)
@@ -218,6 +219,7 @@ class Bench:
             spec_block("floor", [w("hello-c")], {}, w("acr.txt")),
             spec_block("rust_static", [w("hello-static")], {}, w("acr.txt")),
             spec_block("floor_dynamic", [w("hello-dynamic")], {}, w("acr.txt")),
+            spec_block("floor_dynamic_libc", [w("hello-dynamic-libc")], {}, w("acr.txt")),
         ]
 
     def gets(self, prefix, binary):
@@ -311,6 +313,7 @@ class Bench:
             ("floor", [w("hello-c")], {}, w("acr.txt")),
             ("rust_static", [w("hello-static")], {}, w("acr.txt")),
             ("floor_dynamic", [w("hello-dynamic")], {}, w("acr.txt")),
+            ("floor_dynamic_libc", [w("hello-dynamic-libc")], {}, w("acr.txt")),
         ]
         bins = variants if variants is not None else [("", self.a.bin)] + [
             (p, b) for p, b in (("static_", self.a.bin_static), ("before_", self.a.bin_before)) if b]
@@ -318,6 +321,8 @@ class Bench:
             runs.append((f"{prefix}get_notfound", [binary, "get"], hit_env, w("ghcr.txt")))
             runs.append((f"{prefix}get_hit", [binary, "get"], hit_env, w("acr.txt")))
         if variants is None:
+            # A verb that does nothing: the binary's own start-up, without the helper's work.
+            runs.append(("version", [self.a.bin, "version"], hit_env, "/dev/null"))
             runs.append(("mint_cold", [self.a.bin, "get"], self.our_env(w("callgrind-cache")),
                          w("acr.txt")))
         counts = {}
@@ -438,6 +443,7 @@ class Bench:
         row("floor: static C hello (stdin → 1 line)", s["floor"])
         row("static Rust hello", s["rust_static"])
         row("dynamic Rust hello (loader cost)", s["floor_dynamic"])
+        row("dynamic Rust hello, libc.so.6 alone (as release-dynamic)", s["floor_dynamic_libc"])
         get_rows("", "default build (install.sh)")
         get_rows("static_", "static build (install.sh --static)")
         get_rows("before_", "plain cargo build --release")
@@ -487,6 +493,8 @@ class Bench:
             for prefix, label in (("", "default build"), ("static_", "static build"), ("before_", "plain cargo build")):
                 if ins.get(prefix + "get_hit"):
                     lines.append(f"| instructions (callgrind), {label}: not found / cache hit | {ins[prefix + 'get_notfound']:,} / {ins[prefix + 'get_hit']:,} | | {ins[prefix + 'get_notfound'] / ins['floor']:.2f} / {ins[prefix + 'get_hit'] / ins['floor']:.2f} | | floor {ins['floor']:,}; stable under load |")
+            if ins.get("version"):
+                lines.append(f"| instructions (callgrind), default build: version | {ins['version']:,} | | {ins['version'] / ins['floor']:.2f} | | start-up alone |")
             if ins.get("mint_cold"):
                 lines.append(f"| instructions (callgrind): cold mint | {ins['mint_cold']:,} | | {ins['mint_cold'] / ins['floor']:.0f} | | the helper's own CPU work, fakes excluded |")
         lines.append("")
@@ -496,6 +504,32 @@ class Bench:
                      f"{mr['exchanges']} exchanges for {mr['mints']} mints")
         lines.append("")
         lines.append(self.before_after())
+        lines.append("")
+        lines.append(self.breakdown())
+        return "\n".join(lines)
+
+    def breakdown(self):
+        """A not-found and a cache-hit `get` of the default build, step by step: each row
+        adds one thing to the one above it."""
+        s, ins = self.results["spawn"], self.results.get("instructions", {})
+        steps = [
+            ("floor", "static C hello: the process itself"),
+            ("rust_static", "static Rust hello: Rust's runtime start-up"),
+            ("floor_dynamic_libc", "dynamic Rust hello, libc.so.6 alone: the loader"),
+            ("version", "`version`, default build: a bigger binary's pages and relocations"),
+            ("get_notfound", "`get`, not found: the helper's own work"),
+            ("get_hit", "`get`, cache hit: one cache file read and parsed"),
+        ]
+        lines = ["| step | × floor | adds | page faults | instructions |",
+                 "|---|---:|---:|---:|---:|"]
+        prev = None
+        for key, label in steps:
+            r = s[key]
+            ratio = r["paired_ratio_to_first"]
+            adds = f"+{ratio - prev:.2f}" if prev is not None else ""
+            n = ins.get(key)
+            lines.append(f"| {label} | {ratio:.2f} | {adds} | {r['minor_faults']} | {f'{n:,}' if n else ''} |")
+            prev = ratio
         return "\n".join(lines)
 
     def before_after(self):
@@ -522,10 +556,11 @@ class Bench:
         lines = ["| variant | not found × floor | cache hit × floor | page faults (hit) | instructions (hit) | size KB | NEEDED | relocations | glibc needed |",
                  "|---|---:|---:|---:|---:|---:|---|---|---|"]
         for floor, label in (("floor", "static C hello (floor)"), ("rust_static", "static Rust hello"),
-                             ("floor_dynamic", "dynamic Rust hello")):
+                             ("floor_dynamic", "dynamic Rust hello"),
+                             ("floor_dynamic_libc", "dynamic Rust hello, libc.so.6 alone")):
             r = s[floor]
             lines.append(f"| {label} | {r['paired_ratio_to_first']:.2f} | | {r['minor_faults']} | "
-                         f"{ins.get(floor) or '':,} | | | | |")
+                         f"{f'{ins[floor]:,}' if ins.get(floor) else ''} | | | | |")
         for name, binary in self.a.variant:
             e = self.results["variants"][name]
             nf, hit = s[f"{name}:get_notfound"], s[f"{name}:get_hit"]

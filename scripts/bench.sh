@@ -128,11 +128,13 @@ done
 loopback_workdir bench
 
 # Rust hellos beside the floor, built like the helper (opt-level s, panic abort,
-# stripped), static and not;
+# stripped), static and dynamic;
 # the spawner is C so it adds as little as possible to ~1 ms process lifetimes.
 rustflags=(-C opt-level=s -C panic=abort -C strip=symbols)
 rustc "${rustflags[@]}" -C target-feature=+crt-static -o "$work/hello-static" bench/hello.rs
 rustc "${rustflags[@]}" -o "$work/hello-dynamic" bench/hello.rs
+# And linked as release-dynamic links the helper: libc.so.6 the one shared library.
+rustc "${rustflags[@]}" -l static=gcc_eh -o "$work/hello-dynamic-libc" bench/hello.rs
 gcc -O2 -o "$work/runner" bench/runner.c
 # The floor itself: a statically linked C hello, the real process-start limit.
 gcc -O2 -static -o "$work/hello-c" bench/hello.c
