@@ -10,8 +10,8 @@
  *       Every round runs each command of SPEC once (rotating the order per round);
  *       WARMUP rounds first are not recorded. Writes per-command median, p95, mean,
  *       min (milliseconds), the median over rounds of its time divided by the first
- *       command's time in the same round, median peak RSS (KiB) and how many runs
- *       exited with an unexpected code.
+ *       command's time in the same round, median peak RSS (KiB), median minor page
+ *       faults and how many runs exited with an unexpected code.
  *   runner burst SPEC N OUTDIR
  *       Starts N copies of SPEC's first command at once, waits for all; prints
  *       {"wall_ms":..,"failed":..} and leaves each child's stdout in OUTDIR/<i>.out.
@@ -51,7 +51,7 @@ struct cmd {
     int expect;
     char *clean_dir, *clean_prefix;
     double *ms;
-    long *rss;
+    long *rss, *minflt;
     int n, fails;
 };
 
@@ -130,8 +130,9 @@ static double now_ms(void) {
     return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
-/* One timed run; returns the exit code (or 128+signal), fills rss in KiB. */
-static int run_once(struct cmd *c, double *ms, long *rss) {
+/* One timed run; returns the exit code (or 128+signal), fills rss in KiB and the
+ * minor page faults. */
+static int run_once(struct cmd *c, double *ms, long *rss, long *minflt) {
     clean(c);
     double t0 = now_ms();
     pid_t pid = spawn(c, NULL);
@@ -140,6 +141,7 @@ static int run_once(struct cmd *c, double *ms, long *rss) {
     if (wait4(pid, &st, 0, &ru) < 0) die("wait4");
     *ms = now_ms() - t0;
     *rss = ru.ru_maxrss;
+    *minflt = ru.ru_minflt;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
@@ -167,14 +169,15 @@ static int times(int argc, char **argv) {
     for (int i = 0; i < ncmd; i++) {
         cmds[i].ms = calloc(runs, sizeof(double));
         cmds[i].rss = calloc(runs, sizeof(long));
+        cmds[i].minflt = calloc(runs, sizeof(long));
     }
     for (int r = -warm; r < runs; r++) {
         for (int k = 0; k < ncmd; k++) {
             /* rotate so no command always follows the same neighbour */
             struct cmd *c = &cmds[(k + (r < 0 ? -r : r)) % ncmd];
             double ms;
-            long rss;
-            int code = run_once(c, &ms, &rss);
+            long rss, minflt;
+            int code = run_once(c, &ms, &rss, &minflt);
             if (r < 0) {
                 if (code != c->expect) {
                     fprintf(stderr, "runner: `%s` exited %d during warm-up, expected %d\n",
@@ -186,6 +189,7 @@ static int times(int argc, char **argv) {
             if (code != c->expect) c->fails++;
             c->ms[c->n] = ms;
             c->rss[c->n] = rss;
+            c->minflt[c->n] = minflt;
             c->n++;
         }
     }
@@ -208,12 +212,13 @@ static int times(int argc, char **argv) {
         for (int j = 0; j < c->n; j++) sum += c->ms[j];
         qsort(c->ms, c->n, sizeof(double), cmp_d);
         qsort(c->rss, c->n, sizeof(long), cmp_l);
+        qsort(c->minflt, c->n, sizeof(long), cmp_l);
         fprintf(o,
                 "  \"%s\": {\"runs\": %d, \"median_ms\": %.4f, \"p95_ms\": %.4f, "
                 "\"mean_ms\": %.4f, \"min_ms\": %.4f, \"paired_ratio_to_first\": %.4f, "
-                "\"max_rss_kib\": %ld, \"unexpected_exit\": %d}%s\n",
+                "\"max_rss_kib\": %ld, \"minor_faults\": %ld, \"unexpected_exit\": %d}%s\n",
                 c->name, c->n, quantile(c->ms, c->n, 0.5), quantile(c->ms, c->n, 0.95),
-                sum / c->n, c->ms[0], ratio[i], c->rss[c->n / 2], c->fails, i + 1 < ncmd ? "," : "");
+                sum / c->n, c->ms[0], ratio[i], c->rss[c->n / 2], c->minflt[c->n / 2], c->fails, i + 1 < ncmd ? "," : "");
     }
     fprintf(o, "}\n");
     fclose(o);

@@ -11,9 +11,10 @@
 #
 #   deb      dist/docker-credential-acr-entra_VERSION-1_ARCH.deb (amd64, arm64) with
 #            cargo-deb (metadata in Cargo.toml): the binary linked against the system's
-#            glibc, as Debian packages are, at /usr/bin; README, copyright, man page
-#            (packaging/manpage.sh, from the binary's --help and the README's variables),
-#            bash and zsh completions; Depends from dpkg-shlibdeps; no maintainer scripts
+#            glibc, as Debian packages are (amd64: as `cargo release-dynamic` links it),
+#            at /usr/bin; README, copyright, man page (packaging/manpage.sh, from the
+#            binary's --help and the README's variables), bash and zsh completions;
+#            Depends from dpkg-shlibdeps; no maintainer scripts
 #   archive  dist/docker-credential-acr-entra-VERSION-TARGET.tar.gz (both targets): the
 #            statically linked binary, README.md, LICENSE and SHA256SUMS. Built twice, the
 #            second time from a copy of the sources at another path into an empty target
@@ -120,7 +121,15 @@ build() { # SRC_DIR TARGET_DIR static|dynamic amd64|arm64
   if [ "$link" = static ]; then
     (cd "$src" && CARGO_TARGET_DIR=$dir CARGO_ENCODED_RUSTFLAGS=$flags \
       "${cargo[@]}" rustc "${tgt[@]}" --quiet --release --locked --bin "$name" -- -C target-feature=+crt-static)
+  elif [ "$arch" = amd64 ]; then
+    # The flags of `cargo release-dynamic` (.cargo/config.toml), so the package holds
+    # the binary ./install.sh builds: the unwinder linked in, libc.so.6 the one library
+    # (dpkg-shlibdeps then no longer lists libgcc-s1).
+    (cd "$src" && CARGO_TARGET_DIR=$dir CARGO_ENCODED_RUSTFLAGS=$flags \
+      "${cargo[@]}" rustc "${tgt[@]}" --quiet --release --locked --bin "$name" -- -l static=gcc_eh)
   else
+    # arm64: plain `cargo build --release`, as install.sh builds on hosts other than
+    # x86_64 (the release-dynamic flags are checked on x86_64 only).
     (cd "$src" && CARGO_TARGET_DIR=$dir CARGO_ENCODED_RUSTFLAGS=$flags \
       "${cargo[@]}" build "${tgt[@]}" --quiet --release --locked --bin "$name")
   fi
@@ -232,7 +241,7 @@ if want deb; then
     cargo install --locked --quiet cargo-deb --version "$cargo_deb_version"
   fi
   for arch in "${arches[@]}"; do
-    echo "== $arch deb (cargo build --release, dynamically linked; cargo deb)" >&2
+    echo "== $arch deb (release build, dynamically linked; cargo deb)" >&2
     # Same flags and target directory as the static build, so the dependencies are built once.
     dir=$(build_dir "$arch")
     build "$repo" "$dir" dynamic "$arch"

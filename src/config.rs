@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -101,10 +102,12 @@ pub const MAX_REFRESH_JITTER: u8 = 50;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A snapshot of the process environment. Empty values count as unset. A `BTreeMap`, not
-/// a `HashMap`: no random seed (a `getrandom` call) and no SipHash on every start.
+/// a `HashMap`: no random seed (a `getrandom` call) and no SipHash on every start. Shared
+/// (`Arc`), since `Settings` keeps it for federated-token variables named only later:
+/// a clone costs a count, not a copy of every variable.
 #[derive(Clone, Default)]
 pub struct Env {
-    vars: BTreeMap<String, OsString>,
+    vars: Arc<BTreeMap<String, OsString>>,
 }
 
 /// Values may be secrets: `Debug` shows how many there are, nothing else.
@@ -119,18 +122,22 @@ impl Env {
     #[allow(clippy::disallowed_methods)]
     pub fn from_process() -> Env {
         Env {
-            vars: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
-                .collect(),
+            vars: Arc::new(
+                std::env::vars_os()
+                    .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+                    .collect(),
+            ),
         }
     }
 
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Env {
         Env {
-            vars: pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), OsString::from(v)))
-                .collect(),
+            vars: Arc::new(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), OsString::from(v)))
+                    .collect(),
+            ),
         }
     }
 

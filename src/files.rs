@@ -26,16 +26,20 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
 }
 
 /// Read a file the user named (config, certificate, token file, client config): it must
-/// be a regular file (checked before opening, so a FIFO cannot block and `/dev/zero`
-/// cannot fill memory) of at most `limit` bytes. Errors keep their `io::ErrorKind`, so
-/// callers still tell "missing" from the rest.
+/// be a regular file of at most `limit` bytes. The handle's type is checked before any
+/// read (the open does not wait on a FIFO, and `/dev/zero` is never read), and one open
+/// answers both "missing" and "what is it", with no separate `stat` of the path. Errors
+/// keep their `io::ErrorKind`, so callers still tell "missing" from the rest.
 pub fn read_user_file(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::{Error as IoError, ErrorKind};
-    if !std::fs::metadata(path)?.is_file() {
+    let file = crate::platform::no_block_on_open(OpenOptions::new().read(true)).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Err(IoError::new(ErrorKind::InvalidInput, "not a regular file"));
     }
-    let mut buf = Vec::new();
-    File::open(path)?.take(limit + 1).read_to_end(&mut buf)?;
+    // Sized from the handle: one read fills it, one more sees the end.
+    let mut buf = Vec::with_capacity(meta.len().min(limit) as usize + 1);
+    file.take(limit + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > limit {
         return Err(IoError::new(
             ErrorKind::InvalidData,

@@ -31,6 +31,12 @@ pub fn private_file(options: &mut OpenOptions) -> &mut OpenOptions {
     options.mode(0o600)
 }
 
+/// Opening does not wait for a writer (a FIFO), so a read can check the handle's file
+/// type before it reads anything; regular files read as usual.
+pub fn no_block_on_open(options: &mut OpenOptions) -> &mut OpenOptions {
+    options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+}
+
 /// Give `file` the permission bits `mode` (a client config keeps its old mode).
 pub fn set_mode(file: &File, mode: u32) -> std::io::Result<()> {
     file.set_permissions(std::fs::Permissions::from_mode(mode))

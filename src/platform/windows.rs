@@ -28,6 +28,11 @@ pub fn private_file(options: &mut OpenOptions) -> &mut OpenOptions {
     options
 }
 
+/// Opening a file does not wait for a writer on Windows.
+pub fn no_block_on_open(options: &mut OpenOptions) -> &mut OpenOptions {
+    options
+}
+
 /// No mode bits to set.
 #[allow(clippy::unnecessary_wraps)] // the signature Unix's needs
 pub fn set_mode(_file: &File, _mode: u32) -> std::io::Result<()> {

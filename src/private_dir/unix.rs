@@ -140,7 +140,9 @@ impl PrivateDir {
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
             ));
         }
-        let mut buf = Vec::new();
+        // Sized from the handle's `fstat`: one read fills it, one more sees the end.
+        let size = u64::try_from(stat.st_size).unwrap_or(0).min(MAX_FILE);
+        let mut buf = Vec::with_capacity(size as usize + 1);
         file.take(MAX_FILE)
             .read_to_end(&mut buf)
             .map_err(|e| Error::file(&path, e))?;
