@@ -115,7 +115,6 @@ class Bench:
             "HOME": self.path("home"),
             "PATH": "/usr/bin:/bin",
             "ACR_ENTRA_CACHE_DIR": cache_dir,
-            "ACR_ENTRA_CONFIG": self.path("home", "no-config.json"),
             # Both the registry and Entra's default authority lead to the loopback fake,
             # so a mint takes the same path as in production (one agent, one TLS setup).
             "ACR_ENTRA_CONNECT_TO": f"{HOST}:443:127.0.0.1:{self.port},"

@@ -58,7 +58,6 @@ class Fleet:
     def env(self, home, extra):
         rules = ",".join(f"{h}:443:127.0.0.1:{self.port}" for h in self.a.registries + [ENTRA])
         return {"HOME": home, "PATH": "/usr/bin:/bin", "ACR_ENTRA_CACHE_DIR": os.path.join(home, "cache"),
-                "ACR_ENTRA_CONFIG": os.path.join(home, "no-config.json"),
                 "ACR_ENTRA_CONNECT_TO": rules, "SSL_CERT_FILE": self.a.ca_bundle,
                 "AZURE_CLIENT_ID": fakes.CLIENT_ID, "AZURE_CLIENT_SECRET": fakes.CLIENT_SECRET,
                 "AZURE_TENANT_ID": fakes.TENANT, **extra}
@@ -152,10 +151,10 @@ class Fleet:
         s["goal_entra_calls"] = self.a.machines
         s["timeout"] = extra.get("ACR_ENTRA_TIMEOUT", "10 (default)")
         if s["failed"] and s["exchange_429s"] == 0 and s["entra_429s"] == 0:
-            self.problems.append(f"{name}: {s['failed']} gets failed with no 429 sent: {s['failed_stderr']}")
+            self.problems.append(f"{name}: {s['failed']} gets failed with no 429 sent: {list(s['failed_stderr'])[:3]}")
         if s["failed_unexplained"]:
             self.problems.append(f"{name}: {s['failed_unexplained']} failures are not one line naming "
-                                 f"the throttling party and when to come back: {s['failed_stderr']}")
+                                 f"the throttling party and when to come back: {list(s['failed_stderr'])[:3]}")
         return s
 
     def refresh(self, name, extra):

@@ -98,7 +98,7 @@ real_get() { # BINARY... ; prints the check's line
   local home; home=$(mktemp -d "$work/home.XXXXXX")
   local out rc=0
   out=$(printf '%s' "$registry" | env -i HOME="$home" PATH=/usr/bin:/bin \
-    ACR_ENTRA_CACHE_DIR="$home/cache" ACR_ENTRA_CONFIG="$home/no-config.json" \
+    ACR_ENTRA_CACHE_DIR="$home/cache" \
     ACR_ENTRA_CONNECT_TO="$registry:443:127.0.0.1:$port,login.microsoftonline.com:443:127.0.0.1:$port" \
     SSL_CERT_FILE="$work/pki/bundle.pem" \
     AZURE_CLIENT_ID="$client_id" AZURE_CLIENT_SECRET="$client_secret" AZURE_TENANT_ID="$tenant" \
