@@ -8,7 +8,7 @@ pub fn version_text(statically_linked: bool) -> String {
     let or_unknown = |v: &'static str| if v.is_empty() { "unknown" } else { v };
     let built = env!("ACR_ENTRA_BUILD_EPOCH").parse::<i64>().map_or_else(
         |_| "unknown (SOURCE_DATE_EPOCH was not set at build time)".to_string(),
-        utc_date,
+        crate::utc,
     );
     format!(
         "{} {}\ncommit: {}\nbuilt: {built}\nlinkage: {}\ntarget: {}",
@@ -24,39 +24,17 @@ pub fn version_text(statically_linked: bool) -> String {
     )
 }
 
-/// `seconds` since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC` (the proleptic Gregorian
-/// calendar, from days since 1970-01-01 by Howard Hinnant's `civil_from_days`).
-pub fn utc_date(seconds: i64) -> String {
-    let days = seconds.div_euclid(86_400);
-    let secs = seconds.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn dates() {
-        assert_eq!(utc_date(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc_date(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc_date(1_700_000_000), "2023-11-14 22:13:20 UTC");
-        assert_eq!(utc_date(4_102_444_799), "2099-12-31 23:59:59 UTC");
-        assert_eq!(utc_date(-1), "1969-12-31 23:59:59 UTC");
+        assert_eq!(crate::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(crate::utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(crate::utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(crate::utc(4_102_444_799), "2099-12-31 23:59:59 UTC");
+        assert_eq!(crate::utc(-1), "1969-12-31 23:59:59 UTC");
     }
 
     #[test]

@@ -480,9 +480,9 @@ pub fn assertion_line(token: &str) -> String {
         || "?".into(),
         |exp| {
             if exp > now {
-                format!("{} (in {})", utc(exp), human(exp - now))
+                format!("{} (in {})", crate::utc(exp), human(exp - now))
             } else {
-                format!("{} (expired {} ago)", utc(exp), human(now - exp))
+                format!("{} (expired {} ago)", crate::utc(exp), human(now - exp))
             }
         },
     );
@@ -737,7 +737,7 @@ fn cache_line(ctx: &Context, dir: &Dir, cache: Option<&Cache>, key: &TokenKey) -
             path.display(),
             mode_text(mode),
             human(now.saturating_sub(e.created_on)),
-            utc(e.expires_on),
+            crate::utc(e.expires_on),
             if e.is_fresh(now, ctx.settings.min_ttl) {
                 format!(
                     "fresh: in {}, above the {min_ttl} minimum",
@@ -793,7 +793,7 @@ pub fn claims_line(token: &str, expires_on: i64, now: i64) -> String {
         .unwrap_or_else(|| "?".into());
     format!(
         "exp {} (in {}), aud `{}`, tenant `{}`, permissions {actions}",
-        utc(expires_on),
+        crate::utc(expires_on),
         human(expires_on - now),
         text("aud"),
         text("tenant"),
@@ -928,28 +928,6 @@ pub fn human(seconds: i64) -> String {
         (0, _) => format!("{m}m{sec}s"),
         _ => format!("{h}h{m}m"),
     }
-}
-
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
-pub fn utc(ts: i64) -> String {
-    let days = ts.div_euclid(86_400);
-    let secs = ts.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
 }
 
 #[cfg(test)]
@@ -1242,9 +1220,9 @@ mod tests {
 
     #[test]
     fn times() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(1_798_761_599), "2026-12-31 23:59:59 UTC");
+        assert_eq!(crate::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(crate::utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(crate::utc(1_798_761_599), "2026-12-31 23:59:59 UTC");
         assert_eq!(human(42), "42s");
         assert_eq!(human(303), "5m3s");
         assert_eq!(human(11_700), "3h15m");
