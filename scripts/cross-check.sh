@@ -183,7 +183,8 @@ C
     "$work/shim.c" "$work/shim.def" -lbcrypt
   ok "wine prefix with the ProcessPrng shim ($((SECONDS - start)) s)"
 
-  rc=0; out=$(wine "$exe" version) || rc=$?
+  # The first line is the one scripts compare; the build's details follow it.
+  rc=0; out=$(wine "$exe" version | head -n 1 | tr -d '\r') || rc=$?
   [ "$rc" = 0 ] && [ "$out" = "$name $(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)" ] \
     || fail "version under wine: exit $rc: $out"
   ok "wine: version: $out"
