@@ -226,11 +226,17 @@ pub fn run(
         Err(e) => (e.one_line(), 1),
     };
     // An answer that cannot be written (a full disk, a closed pipe) is a failure: the
-    // client got nothing, so exit 0 would claim otherwise.
+    // client got nothing, so exit 0 would claim otherwise. The answer and its newline go
+    // out in one write, so a reader that stops after the first line (`version | head -n 1`)
+    // has already been given all of it and closing its end is no failure.
     let written = if text.is_empty() {
         stdout.flush()
     } else {
-        writeln!(stdout, "{text}").and_then(|()| stdout.flush())
+        let mut line = text;
+        line.push('\n');
+        stdout
+            .write_all(line.as_bytes())
+            .and_then(|()| stdout.flush())
     };
     match written {
         Ok(()) => code,
@@ -560,6 +566,41 @@ mod tests {
                     .to_string()
             )
         );
+    }
+
+    /// `version | head -n 1`: the reader takes one read and closes its end. The whole
+    /// answer, all its lines, must already have gone out in that one write.
+    #[test]
+    fn the_answer_is_one_write() {
+        struct HeadOne(Option<Vec<u8>>);
+        impl Write for HeadOne {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                match self.0 {
+                    None => {
+                        self.0 = Some(buf.to_vec());
+                        Ok(buf.len())
+                    }
+                    Some(_) => Err(std::io::ErrorKind::BrokenPipe.into()),
+                }
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut out = std::io::LineWriter::new(HeadOne(None));
+        let mut err = Vec::new();
+        let code = run(
+            &["version".to_string()],
+            &mut &b""[..],
+            &mut out,
+            &mut err,
+            &Env::default(),
+        );
+        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+        let first = out.into_inner().ok().unwrap().0.unwrap();
+        let text = String::from_utf8(first).unwrap();
+        assert!(text.lines().count() >= 2 && text.ends_with('\n'), "{text}");
+        assert!(err.is_empty());
     }
 
     /// An answer that cannot be written (`get > /dev/full`) is exit 1, said on stderr.
