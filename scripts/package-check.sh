@@ -167,7 +167,7 @@ PY
   same "machine" "$(elf_machine "$bin")" "$(elf_machine_for "$arch")"
   ok "the binary is statically linked, for $(elf_machine "$bin") ($(stat -c %s "$bin") bytes)"
   # shellcheck disable=SC2086 # $run is one word or none
-  same "version" "$(env -i $run "$bin" version | head -n 1)" "$name $version"
+  same "version" "$(env -i $run "$bin" version | cut -d ' ' -f 1-2)" "$name $version"
   ok "version${run:+ (under $run)}: $name $version"
   # shellcheck disable=SC2086
   not_found_get $run "$bin"
@@ -242,7 +242,7 @@ drwxr-xr-x ./etc/ssl/certs
   # arm64 binary runs there through a binfmt_misc entry of a private namespace whose qemu
   # was opened outside (scripts/lib/arm64.sh), so the image gains no qemu file.
   in_image() { if [ "$arch" = arm64 ]; then arm64_world env -i "$@"; else env -i "$@"; fi; }
-  same "version in the image" "$(in_image "$chroot" "$rootfs" "/$name" version | head -n 1)" "$name $version"
+  same "version in the image" "$(in_image "$chroot" "$rootfs" "/$name" version | cut -d ' ' -f 1-2)" "$name $version"
   ok "chroot: version: $name $version"
   rc=0; out=$(printf docker.io | in_image HOME=/ "$chroot" "$rootfs" "/$name" get) || rc=$?
   same "get docker.io in the image (exit $rc)" "$out:$rc" "credentials not found in native keychain:1"
@@ -364,7 +364,7 @@ drwxr-xr-x ./usr/share/zsh/vendor-completions/
   same "installed architecture" "$(dpkg-query -W -f='${Architecture}' "$name:$arch")" "$arch"
   same "installed path" "$(command -v "$name")" "/usr/bin/$name"
   # shellcheck disable=SC2086
-  same "installed version" "$(env -i $run "/usr/bin/$name" version | head -n 1)" "$name $version"
+  same "installed version" "$(env -i $run "/usr/bin/$name" version | cut -d ' ' -f 1-2)" "$name $version"
   ok "/usr/bin/$name version${run:+ (under $run)}: $name $version"
   same "bash completion" "$(bash --norc -c ". /usr/share/bash-completion/completions/$name
     COMP_WORDS=($name con); COMP_CWORD=1; _docker_credential_acr_entra; echo \"\${COMPREPLY[*]}\"")" configure

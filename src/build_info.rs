@@ -1,17 +1,18 @@
-//! What `version` says about this build: the version line scripts compare, then the
-//! commit, the build date, static or dynamic linking and the target triple, from the
-//! facts `build.rs` hands over at compile time (empty when it could not have them).
+//! What `version` says about this build, in one line: the name and version scripts
+//! compare, then the commit, the build date, static or dynamic linking and the target
+//! triple, from the facts `build.rs` hands over at compile time ("unknown" when it could
+//! not have them).
 
-/// `version`'s answer: `NAME VERSION` alone on the first line (what scripts check), the
-/// details on the lines after it.
+/// `version`'s answer: `NAME VERSION (commit C, built D, static|dynamic, TARGET)`, one
+/// line, so the first two words are what scripts compare and `$(… version)` stays one
+/// line in a log.
 pub fn version_text(statically_linked: bool) -> String {
     let or_unknown = |v: &'static str| if v.is_empty() { "unknown" } else { v };
-    let built = env!("ACR_ENTRA_BUILD_EPOCH").parse::<i64>().map_or_else(
-        |_| "unknown (SOURCE_DATE_EPOCH was not set at build time)".to_string(),
-        crate::utc,
-    );
+    let built = env!("ACR_ENTRA_BUILD_EPOCH")
+        .parse::<i64>()
+        .map_or_else(|_| "unknown".to_string(), crate::utc);
     format!(
-        "{} {}\ncommit: {}\nbuilt: {built}\nlinkage: {}\ntarget: {}",
+        "{} {} (commit {}, built {built}, {}, {})",
         crate::NAME,
         crate::VERSION,
         or_unknown(env!("ACR_ENTRA_BUILD_COMMIT")),
@@ -38,16 +39,13 @@ mod tests {
     }
 
     #[test]
-    fn the_first_line_is_name_and_version_alone() {
+    fn one_line_name_and_version_first() {
         let text = version_text(true);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], format!("{} {}", crate::NAME, crate::VERSION));
-        assert_eq!(lines[3], "linkage: static");
-        assert_eq!(version_text(false).lines().nth(3), Some("linkage: dynamic"));
-        assert!(lines[1].starts_with("commit: ") && lines[2].starts_with("built: "));
-        assert!(
-            lines[4].starts_with("target: ") && lines.len() == 5,
-            "{text}"
-        );
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let head = format!("{} {} (commit ", crate::NAME, crate::VERSION);
+        assert!(text.starts_with(&head), "{text}");
+        assert!(text.contains(", built ") && text.ends_with(')'), "{text}");
+        assert!(text.contains(", static, "), "{text}");
+        assert!(version_text(false).contains(", dynamic, "));
     }
 }

@@ -409,14 +409,15 @@ fresh_cache() { local d; d=$(mktemp -d "$W/cache/c.XXXXXX"); echo "$d"; }
 by_app() { state ".acr.exchanges_by_app[\"$1\"][\"$2\"] // 0"; }   # by_app SERVICE CLIENT_ID
 set_acr_config() { curl -sf -X POST -d "$1" "http://127.0.0.1:$ACR_PORT/_config" >/dev/null; }
 
-echo "e2e: helper $("$BIN" version 2>/dev/null | head -1 || echo '(no version)') at $BIN"
+echo "e2e: helper $("$BIN" version 2>/dev/null || echo '(no version)') at $BIN"
 
 # ============================================================ helper, directly
-begin "helper: version prints its name and version first, then the build, and exits 0"
+begin "helper: version prints one line, its name and version first, then the build, and exits 0"
 out=$(timeout 10 "$BIN" version 2>>"$OUT" </dev/null); rc=$?
 echo "$out" >> "$OUT"
-if [ "$rc" = 0 ] && printf '%s\n' "$out" | head -n 1 | grep -qx "docker-credential-acr-entra [0-9][0-9.]*" \
-   && printf '%s\n' "$out" | grep -q "^target: "; then pass; else fail "rc=$rc"; fi
+if [ "$rc" = 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] \
+   && printf '%s\n' "$out" | grep -qx "docker-credential-acr-entra [0-9][0-9.]* (commit .*, built .*, \(static\|dynamic\), .*)"; then
+  pass; else fail "rc=$rc"; fi
 
 begin "helper: get for docker.io answers not-found, no network"
 before=$(( $(entra_calls) ))
