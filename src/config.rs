@@ -434,18 +434,30 @@ pub struct CiEnv {
 }
 
 impl CiEnv {
-    fn from_env(env: &Env) -> Result<CiEnv> {
-        let token_env = env.get(ACR_ENTRA_FEDERATED_TOKEN_ENV).map(str::to_string);
-        if let Some(name) = token_env.as_deref().filter(|n| !is_variable_name(n)) {
-            return Err(Error::Config(format!(
+    /// `ACR_ENTRA_FEDERATED_TOKEN_ENV` must be a variable's name.
+    fn check(env: &Env) -> Result<()> {
+        match env
+            .get(ACR_ENTRA_FEDERATED_TOKEN_ENV)
+            .filter(|n| !is_variable_name(n))
+        {
+            None => Ok(()),
+            Some(name) => Err(Error::Config(format!(
                 "{ACR_ENTRA_FEDERATED_TOKEN_ENV}=`{}` is not an environment variable name (letters, digits and `_`)",
                 crate::error::one_line(name)
                     .chars()
                     .take(80)
                     .collect::<String>()
-            )));
+            ))),
         }
-        Ok(CiEnv {
+    }
+
+    /// The CI variables; a `ACR_ENTRA_FEDERATED_TOKEN_ENV` that `check` refuses is left out.
+    fn from_env(env: &Env) -> CiEnv {
+        let token_env = env
+            .get(ACR_ENTRA_FEDERATED_TOKEN_ENV)
+            .filter(|n| is_variable_name(n))
+            .map(str::to_string);
+        CiEnv {
             github_url: env.get(ACTIONS_ID_TOKEN_REQUEST_URL).map(str::to_string),
             github_token: env.get(ACTIONS_ID_TOKEN_REQUEST_TOKEN).map(Secret::new),
             in_github_actions: env
@@ -461,7 +473,7 @@ impl CiEnv {
             pipelines_tenant_id: env.get(AZURESUBSCRIPTION_TENANT_ID).map(str::to_string),
             token_env,
             vars: env.clone(),
-        })
+        }
     }
 
     /// The federated token in the variable `name`, trimmed; `None` when unset or blank.
@@ -630,51 +642,52 @@ fn stray_characters(env: &Env) -> Result<()> {
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Settings> {
         stray_characters(env)?;
-        Settings::read(env)
+        Settings::read(env, &mut Strict)
     }
 
     /// `from_env` for a request that no Azure variable can concern (a `get` of a host
-    /// that is not an ACR login server): a stray character is handed back to be said as
-    /// a warning instead of failing the request, as a config file that cannot be used
-    /// is (see `Context::load_setting_aside_for`).
+    /// that is not an ACR login server): a stray character or a value that cannot be
+    /// used (`ACR_ENTRA_LOG=loud`) is handed back to be said as a warning, and the
+    /// setting keeps its default, instead of failing the request, as a config file that
+    /// cannot be used is (see `Context::load_setting_aside_for`).
     pub fn from_env_with_strays(env: &Env) -> Result<(Settings, Option<Error>)> {
-        let stray = stray_characters(env).err();
-        Ok((Settings::read(env)?, stray))
+        let mut aside = SetAside(stray_characters(env).err());
+        let settings = Settings::read(env, &mut aside)?;
+        Ok((settings, aside.0))
     }
 
-    fn read(env: &Env) -> Result<Settings> {
-        let log_level = setting(env, ACR_ENTRA_LOG, Level::Off, Level::parse)
-            .map_err(|e| e("a level (use error, warn, info, debug or trace)"))?;
-        let credential = setting(env, ACR_ENTRA_CREDENTIAL, None, |v| {
-            CredentialKind::parse(v).map(Some)
-        })
-        .map_err(|e| {
-            e(&format!(
-                "a credential kind (use one of {})",
-                CredentialKind::names()
-            ))
-        })?;
+    fn read(env: &Env, bad: &mut impl BadValues) -> Result<Settings> {
+        let log_level = bad.or(
+            setting(env, ACR_ENTRA_LOG, Level::Off, Level::parse)
+                .map_err(|e| e("a level (use error, warn, info, debug or trace)")),
+            Level::Off,
+        )?;
+        let credential = bad.or(
+            setting(env, ACR_ENTRA_CREDENTIAL, None, |v| {
+                CredentialKind::parse(v).map(Some)
+            })
+            .map_err(|e| {
+                e(&format!(
+                    "a credential kind (use one of {})",
+                    CredentialKind::names()
+                ))
+            }),
+            None,
+        )?;
         let conventions = Conventions::HERE;
         let home = home(env, conventions);
         let (config_path, cache_dir) = locations(env, home.as_ref(), conventions);
-        let min_ttl = setting(env, ACR_ENTRA_MIN_TTL, DEFAULT_MIN_TTL, parse_duration)
-            .map_err(|e| e("a duration (use seconds, or 30m, 1h)"))?;
-        let timeout = setting(env, ACR_ENTRA_TIMEOUT, DEFAULT_TIMEOUT, |v| {
-            parse_duration(v).filter(|d| !d.is_zero())
-        })
-        .map_err(|e| e("a duration (use seconds, e.g. 10 or 2.5)"))?;
-        let refresh_jitter = setting(env, ACR_ENTRA_REFRESH_JITTER, DEFAULT_REFRESH_JITTER, |v| {
-            v.trim()
-                .trim_end_matches('%')
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= MAX_REFRESH_JITTER)
-        })
-        .map_err(|e| e("a percentage from 0 to 50 (0 turns the jitter off)"))?;
+        let Timings {
+            min_ttl,
+            timeout,
+            refresh_jitter,
+        } = Timings::read(env, bad)?;
         let connect_to = match env.get(ACR_ENTRA_CONNECT_TO) {
             None => Vec::new(),
-            Some(v) => parse_connect_to(v)?,
+            Some(v) => bad.or(parse_connect_to(v), Vec::new())?,
         };
+        bad.or(CiEnv::check(env), ())?;
+        let ci = CiEnv::from_env(env);
         Ok(Settings {
             log_level,
             credential,
@@ -689,11 +702,79 @@ impl Settings {
             timeout,
             connect_to,
             azure: AzureEnv::from_env(env, home.as_ref()),
-            ci: CiEnv::from_env(env)?,
+            ci,
             path: env.os("PATH").cloned(),
             pathext: env.get(PATHEXT).map(str::to_string),
             clients: ClientFiles::from_env(env, home.as_ref(), conventions),
             home,
+        })
+    }
+}
+
+/// The settings of when: a token's least lifetime, the time budget, the refresh jitter.
+struct Timings {
+    min_ttl: Duration,
+    timeout: Duration,
+    refresh_jitter: u8,
+}
+
+impl Timings {
+    fn read(env: &Env, bad: &mut impl BadValues) -> Result<Timings> {
+        let min_ttl = bad.or(
+            setting(env, ACR_ENTRA_MIN_TTL, DEFAULT_MIN_TTL, parse_duration)
+                .map_err(|e| e("a duration (use seconds, or 30m, 1h)")),
+            DEFAULT_MIN_TTL,
+        )?;
+        let timeout = bad.or(
+            setting(env, ACR_ENTRA_TIMEOUT, DEFAULT_TIMEOUT, |v| {
+                parse_duration(v).filter(|d| !d.is_zero())
+            })
+            .map_err(|e| e("a duration (use seconds, e.g. 10 or 2.5)")),
+            DEFAULT_TIMEOUT,
+        )?;
+        let refresh_jitter = bad.or(
+            setting(env, ACR_ENTRA_REFRESH_JITTER, DEFAULT_REFRESH_JITTER, |v| {
+                v.trim()
+                    .trim_end_matches('%')
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|p| *p <= MAX_REFRESH_JITTER)
+            })
+            .map_err(|e| e("a percentage from 0 to 50 (0 turns the jitter off)")),
+            DEFAULT_REFRESH_JITTER,
+        )?;
+        Ok(Timings {
+            min_ttl,
+            timeout,
+            refresh_jitter,
+        })
+    }
+}
+
+/// What `Settings::read` does with a value it cannot use.
+trait BadValues {
+    /// `value`, or, when it is an error this reading sets aside, `default`.
+    fn or<T>(&mut self, value: Result<T>, default: T) -> Result<T>;
+}
+
+/// Every request that a setting can concern: a value that cannot be used fails it.
+struct Strict;
+
+/// A request no setting can concern: the first value that cannot be used is kept to be
+/// said as a warning, and its setting keeps the default.
+struct SetAside(Option<Error>);
+
+impl BadValues for Strict {
+    fn or<T>(&mut self, value: Result<T>, _: T) -> Result<T> {
+        value
+    }
+}
+
+impl BadValues for SetAside {
+    fn or<T>(&mut self, value: Result<T>, default: T) -> Result<T> {
+        value.or_else(|e| {
+            self.0.get_or_insert(e);
+            Ok(default)
         })
     }
 }

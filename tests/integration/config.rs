@@ -380,6 +380,42 @@ fn stray_characters_in_variables_are_named_without_the_value() {
             "acr-entra warn: AZURE_CLIENT_SECRET ends with a carriage return (\\r): remove it (a file saved with Windows line endings leaves one on every line; `dos2unix` or `sed -i 's/\\r$//'` fixes the file); `docker.io` is answered regardless\n"
         )
     );
+    // A value that cannot be used (a log level, a duration) is the same: the ACR host
+    // fails on it, Docker Hub is answered with the problem said once.
+    for (name, value, expected) in [
+        (
+            "ACR_ENTRA_LOG",
+            "loud",
+            "ACR_ENTRA_LOG=`loud` is not a level (use error, warn, info, debug or trace)",
+        ),
+        (
+            "ACR_ENTRA_TIMEOUT",
+            "soon",
+            "ACR_ENTRA_TIMEOUT=`soon` is not a duration (use seconds, e.g. 10 or 2.5)",
+        ),
+        (
+            "ACR_ENTRA_FEDERATED_TOKEN_ENV",
+            "MY-TOKEN",
+            "ACR_ENTRA_FEDERATED_TOKEN_ENV=`MY-TOKEN` is not an environment variable name (letters, digits and `_`)",
+        ),
+    ] {
+        let out = w.get().env(name, value).run();
+        assert_eq!(
+            (out.code, out.stdout.clone(), out.stderr.as_str()),
+            (Some(1), format!("{expected}\n"), ""),
+            "{name}"
+        );
+        let out = w.env.get("docker.io").env(name, value).run();
+        assert_eq!(
+            (out.code, out.stdout.as_str(), out.stderr),
+            (
+                Some(1),
+                "credentials not found in native keychain\n",
+                format!("acr-entra warn: {expected}; `docker.io` is answered regardless\n")
+            ),
+            "{name}"
+        );
+    }
     // A certificate password may really end in a space; a carriage return it never has.
     let out = w
         .get()
