@@ -649,7 +649,7 @@ impl Settings {
     /// that is not an ACR login server): a stray character or a value that cannot be
     /// used (`ACR_ENTRA_LOG=loud`) is handed back to be said as a warning, and the
     /// setting keeps its default, instead of failing the request, as a config file that
-    /// cannot be used is (see `Context::load_setting_aside_for`).
+    /// cannot be used is (see `Context::load_setting_aside`).
     pub fn from_env_with_strays(env: &Env) -> Result<(Settings, Option<Error>)> {
         let mut aside = SetAside(stray_characters(env).err());
         let settings = Settings::read(env, &mut aside)?;

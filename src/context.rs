@@ -7,7 +7,6 @@ use std::time::Duration;
 use crate::config::{FileConfig, Settings};
 use crate::error::{Error, Result};
 use crate::private_dir::PrivateDir;
-use crate::registry::RegistryHost;
 
 /// Settings plus the config file: what every verb needs.
 #[derive(Debug)]
@@ -47,13 +46,15 @@ impl Context {
         Ok(Context { settings, config })
     }
 
-    /// `load` for a request about `host`, which no config file could concern (not an ACR
+    /// `load` for a request no config file could concern (a host that is not an ACR
     /// login server, so only a `registries` entry could give it tokens, and a file that
-    /// cannot be read lists nothing for sure): a config file that cannot be used is set
-    /// aside with one warning instead of failing. With the helper as docker's
-    /// `credsStore`, every Docker Hub pull asks it, and a typo in a file about ACR
-    /// registries must not break those; requests about ACR hosts still fail on it.
-    pub fn load_setting_aside_for(settings: Settings, host: &RegistryHost) -> Result<Context> {
+    /// cannot be read lists nothing for sure; or `list`, which then lists what is
+    /// stored): a config file that cannot be used is set aside with one warning,
+    /// "`ERROR`; `doing` without the config file", instead of failing. With the helper as
+    /// docker's `credsStore`, every Docker Hub pull, login and logout asks it, and a typo
+    /// in a file about ACR registries must not break those; requests about ACR hosts
+    /// still fail on it.
+    pub fn load_setting_aside(settings: Settings, doing: &str) -> Result<Context> {
         let Some(path) = settings.config_path.as_deref() else {
             return Context::load(settings);
         };
@@ -61,7 +62,7 @@ impl Context {
             Ok(config) => Ok(Context { settings, config }),
             Err(e) => {
                 crate::log::tell(format_args!(
-                    "{}; answering `{host}` without the config file",
+                    "{}; {doing} without the config file",
                     e.one_line()
                 ));
                 let config = FileConfig {

@@ -47,12 +47,20 @@ pub fn acr_target<'a>(
     Some((registry, cloud))
 }
 
-/// The host a `get` asks about when no config file could change its answer: not an ACR
-/// login server, so it gets tokens only if the config lists it (see
-/// `Context::load_setting_aside_for`).
+/// The host a `get` or `erase` asks about when no config file could change its answer:
+/// not an ACR login server, so it gets tokens only if the config lists it (see
+/// `Context::load_setting_aside`).
 pub fn beyond_config(input: &[u8]) -> Option<RegistryHost> {
-    let url = protocol::read_server_url(input).ok()?;
-    RegistryHost::parse(&url)
+    beyond(&protocol::read_server_url(input).ok()?)
+}
+
+/// `beyond_config` for `store`'s JSON.
+pub fn store_beyond_config(input: &[u8]) -> Option<RegistryHost> {
+    beyond(&protocol::read_store(input).ok()?.server_url)
+}
+
+fn beyond(url: &str) -> Option<RegistryHost> {
+    RegistryHost::parse(url)
         .ok()
         .filter(|h| h.acr_cloud().is_none())
 }

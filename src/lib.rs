@@ -419,44 +419,66 @@ fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
         }
         _ => {}
     }
-    if verb == Verb::Get {
-        return get(stdin, env).map(Reply::Answer);
+    if verb.is_protocol() {
+        return protocol_verb(verb, stdin, env);
     }
     let settings = Settings::from_env(env)?;
     log::set_level(settings.log_level);
     let ctx = context::Context::load(settings)?;
     match verb {
-        Verb::Store => helper::store(&ctx, &read_input(stdin)?).map(|()| Reply::Nothing),
-        Verb::Erase => helper::erase(&ctx, &read_input(stdin)?).map(|()| Reply::Nothing),
-        Verb::List => Ok(Reply::Answer(helper::list(&ctx))),
         Verb::Token => cli::token::run(&ctx, rest).map(Reply::Answer),
         Verb::Configure => cli::configure::run(&ctx, rest).map(Reply::Answer),
         Verb::Kubelet => cli::kubelet::run(&ctx, rest, &read_input(stdin)?).map(Reply::Answer),
-        Verb::Get | Verb::Help | Verb::Version | Verb::Doctor => Ok(Reply::Nothing),
+        Verb::Get
+        | Verb::Store
+        | Verb::Erase
+        | Verb::List
+        | Verb::Help
+        | Verb::Version
+        | Verb::Doctor => Ok(Reply::Nothing),
     }
 }
 
-/// `get`. With the helper as docker's `credsStore` every Docker Hub pull asks it, so for
-/// a host that is not an ACR login server a stray character in a variable or a config
-/// file that cannot be used is said in a warning line, and the host answered as it would
-/// be without them; an ACR host fails on them.
-fn get(stdin: &mut dyn Read, env: &Env) -> Result<String> {
-    let input = read_input(stdin)?;
-    let Some(host) = helper::beyond_config(&input) else {
-        let settings = Settings::from_env(env)?;
-        log::set_level(settings.log_level);
-        return helper::get(&context::Context::load(settings)?, &input);
+/// `get`, `store`, `erase` and `list`. With the helper as docker's `credsStore` every
+/// Docker Hub pull, login and logout asks it, so for a host that is not an ACR login
+/// server (and for `list`) a variable that cannot be used or a config file that cannot
+/// be read is said in a warning line, and the request answered as it would be without
+/// them; a request about an ACR host fails on them.
+fn protocol_verb(verb: Verb, stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
+    let input = match verb {
+        Verb::List => Vec::new(),
+        _ => read_input(stdin)?,
     };
-    let (settings, stray) = Settings::from_env_with_strays(env)?;
-    log::set_level(settings.log_level);
-    if let Some(stray) = stray {
-        log::tell(format_args!(
-            "{}; `{host}` is answered regardless",
-            stray.one_line()
-        ));
+    // What is done despite the problem, for the warning line.
+    let lenient = match verb {
+        Verb::Get => helper::beyond_config(&input).map(|h| format!("answering `{h}`")),
+        Verb::Store => helper::store_beyond_config(&input).map(|h| format!("storing `{h}`")),
+        Verb::Erase => helper::beyond_config(&input).map(|h| format!("erasing `{h}`")),
+        Verb::List => Some("listing what is stored".to_string()),
+        _ => None,
+    };
+    let ctx = match lenient {
+        None => {
+            let settings = Settings::from_env(env)?;
+            log::set_level(settings.log_level);
+            context::Context::load(settings)?
+        }
+        Some(doing) => {
+            let (settings, stray) = Settings::from_env_with_strays(env)?;
+            log::set_level(settings.log_level);
+            if let Some(stray) = stray {
+                log::tell(format_args!("{}; {doing} regardless", stray.one_line()));
+            }
+            context::Context::load_setting_aside(settings, &doing)?
+        }
+    };
+    match verb {
+        Verb::Get => helper::get(&ctx, &input).map(Reply::Answer),
+        Verb::Store => helper::store(&ctx, &input).map(|()| Reply::Nothing),
+        Verb::Erase => helper::erase(&ctx, &input).map(|()| Reply::Nothing),
+        Verb::List => Ok(Reply::Answer(helper::list(&ctx))),
+        _ => Ok(Reply::Nothing),
     }
-    let ctx = context::Context::load_setting_aside_for(settings, &host)?;
-    helper::get(&ctx, &input)
 }
 
 fn read_input(stdin: &mut dyn Read) -> Result<Vec<u8>> {

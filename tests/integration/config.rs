@@ -293,6 +293,65 @@ fn unusable_config_file_leaves_other_registries_working() {
         "{\"ServerURL\":\"https://index.docker.io/v1/\",\"Username\":\"me\",\"Secret\":\"hub-pat\"}\n"
     );
     assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    // `docker login`, `docker logout` and a classic build's `list` keep working for
+    // Docker Hub: each says the problem once and does its work without the file.
+    let warned = |doing: &str| {
+        format!(
+            "acr-entra warn: config file `{broken}` is not valid: EOF while parsing an object at line 1 column 16; {doing} without the config file\n"
+        )
+    };
+    let hub = json!({"ServerURL": "docker.io", "Username": "me", "Secret": "hub-pat-2"});
+    let out = env
+        .helper()
+        .arg("store")
+        .env("ACR_ENTRA_CONFIG", &broken)
+        .stdin(hub.to_string())
+        .run();
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr),
+        (Some(0), "", warned("storing `docker.io`"))
+    );
+    let out = env
+        .helper()
+        .arg("list")
+        .env("ACR_ENTRA_CONFIG", &broken)
+        .run();
+    assert_eq!(
+        (out.code, out.stderr),
+        (Some(0), warned("listing what is stored"))
+    );
+    let listed: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        listed,
+        json!({"https://index.docker.io/v1/": "me", "docker.io": "me"})
+    );
+    let out = env
+        .helper()
+        .arg("erase")
+        .env("ACR_ENTRA_CONFIG", &broken)
+        .stdin("docker.io")
+        .run();
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr),
+        (Some(0), "", warned("erasing `docker.io`"))
+    );
+    assert_eq!(env.get("docker.io").run().code, Some(1), "erased");
+    // The same verbs about an ACR host fail on the file, on stdout, where docker shows it.
+    let acr_login = json!({"ServerURL": "myacr.azurecr.io", "Username": "admin", "Secret": "pw"});
+    for (verb, input) in [
+        ("store", acr_login.to_string()),
+        ("erase", "myacr.azurecr.io".to_string()),
+    ] {
+        let out = env
+            .helper()
+            .arg(verb)
+            .env("ACR_ENTRA_CONFIG", &broken)
+            .stdin(input)
+            .run();
+        let line = out.assert_loud_error();
+        assert!(line.contains(broken.as_str()), "{verb}: {line}");
+        assert_eq!(out.stderr, "", "{verb}: {out:?}");
+    }
     assert_eq!(acr.server.connection_count(), 0);
 }
 
@@ -377,7 +436,7 @@ fn stray_characters_in_variables_are_named_without_the_value() {
         (
             Some(1),
             "credentials not found in native keychain\n",
-            "acr-entra warn: AZURE_CLIENT_SECRET ends with a carriage return (\\r): remove it (a file saved with Windows line endings leaves one on every line; `dos2unix` or `sed -i 's/\\r$//'` fixes the file); `docker.io` is answered regardless\n"
+            "acr-entra warn: AZURE_CLIENT_SECRET ends with a carriage return (\\r): remove it (a file saved with Windows line endings leaves one on every line; `dos2unix` or `sed -i 's/\\r$//'` fixes the file); answering `docker.io` regardless\n"
         )
     );
     // A value that cannot be used (a log level, a duration) is the same: the ACR host
@@ -411,7 +470,7 @@ fn stray_characters_in_variables_are_named_without_the_value() {
             (
                 Some(1),
                 "credentials not found in native keychain\n",
-                format!("acr-entra warn: {expected}; `docker.io` is answered regardless\n")
+                format!("acr-entra warn: {expected}; answering `docker.io` regardless\n")
             ),
             "{name}"
         );
