@@ -75,7 +75,7 @@ else
 fi
 mkdir -p "$bindir"
 install -m 0755 target/release/docker-credential-acr-entra "$bindir/docker-credential-acr-entra"
-echo "installed $bindir/docker-credential-acr-entra ($("$bindir/docker-credential-acr-entra" version))"
+echo "installed $bindir/docker-credential-acr-entra: $("$bindir/docker-credential-acr-entra" version)"
 
 case ":$PATH:" in
   *":$bindir:"*) ;;
