@@ -20,12 +20,37 @@
 //!   and Administrators); its owner and ACL are not read (that needs unsafe Win32 calls,
 //!   and this crate forbids unsafe code).
 
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
 #[cfg(unix)]
 mod unix;
+#[cfg(unix)]
+use unix::create_dirs;
 #[cfg(unix)]
 pub use unix::PrivateDir;
 
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
+use windows::create_dirs;
+#[cfg(windows)]
 pub use windows::PrivateDir;
+
+impl PrivateDir {
+    /// Open `path`, creating it (and missing parents) first when it is not there; what
+    /// was created is then opened and checked as any other directory.
+    pub fn create(path: &Path) -> Result<PrivateDir> {
+        if let Some(dir) = PrivateDir::open(path)? {
+            return Ok(dir);
+        }
+        create_dirs(path).map_err(|e| Error::file(path, e))?;
+        PrivateDir::open(path)?.ok_or_else(|| {
+            Error::file(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "vanished after creation"),
+            )
+        })
+    }
+}

@@ -21,6 +21,11 @@ pub struct PrivateDir {
     path: PathBuf,
 }
 
+/// Create `path` and missing parents, 0700 (the umask can only take bits away).
+pub(super) fn create_dirs(path: &Path) -> std::io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
 /// The effective uid, from the system call: a process without `/proc` still knows it.
 fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
@@ -71,24 +76,6 @@ impl PrivateDir {
             fd,
             path: path.to_path_buf(),
         }))
-    }
-
-    /// Open `path`, creating it (and missing parents) as 0700 first.
-    pub fn create(path: &Path) -> Result<PrivateDir> {
-        if let Some(dir) = PrivateDir::open(path)? {
-            return Ok(dir);
-        }
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(path)
-            .map_err(|e| Error::file(path, e))?;
-        PrivateDir::open(path)?.ok_or_else(|| {
-            Error::file(
-                path,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "vanished after creation"),
-            )
-        })
     }
 
     pub fn path(&self) -> &Path {

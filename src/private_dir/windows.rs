@@ -36,6 +36,11 @@ pub struct PrivateDir {
     path: PathBuf,
 }
 
+/// Create `path` and missing parents; they inherit the parent's ACL.
+pub(super) fn create_dirs(path: &Path) -> std::io::Result<()> {
+    DirBuilder::new().recursive(true).create(path)
+}
+
 fn refused(why: String) -> Error {
     Error::Config(why)
 }
@@ -76,23 +81,6 @@ impl PrivateDir {
             _handle: handle,
             path: path.to_path_buf(),
         }))
-    }
-
-    /// Open `path`, creating it (and missing parents) first.
-    pub fn create(path: &Path) -> Result<PrivateDir> {
-        if let Some(dir) = PrivateDir::open(path)? {
-            return Ok(dir);
-        }
-        DirBuilder::new()
-            .recursive(true)
-            .create(path)
-            .map_err(|e| Error::file(path, e))?;
-        PrivateDir::open(path)?.ok_or_else(|| {
-            Error::file(
-                path,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "vanished after creation"),
-            )
-        })
     }
 
     pub fn path(&self) -> &Path {
