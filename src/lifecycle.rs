@@ -296,8 +296,7 @@ fn probe_imds(settings: &Settings, lock: Option<&HostLock>) -> std::result::Resu
     let Some(lock) = lock else {
         return entra::probe_imds(settings);
     };
-    let endpoint = entra::imds_base(settings);
-    let boot_id = crate::platform::boot_id();
+    let (endpoint, boot_id) = imds_probe_facts(settings);
     let probe = Probe {
         endpoint: &endpoint,
         boot_id: boot_id.as_deref(),
@@ -316,6 +315,24 @@ fn probe_imds(settings: &Settings, lock: Option<&HostLock>) -> std::result::Resu
         }
     }
     probed
+}
+
+/// What a remembered probe failure is about: the endpoint and this boot's id.
+fn imds_probe_facts(settings: &Settings) -> (String, Option<String>) {
+    (entra::imds_base(settings), crate::platform::boot_id())
+}
+
+/// A failed probe that `get` remembers and still believes (`probe_imds`): how long ago
+/// and what it said. For `doctor`, which probes afresh and reads this without writing.
+pub fn remembered_imds_absence(settings: &Settings, dir: &PrivateDir) -> Option<(i64, String)> {
+    let (endpoint, boot_id) = imds_probe_facts(settings);
+    Cache::new(dir).imds_absent(
+        Probe {
+            endpoint: &endpoint,
+            boot_id: boot_id.as_deref(),
+        },
+        crate::now(),
+    )
 }
 
 /// `candidates` always holds at least one identity; this is never called.

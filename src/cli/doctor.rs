@@ -381,13 +381,9 @@ fn credential_section(
     };
     let on_path = |p: &str| entra::on_path(&ctx.settings, p);
     let chosen = entra::choose(&ctx.settings, registry, cloud, &probe, &on_path);
-    let probe_line = probed.get().map(|(elapsed, answered)| {
-        format!(
-            "instance metadata service probe: {} in {}",
-            if answered { "answered" } else { "no answer" },
-            millis(elapsed)
-        )
-    });
+    let probe_line = probed
+        .get()
+        .map(|(elapsed, answered)| probe_line(ctx, elapsed, answered));
     let identity = match chosen {
         Ok(identity) => identity,
         Err(e) => {
@@ -426,6 +422,29 @@ fn credential_section(
         out.line("certificate", &certificate_line(&ctx.settings));
     }
     assertion_section(ctx, identity, out)
+}
+
+/// What doctor's own probe of the instance metadata service saw, and any failure `get`
+/// still believes: doctor probes afresh, so without it a managed identity assigned a
+/// minute ago would look fine here and still be skipped by `get` for a few minutes.
+fn probe_line(ctx: &Context, elapsed: Duration, answered: bool) -> String {
+    let seen = format!(
+        "instance metadata service probe: {} in {}",
+        if answered { "answered" } else { "no answer" },
+        millis(elapsed)
+    );
+    let remembered = ctx
+        .open_dir()
+        .ok()
+        .flatten()
+        .and_then(|dir| crate::lifecycle::remembered_imds_absence(&ctx.settings, &dir));
+    match remembered {
+        None => seen,
+        Some((age, why)) => format!(
+            "{seen}; `get` remembers a failed probe {age}s ago ({why}) and does not probe again for {}s (ACR_ENTRA_NO_CACHE=1 probes every time)",
+            crate::cache::IMDS_ABSENT_TTL - age
+        ),
+    }
 }
 
 /// A CI job's OIDC token, fetched now as `get` would (timed), and the claims of any

@@ -27,16 +27,16 @@ use crate::error::{Error, Result};
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
-use unix::create_dirs;
-#[cfg(unix)]
 pub use unix::PrivateDir;
+#[cfg(unix)]
+use unix::create_dirs;
 
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-use windows::create_dirs;
-#[cfg(windows)]
 pub use windows::PrivateDir;
+#[cfg(windows)]
+use windows::create_dirs;
 
 impl PrivateDir {
     /// Open `path`, creating it (and missing parents) first when it is not there; what

@@ -220,8 +220,30 @@ fn a_failed_imds_probe_is_remembered_briefly() {
         std::fs::metadata(&marker).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    // doctor probes afresh, says that `get` still believes the failure, and writes
+    // nothing.
+    let before = std::fs::read(&marker).unwrap();
+    let out = env
+        .helper()
+        .args(&["doctor", HOST])
+        .env(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            format!("http://127.0.0.1:{}", imds.port()),
+        )
+        .run();
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout.contains("\n  instance metadata service probe: no answer in ")
+            && out.stdout.contains("; `get` remembers a failed probe ")
+            && out.stdout.contains(
+                "(something answered 404 at the metadata address, but not like IMDS (a proxy or firewall?)) and does not probe again for "
+            ),
+        "{out:?}"
+    );
+    assert_eq!(imds.request_count(), 2, "doctor asked");
+    assert_eq!(std::fs::read(&marker).unwrap(), before);
     // Without the cache, every get asks.
-    for expected in [2, 3] {
+    for expected in [3, 4] {
         let out = env
             .get(HOST)
             .env(
@@ -250,5 +272,5 @@ fn a_failed_imds_probe_is_remembered_briefly() {
     value["failed_on"] = serde_json::json!(value["failed_on"].as_i64().unwrap() - 301);
     std::fs::write(&marker, value.to_string()).unwrap();
     get().assert_loud_error();
-    assert_eq!(imds.request_count(), 4);
+    assert_eq!(imds.request_count(), 5);
 }
