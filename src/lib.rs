@@ -443,18 +443,19 @@ fn dispatch(args: &[String], stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
 /// Docker Hub pull, login and logout asks it, so for a host that is not an ACR login
 /// server (and for `list`) a variable that cannot be used or a config file that cannot
 /// be read is said in a warning line, and the request answered as it would be without
-/// them; a request about an ACR host fails on them.
+/// them; a request about an ACR host, or a host the config file lists, fails on them.
 fn protocol_verb(verb: Verb, stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
     let input = match verb {
         Verb::List => Vec::new(),
         _ => read_input(stdin)?,
     };
-    // What is done despite the problem, for the warning line.
+    // The host no setting or config file could concern, and what is done despite the
+    // problem, for the warning line.
     let lenient = match verb {
-        Verb::Get => helper::beyond_config(&input).map(|h| format!("answering `{h}`")),
-        Verb::Store => helper::store_beyond_config(&input).map(|h| format!("storing `{h}`")),
-        Verb::Erase => helper::beyond_config(&input).map(|h| format!("erasing `{h}`")),
-        Verb::List => Some("listing what is stored".to_string()),
+        Verb::Get => helper::beyond_config(&input).map(|h| (Some(h), "answering")),
+        Verb::Store => helper::store_beyond_config(&input).map(|h| (Some(h), "storing")),
+        Verb::Erase => helper::beyond_config(&input).map(|h| (Some(h), "erasing")),
+        Verb::List => Some((None, "listing what is stored")),
         _ => None,
     };
     let ctx = match lenient {
@@ -463,13 +464,23 @@ fn protocol_verb(verb: Verb, stdin: &mut dyn Read, env: &Env) -> Result<Reply> {
             log::set_level(settings.log_level);
             context::Context::load(settings)?
         }
-        Some(doing) => {
-            let (settings, stray) = Settings::from_env_with_strays(env)?;
+        Some((host, doing)) => {
+            let doing = match &host {
+                Some(h) => format!("{doing} `{h}`"),
+                None => doing.to_string(),
+            };
+            let (settings, set_aside) = Settings::from_env_with_strays(env)?;
             log::set_level(settings.log_level);
-            if let Some(stray) = stray {
-                log::tell(format_args!("{}; {doing} regardless", stray.one_line()));
+            let ctx = context::Context::load_setting_aside(settings, &doing)?;
+            if let Some(e) = set_aside {
+                // A host the file lists is served as ACR hosts are (a custom domain):
+                // its mint would run on the value that cannot be used.
+                if host.is_some_and(|h| ctx.config.registry(&h).is_some()) {
+                    return Err(e);
+                }
+                log::tell(format_args!("{}; {doing} regardless", e.one_line()));
             }
-            context::Context::load_setting_aside(settings, &doing)?
+            ctx
         }
     };
     match verb {

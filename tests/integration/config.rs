@@ -355,6 +355,65 @@ fn unusable_config_file_leaves_other_registries_working() {
     assert_eq!(acr.server.connection_count(), 0);
 }
 
+/// A custom domain the config file lists is served as an ACR host is: a variable that
+/// cannot be used fails its requests, on stdout, instead of a mint on a default value
+/// (another credential kind, another time budget); an unlisted host is still answered.
+#[test]
+fn a_listed_custom_domain_fails_on_a_value_that_cannot_be_used() {
+    let w = World::localhost().auto();
+    let host = w.acr.host();
+    let config = w
+        .env
+        .config(&json!({"registries": {&host: {"credential": "client-secret"}}}));
+    for (name, value, expected) in [
+        (
+            "ACR_ENTRA_CREDENTIAL",
+            "workload-identty",
+            "ACR_ENTRA_CREDENTIAL=`workload-identty` is not a credential kind (use one of ",
+        ),
+        (
+            "ACR_ENTRA_TIMEOUT",
+            "soon",
+            "ACR_ENTRA_TIMEOUT=`soon` is not a duration (use seconds, e.g. 10 or 2.5)",
+        ),
+        (
+            "AZURE_CLIENT_SECRET",
+            "secret-value\r",
+            "AZURE_CLIENT_SECRET ends with a carriage return (\\r): remove it",
+        ),
+    ] {
+        let out = w
+            .get_with(&host)
+            .env("ACR_ENTRA_CONFIG", &config)
+            .env(name, value)
+            .run();
+        let line = out.assert_loud_error();
+        assert!(line.starts_with(expected), "{name}: {out:?}");
+        assert_eq!(out.stderr, "", "{name}: {out:?}");
+        let out = w
+            .env
+            .get("ghcr.io")
+            .env("ACR_ENTRA_CONFIG", &config)
+            .env(name, value)
+            .run();
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(1), "credentials not found in native keychain\n"),
+            "{name}: {out:?}"
+        );
+        assert!(
+            out.stderr
+                .starts_with(&format!("acr-entra warn: {expected}")),
+            "{out:?}"
+        );
+        assert!(
+            out.stderr.ends_with("; answering `ghcr.io` regardless\n"),
+            "{out:?}"
+        );
+    }
+    assert_eq!(w.acr.exchanges().len(), 0, "nothing minted");
+}
+
 /// A config file named by ACR_ENTRA_CONFIG that is not there is a typo or a missing
 /// mount, not "no config": one line naming the variable and the path. The default
 /// location may be absent.
