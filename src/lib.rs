@@ -136,7 +136,7 @@ Usage: docker-credential-acr-entra <get|store|erase|list|version>
   store     read {\"ServerURL\",\"Username\",\"Secret\"} on stdin and keep it
   erase     read a server URL on stdin and forget it (stored and cached)
   list      print {\"<server>\":\"<username>\",...}
-  version   print the version (then commit, build date, linkage, target)
+  version   print the version, with commit, build date, linkage and target, on one line
 
   token HOST [--json] [--scope repository:NAME:pull[,push]]
             print HOST's ACR refresh token (for --password-stdin logins as user
