@@ -17,7 +17,8 @@ bin=${1:?usage: manpage.sh BINARY [README]}
 readme=${2:-$(dirname "$0")/../README.md}
 [ -r "$readme" ] || { echo "manpage.sh: cannot read $readme" >&2; exit 1; }
 name=docker-credential-acr-entra
-version=$("$bin" version | sed "s/^$name //")
+# The version alone: the second word of `version`'s line (the build's details follow it).
+version=$("$bin" version | cut -d ' ' -f 2)
 date=$(date -u -d "@${SOURCE_DATE_EPOCH:-$(date +%s)}" +%Y-%m-%d)
 
 

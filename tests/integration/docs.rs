@@ -93,7 +93,17 @@ fn man_page() -> String {
         .unwrap();
     assert!(out.status.success(), "manpage.sh: {out:?}");
     assert!(out.stderr.is_empty(), "manpage.sh: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
+    let page = String::from_utf8(out.stdout).unwrap();
+    // The title line names the version alone, without the build's details.
+    assert_eq!(
+        page.lines().next(),
+        Some(concat!(
+            ".TH DOCKER-CREDENTIAL-ACR-ENTRA 1 2023-11-14 \"docker-credential-acr-entra ",
+            env!("CARGO_PKG_VERSION"),
+            "\" \"User Commands\""
+        ))
+    );
+    page
 }
 
 /// The lines of the man page section `.SH NAME`, up to the next `.SH`.
